@@ -1,0 +1,1 @@
+//! qadataswap-polars: the Polars adapter (its issue is open).

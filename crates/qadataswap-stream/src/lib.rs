@@ -1,0 +1,1 @@
+//! qadataswap-stream (see the crate description).

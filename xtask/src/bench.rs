@@ -1,0 +1,201 @@
+//! `cargo xtask bench`: every benchmark in one run on this machine, each printing its own table and
+//! writing JSON under `target/bench/`, plus a combined `target/bench/report.md` and `results.json`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::shell::{self, Workspace};
+use crate::summary::{Outcome, Steps};
+use crate::venv;
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BenchOptions {
+    /// `--quick`: the benches' own quick modes (rivals: only the 1M-row case).
+    pub quick: bool,
+}
+
+/// One benchmark program. It must print a readable table on stdout and write JSON to the given path.
+struct Bench {
+    /// Short name: the JSON file is `target/bench/<key>.json`.
+    key: &'static str,
+    title: &'static str,
+    /// Path relative to the root that must exist for the bench to run.
+    requires: &'static str,
+    command: fn(&Workspace, &Path, BenchOptions) -> Command,
+}
+
+/// The benches, in the order they run. The arrow and stream benches are added here as they land.
+const BENCHES: &[Bench] = &[
+    Bench {
+        key: "sync-handoff",
+        title: "qadataswap-sync: small-message handoff between two processes",
+        requires: "crates/qadataswap-sync/examples/handoff.rs",
+        command: |ws, json, _| {
+            let mut cmd = ws.cargo();
+            cmd.args(["run", "--release", "-p", "qadataswap-sync", "--example", "handoff", "--", "--json"]).arg(json);
+            cmd
+        },
+    },
+    Bench {
+        key: "python-rivals",
+        title: "Python rivals: pickle, Arrow IPC over pipe/socket/file/shared_memory, Parquet, vs memcpy",
+        requires: "bench/python/rivals.py",
+        command: |ws, json, opts| {
+            let mut cmd = ws.command(venv::venv_python(ws));
+            cmd.arg("bench/python/rivals.py").arg("--json").arg(json);
+            if opts.quick {
+                cmd.arg("--quick");
+            }
+            cmd
+        },
+    },
+];
+
+struct BenchResult {
+    key: &'static str,
+    title: &'static str,
+    command: String,
+    seconds: f64,
+    table: String,
+    json: Option<PathBuf>,
+    error: Option<String>,
+}
+
+/// Runs every bench whose program exists. A failing bench does not stop the others; the command
+/// fails at the end if any did.
+pub fn bench(ws: &Workspace, opts: BenchOptions) -> Result<()> {
+    let out_dir = ws.target_dir.join("bench");
+    fs::create_dir_all(&out_dir)
+        .map_err(|e| Error::io(format!("creating {}", out_dir.display()), e))?;
+    let mut steps = Steps::new("xtask bench");
+    steps.run("setup (.venv)", |_| venv::setup(ws).map(|()| Outcome::Ran))?;
+
+    let mut results = Vec::new();
+    for bench in BENCHES {
+        let json = out_dir.join(format!("{}.json", bench.key));
+        let mut cmd = (bench.command)(ws, &json, opts);
+        let command = shell::display(&cmd);
+        let mut table = String::new();
+        let start = Instant::now();
+        println!("\n{}: {}", bench.key, bench.title);
+        let ran = steps.run(bench.key, |_| {
+            if !ws.path(bench.requires).exists() {
+                return Ok(Outcome::Skipped(format!(
+                    "{} not written yet",
+                    bench.requires
+                )));
+            }
+            // A stale file from an earlier run must not pass for this run's result.
+            let _ = fs::remove_file(&json);
+            shell::run_tee(&mut cmd, &mut table).map(|()| Outcome::Ran)
+        });
+        if !ws.path(bench.requires).exists() {
+            continue;
+        }
+        if ran.is_ok() && !json.is_file() {
+            save_printed_json(&table, &json)?;
+        }
+        results.push(BenchResult {
+            key: bench.key,
+            title: bench.title,
+            command,
+            seconds: start.elapsed().as_secs_f64(),
+            table,
+            json: json.is_file().then_some(json),
+            error: ran.as_ref().err().map(ToString::to_string),
+        });
+        if let Err(err) = ran {
+            eprintln!("xtask bench: {err}; going on with the other benches");
+        }
+    }
+
+    write_reports(&out_dir, &results)?;
+    steps.print_summary();
+    println!("bench: report in {}", out_dir.join("report.md").display());
+    match results.iter().find(|r| r.error.is_some()) {
+        Some(failed) => Err(Error::Unexpected {
+            message: format!(
+                "bench `{}` failed: {}",
+                failed.key,
+                failed.error.as_deref().unwrap_or("")
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A bench that prints its JSON as the last line of stdout instead of writing the file it was given
+/// still gets its file; one that does neither gets `null` in results.json.
+fn save_printed_json(stdout: &str, json: &Path) -> Result<()> {
+    let Some(last) = stdout.lines().map(str::trim).rfind(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    if last.starts_with('{') && last.ends_with('}') {
+        println!(
+            "bench: the JSON was printed, not written; saving it to {}",
+            json.display()
+        );
+        fs::write(json, format!("{last}\n"))
+            .map_err(|e| Error::io(format!("writing {}", json.display()), e))?;
+    } else {
+        println!(
+            "bench: no JSON written to {} and none printed",
+            json.display()
+        );
+    }
+    Ok(())
+}
+
+fn write_reports(out_dir: &Path, results: &[BenchResult]) -> Result<()> {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+
+    let mut md = String::from("# QADataSwap benchmarks\n\n");
+    md.push_str(&format!(
+        "One `cargo xtask bench` run on one machine ({cores} cores), unix time {unix}. \
+         Compare numbers within this report only: they are ratios to the same machine's memcpy and rivals.\n\n"
+    ));
+    let mut combined =
+        format!("{{\n  \"unix_time\": {unix},\n  \"cores\": {cores},\n  \"benches\": {{");
+    for (i, r) in results.iter().enumerate() {
+        md.push_str(&format!(
+            "## {}\n\n`{}` ({:.1} s)\n\n",
+            r.title, r.command, r.seconds
+        ));
+        if let Some(err) = &r.error {
+            md.push_str(&format!("**FAILED**: {err}\n\n"));
+        }
+        md.push_str(&format!("```text\n{}\n```\n\n", r.table.trim_end()));
+        let raw = match &r.json {
+            Some(path) => {
+                md.push_str(&format!("JSON: `{}`\n\n", path.display()));
+                let text = fs::read_to_string(path)
+                    .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+                if text.trim().is_empty() {
+                    "null".to_string()
+                } else {
+                    text.trim().to_string()
+                }
+            }
+            None => "null".to_string(),
+        };
+        let sep = if i == 0 { "" } else { "," };
+        combined.push_str(&format!("{sep}\n    \"{}\": {}", r.key, raw));
+    }
+    combined.push_str("\n  }\n}\n");
+
+    let report = out_dir.join("report.md");
+    fs::write(&report, md).map_err(|e| Error::io(format!("writing {}", report.display()), e))?;
+    let all = out_dir.join("results.json");
+    fs::write(&all, combined).map_err(|e| Error::io(format!("writing {}", all.display()), e))?;
+    Ok(())
+}

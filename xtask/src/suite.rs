@@ -1,0 +1,212 @@
+//! `cargo xtask test`: every check that `.ci/run` runs, in order, stopping at the first failure.
+
+use crate::apt::ensure_debian_packages;
+use crate::error::{Error, Result};
+use crate::shell::{self, Workspace};
+use crate::summary::{Outcome, Steps, TestCounts};
+use crate::venv;
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TestOptions {
+    /// `--quick`: skip the loom models and the Python tests.
+    pub quick: bool,
+}
+
+/// Runs setup, then the Rust tests, loom models, Python, C++ and cross-language steps, then prints
+/// the summary table.
+pub fn test(ws: &Workspace, opts: TestOptions) -> Result<()> {
+    let mut steps = Steps::with_test_counts("xtask test");
+    if ws.soak {
+        println!("--soak: slow soak steps are on (children see QADATASWAP_SOAK=1)");
+    }
+    steps.run("setup (.venv)", |_| venv::setup(ws).map(|()| Outcome::Ran))?;
+    steps.run("cargo test --workspace", |tests| cargo_tests(ws, tests))?;
+    steps.run("loom models (qadataswap-sync)", |tests| {
+        if opts.quick {
+            return Ok(Outcome::Skipped("--quick".into()));
+        }
+        loom_models(ws, tests)
+    })?;
+    steps.run("python bindings (maturin + pytest)", |tests| {
+        if opts.quick {
+            return Ok(Outcome::Skipped("--quick".into()));
+        }
+        python_tests(ws, tests)
+    })?;
+    steps.run("C/C++ bindings", |tests| cpp_tests(ws, tests))?;
+    steps.run("cross-language", |tests| cross_lang_step(ws, tests))?;
+    steps.print_summary();
+    if steps.tests.failed > 0 {
+        return Err(Error::Unexpected {
+            message: format!(
+                "{} tests failed although every runner exited 0",
+                steps.tests.failed
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Unit, integration, doc tests and examples of every workspace member (benches are left to `bench`).
+fn cargo_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
+    let mut out = String::new();
+    let result = shell::run_tee(ws.cargo().args(["test", "--workspace"]), &mut out);
+    tests.add_output(&out);
+    result.map(|()| Outcome::Ran)
+}
+
+/// The loom models in `crates/qadataswap-sync/tests/loom.rs`, built under the project's own cfg in a
+/// separate target dir so that the normal build is not invalidated.
+fn loom_models(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
+    if !ws.path("crates/qadataswap-sync/tests/loom.rs").is_file() {
+        return Ok(Outcome::Skipped(
+            "no crates/qadataswap-sync/tests/loom.rs yet".into(),
+        ));
+    }
+    let rustflags = match std::env::var("RUSTFLAGS") {
+        Ok(existing) if !existing.trim().is_empty() => format!("{existing} --cfg qadataswap_loom"),
+        _ => "--cfg qadataswap_loom".to_string(),
+    };
+    let mut out = String::new();
+    let result = shell::run_tee(
+        ws.cargo()
+            .env("RUSTFLAGS", rustflags)
+            .env("CARGO_TARGET_DIR", ws.target_dir.join("loom"))
+            .args([
+                "test",
+                "-p",
+                "qadataswap-sync",
+                "--release",
+                "--test",
+                "loom",
+            ]),
+        &mut out,
+    );
+    tests.add_output(&out);
+    result.map(|()| Outcome::Ran)
+}
+
+/// Builds the PyO3 extension into `.venv` with maturin, then runs pytest on `bindings/python/tests`.
+fn python_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
+    let project = ws.path("bindings/python");
+    if !project.join("pyproject.toml").is_file() {
+        return Ok(Outcome::Skipped(
+            "no bindings/python/pyproject.toml yet".into(),
+        ));
+    }
+    let venv_dir = venv::venv_dir(ws);
+    let path = match std::env::var_os("PATH") {
+        Some(path) => {
+            let mut dirs = vec![venv_dir.join("bin")];
+            dirs.extend(std::env::split_paths(&path));
+            std::env::join_paths(dirs).map_err(|e| Error::Unexpected {
+                message: format!("PATH: {e}"),
+            })?
+        }
+        None => venv_dir.join("bin").into_os_string(),
+    };
+    shell::run(
+        ws.command(venv::venv_bin(ws, "maturin"))
+            .current_dir(&project)
+            .env("VIRTUAL_ENV", &venv_dir)
+            .env("PATH", &path)
+            .args(["develop", "--release"]),
+    )?;
+    let mut out = String::new();
+    let result = shell::run_tee(
+        ws.command(venv::venv_python(ws))
+            .env("VIRTUAL_ENV", &venv_dir)
+            .args(["-m", "pytest", "bindings/python/tests", "-q"]),
+        &mut out,
+    );
+    tests.add_output(&out);
+    match result {
+        // pytest exits 5 when it collected nothing: a binding without tests is a failure here, said plainly.
+        Err(Error::Failed { status, .. }) if status.code() == Some(5) => Err(Error::Unexpected {
+            message: "pytest collected no tests in bindings/python/tests; add tests or remove the binding".into(),
+        }),
+        other => other.map(|()| Outcome::Ran),
+    }
+}
+
+/// C/C++ bindings: configure, build and run ctest against the Arrow C++ that pyarrow bundles.
+///
+/// PLACEHOLDER — owned by the C/C++ bindings issue, which fills in the real build (the C ABI crate,
+/// header checks, GoogleTest). What is here is a reasonable default so the step is wired: it does
+/// nothing until `bindings/c/CMakeLists.txt` exists.
+pub fn cpp_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
+    let source = ws.path("bindings/c");
+    if !source.join("CMakeLists.txt").is_file() {
+        return Ok(Outcome::Skipped("no bindings/c/CMakeLists.txt yet".into()));
+    }
+    ensure_debian_packages(&["cmake", "g++", "libgtest-dev"])?;
+    let arrow = venv::pyarrow_paths(ws)?;
+    let lib_dirs: Vec<String> = arrow
+        .lib_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    let build = ws.target_dir.join("cpp");
+    shell::run(
+        ws.command("cmake")
+            .arg("-S")
+            .arg(&source)
+            .arg("-B")
+            .arg(&build)
+            .arg("-DCMAKE_BUILD_TYPE=Release")
+            .arg(format!(
+                "-DQADATASWAP_ARROW_INCLUDE_DIR={}",
+                arrow.include_dir.display()
+            ))
+            .arg(format!(
+                "-DQADATASWAP_ARROW_LIB_DIRS={}",
+                lib_dirs.join(";")
+            )),
+    )?;
+    shell::run(
+        ws.command("cmake")
+            .arg("--build")
+            .arg(&build)
+            .args(["--parallel", "2"]),
+    )?;
+    let mut out = String::new();
+    let result = shell::run_tee(
+        ws.command("ctest")
+            .arg("--test-dir")
+            .arg(&build)
+            .arg("--output-on-failure"),
+        &mut out,
+    );
+    tests.add_output(&out);
+    result.map(|()| Outcome::Ran)
+}
+
+/// Where the cross-language harness will live (a later issue creates it).
+pub const CROSS_LANG_HARNESS: &str = "tests/cross-lang";
+
+/// The cross-language step of `test`: runs only once its harness exists.
+fn cross_lang_step(ws: &Workspace, _tests: &mut TestCounts) -> Result<Outcome> {
+    if !ws.path(CROSS_LANG_HARNESS).exists() {
+        return Ok(Outcome::Skipped(format!(
+            "no {CROSS_LANG_HARNESS}/ harness yet"
+        )));
+    }
+    cross_lang(ws).map(|()| Outcome::Ran)
+}
+
+/// `cargo xtask cross-lang`: writers and readers in Rust, Python and C++ exchanging frames.
+///
+/// NOT YET IMPLEMENTED — belongs to the cross-language issue; it fails loudly until then.
+pub fn cross_lang(_ws: &Workspace) -> Result<()> {
+    println!("cross-lang: not yet implemented (the cross-language issue fills this in)");
+    Err(Error::NotImplemented { what: "cross-lang" })
+}
+
+/// `cargo xtask fuzz`: the fuzz targets under `fuzz/`.
+///
+/// NOT YET IMPLEMENTED — belongs to the fuzzing issue; it fails loudly until then.
+pub fn fuzz(_ws: &Workspace) -> Result<()> {
+    println!("fuzz: not yet implemented (the fuzzing issue fills this in)");
+    Err(Error::NotImplemented { what: "fuzz" })
+}
