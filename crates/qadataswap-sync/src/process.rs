@@ -1,0 +1,178 @@
+//! Process identity that survives pid reuse: pid + start time (field 22 of `/proc/<pid>/stat`,
+//! clock ticks since boot).
+//!
+//! A `start_time` of 0 means "unknown" (an entry being claimed, or `/proc` unreadable): such
+//! an identity is judged by whether the pid exists at all.
+
+use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering};
+
+/// A process: its pid and its start time. `Send + Sync + Copy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProcessIdentity {
+    /// The process id.
+    pub pid: u32,
+    /// Field 22 of `/proc/<pid>/stat` (clock ticks after boot); 0 = unknown.
+    pub start_time: u64,
+}
+
+/// What `/proc/<pid>/stat` says about a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stat {
+    state: u8,
+    start_time: u64,
+}
+
+/// Parses the contents of `/proc/<pid>/stat`. The command name (field 2) is in parentheses
+/// and may itself contain spaces and `)`, so fields are counted from the *last* `)`.
+fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    // After the comm: field 3 (state) is index 0, so field 22 (starttime) is index 19.
+    let state = *fields.next()?.as_bytes().first()?;
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some(Stat { state, start_time })
+}
+
+enum Lookup {
+    Found(Stat),
+    Missing,
+    /// `/proc` could not tell (not mounted, hidden by `hidepid`, ...).
+    Unknown,
+}
+
+fn lookup(pid: u32) -> Lookup {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return Lookup::Missing;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(text) => parse_stat(&text).map_or(Lookup::Unknown, Lookup::Found),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match pid_exists(pid) {
+            // /proc hides it (hidepid) or is not mounted, but the pid is there.
+            Some(true) => Lookup::Unknown,
+            _ => Lookup::Missing,
+        },
+        Err(_) => Lookup::Unknown,
+    }
+}
+
+/// `kill(pid, 0)`: `Some(true)` if the pid exists (even if we may not signal it).
+#[cfg(not(qadataswap_loom))]
+fn pid_exists(pid: u32) -> Option<bool> {
+    let raw = i32::try_from(pid).ok()?;
+    let pid = rustix::process::Pid::from_raw(raw)?;
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) | Err(rustix::io::Errno::PERM) => Some(true),
+        Err(rustix::io::Errno::SRCH) => Some(false),
+        Err(_) => None,
+    }
+}
+
+#[cfg(qadataswap_loom)]
+fn pid_exists(_pid: u32) -> Option<bool> {
+    None
+}
+
+fn is_dead_state(state: u8) -> bool {
+    // Z = zombie (exited, not reaped), X = dead.
+    matches!(state, b'Z' | b'X' | b'x')
+}
+
+static CACHED_PID: StdAtomicU32 = StdAtomicU32::new(0);
+static CACHED_START: StdAtomicU64 = StdAtomicU64::new(0);
+
+impl ProcessIdentity {
+    /// This process. Cached, but re-read after `fork` (the cache is keyed by `getpid`).
+    /// If `/proc/self/stat` cannot be read, `start_time` is 0 (unknown).
+    pub fn current() -> Self {
+        let pid = std::process::id();
+        if CACHED_PID.load(Ordering::Acquire) == pid {
+            return ProcessIdentity {
+                pid,
+                start_time: CACHED_START.load(Ordering::Relaxed),
+            };
+        }
+        let start_time = match lookup(pid) {
+            Lookup::Found(stat) => stat.start_time,
+            _ => 0,
+        };
+        CACHED_START.store(start_time, Ordering::Relaxed);
+        CACHED_PID.store(pid, Ordering::Release);
+        ProcessIdentity { pid, start_time }
+    }
+
+    /// The identity of the running process `pid`; `None` if there is no such process or it
+    /// is a zombie (exited but not yet reaped by its parent). If `/proc` cannot tell but the
+    /// pid exists, the start time is 0 (unknown).
+    pub fn of(pid: u32) -> Option<Self> {
+        match lookup(pid) {
+            Lookup::Found(stat) if is_dead_state(stat.state) => None,
+            Lookup::Found(stat) => Some(ProcessIdentity {
+                pid,
+                start_time: stat.start_time,
+            }),
+            Lookup::Missing => None,
+            Lookup::Unknown => Some(ProcessIdentity { pid, start_time: 0 }),
+        }
+    }
+
+    /// True if this process is still running: the pid exists, is not a zombie, and has the
+    /// same start time (so a recycled pid is not mistaken for it). With an unknown start
+    /// time (0) on either side, only the existence of the pid is checked.
+    pub fn is_alive(&self) -> bool {
+        match ProcessIdentity::of(self.pid) {
+            None => false,
+            Some(now) => {
+                self.start_time == 0 || now.start_time == 0 || now.start_time == self.start_time
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(qadataswap_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parentheses_in_the_command_name_parses() {
+        let line = "4242 (evil) name) (x) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                    987654 1000 100 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+        assert_eq!(
+            parse_stat(line),
+            Some(Stat {
+                state: b'S',
+                start_time: 987654
+            })
+        );
+    }
+
+    #[test]
+    fn truncated_stat_is_rejected_not_misread() {
+        assert_eq!(parse_stat("12 (x) S 1 2 3"), None);
+        assert_eq!(parse_stat("no parenthesis"), None);
+    }
+
+    #[test]
+    fn current_process_is_alive_and_matches_its_own_lookup() {
+        let me = ProcessIdentity::current();
+        assert_eq!(me.pid, std::process::id());
+        assert_ne!(me.start_time, 0);
+        assert_eq!(ProcessIdentity::of(me.pid), Some(me));
+        assert!(me.is_alive());
+    }
+
+    #[test]
+    fn live_pid_with_a_different_start_time_is_not_alive() {
+        let me = ProcessIdentity::current();
+        let recycled = ProcessIdentity {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
+        assert!(!recycled.is_alive());
+    }
+
+    #[test]
+    fn pid_zero_and_huge_pids_are_no_process() {
+        assert_eq!(ProcessIdentity::of(0), None);
+        assert_eq!(ProcessIdentity::of(u32::MAX), None);
+    }
+}
