@@ -1,0 +1,90 @@
+//! Encoding a frame into a slot as an Arrow IPC stream (schema, dictionaries, record batches, end-of-stream).
+
+use std::io;
+
+use arrow_array::RecordBatch;
+use arrow_ipc::writer::{IpcDataGenerator, IpcWriteOptions, StreamWriter};
+use arrow_schema::Schema;
+
+use crate::options::Compression;
+
+/// A `Write` over a slot's memory that never writes past the capacity but keeps counting, so an oversized frame
+/// reports exactly how many bytes it needed.
+pub(crate) struct SlotCursor {
+    ptr: *mut u8,
+    cap: usize,
+    pos: usize,
+}
+
+impl SlotCursor {
+    /// # Safety
+    /// `ptr..ptr+cap` must be writable memory owned by the caller for the cursor's lifetime, with no reader
+    /// allowed to look at it (a claimed slot).
+    pub(crate) unsafe fn new(ptr: *mut u8, cap: usize) -> SlotCursor {
+        SlotCursor { ptr, cap, pos: 0 }
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+impl io::Write for SlotCursor {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let end = self.pos.saturating_add(buf.len());
+        if end <= self.cap {
+            // SAFETY: pos + len <= cap, so the destination lies inside the claimed slot (constructor contract);
+            // the source is a separate Rust slice, so the ranges do not overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr.add(self.pos), buf.len())
+            };
+        }
+        self.pos = end;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// IPC options of this format: metadata V5, 64-byte alignment, optional compression.
+pub(crate) fn write_options(
+    compression: Option<Compression>,
+) -> Result<IpcWriteOptions, arrow_schema::ArrowError> {
+    let opts = IpcWriteOptions::try_new(64, false, arrow_ipc::MetadataVersion::V5)?;
+    opts.try_with_compression(compression.map(|c| match c {
+        Compression::Lz4 => arrow_ipc::CompressionType::LZ4_FRAME,
+        Compression::Zstd => arrow_ipc::CompressionType::ZSTD,
+    }))
+}
+
+/// Encode `batches` (all of schema `schema`) into `cursor`. Returns the number of bytes the frame takes (which may
+/// exceed the cursor's capacity: then nothing past the capacity was written and the caller reports the size).
+pub(crate) fn encode_frame(
+    cursor: SlotCursor,
+    schema: &Schema,
+    batches: &[RecordBatch],
+    opts: IpcWriteOptions,
+) -> Result<usize, arrow_schema::ArrowError> {
+    let mut w = StreamWriter::try_new_with_options(cursor, schema, opts)?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.finish()?;
+    let cursor = w.into_inner()?;
+    Ok(cursor.position())
+}
+
+/// The schema as one encapsulated IPC message (continuation marker, length, flatbuffer, padding), as stored in the
+/// header's schema area.
+pub(crate) fn schema_message(schema: &Schema) -> Vec<u8> {
+    let opts = IpcWriteOptions::default();
+    let gen = IpcDataGenerator::default();
+    let mut tracker = arrow_ipc::writer::DictionaryTracker::new(false);
+    let encoded = gen.schema_to_bytes_with_dictionary_tracker(schema, &mut tracker, &opts);
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = arrow_ipc::writer::write_message(&mut out, encoded, &opts);
+    out
+}

@@ -1,0 +1,96 @@
+//! Options shared by writers and readers, and their builders.
+
+use std::time::Duration;
+
+use crate::layout::{DEFAULT_READER_CAPACITY, DEFAULT_SCHEMA_CAPACITY};
+
+/// How much a reader checks the body buffers of a frame (the control area and every message's metadata are always
+/// copied out and checked, whatever the level).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Validation {
+    /// Default. Metadata checked: every buffer lies inside its slot and is large enough for the lengths and types
+    /// the metadata declares (O(columns)). Body *contents* (offsets, UTF-8, dictionary keys, view lengths) are
+    /// trusted: the segment is 0600, owned by the reader's uid and written by this library under the commit
+    /// protocol.
+    #[default]
+    Trusted,
+    /// Everything in [`Validation::Trusted`] plus Arrow's full data validation (offsets monotonic and in bounds,
+    /// UTF-8, views, dictionary keys): catches corruption at rest, costs O(rows) for variable-size types.
+    Full,
+}
+
+/// Body compression (Arrow IPC buffer compression). Compressed frames are decompressed into private memory on read:
+/// they are never zero-copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// LZ4 frame.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+/// Everything a writer can be configured with.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Total data capacity in bytes, split across `num_buffers` slots (the control area comes on top).
+    pub size: usize,
+    /// Slots in the ring (default 3).
+    pub num_buffers: usize,
+    /// Reader-table entries (default 64).
+    pub reader_capacity: usize,
+    /// Schema-area bytes (default 64 KiB).
+    pub schema_capacity: usize,
+    /// File mode of the segment (default 0o600).
+    pub mode: u32,
+    /// Keep the segment after the writer closes (default false: a clean close unlinks it).
+    pub persistent: bool,
+    /// Spin iterations before parking when the writer waits (default 1000).
+    pub spin: u32,
+    /// How long the writer waits for a leased slot (or a lagging stream reader) before giving up (default 5 s).
+    pub lease_timeout: Duration,
+    /// Optional body compression (default none).
+    pub compression: Option<Compression>,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            size: 64 * 1024 * 1024,
+            num_buffers: 3,
+            reader_capacity: DEFAULT_READER_CAPACITY,
+            schema_capacity: DEFAULT_SCHEMA_CAPACITY,
+            mode: 0o600,
+            persistent: false,
+            spin: 1000,
+            lease_timeout: Duration::from_secs(5),
+            compression: None,
+        }
+    }
+}
+
+/// Everything a reader can be configured with.
+#[derive(Clone, Debug)]
+pub struct ReaderOptions {
+    /// Default timeout of blocking reads (`None`: wait until something arrives or the writer goes away).
+    pub timeout: Option<Duration>,
+    /// How long to wait for a segment that is still being initialised (default 2 s).
+    pub open_timeout: Duration,
+    /// Spin iterations before parking (default 1000).
+    pub spin: u32,
+    /// Body validation level.
+    pub validation: Validation,
+    /// Accept a segment whose mode lets group/others in (default false).
+    pub allow_shared_mode: bool,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> Self {
+        ReaderOptions {
+            timeout: None,
+            open_timeout: Duration::from_secs(2),
+            spin: 1000,
+            validation: Validation::Trusted,
+            allow_shared_mode: false,
+        }
+    }
+}

@@ -1,0 +1,712 @@
+//! The reader side: attach, lease the newest committed slot, decode it without copying.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_buffer::Buffer;
+use arrow_schema::SchemaRef;
+use qadataswap_shm::{Access, OpenOptions, Protection, Segment, SegmentName};
+use qadataswap_sync::lease::{LeaseError, ReaderEntry};
+use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
+use qadataswap_sync::process::ProcessIdentity;
+
+use crate::decode::{self, SchemaCache};
+use crate::error::{Error, Result};
+use crate::layout::{self, desc, off, state, unpack_published, Mode, HEADER_SIZE};
+use crate::options::{ReaderOptions, Validation};
+use crate::segment::{wait_initialised, HeaderCopy, Shared};
+use crate::stats::{Stats, StatsCounters};
+
+/// A reader's attachment: the mapping and its own reader-table entry. Shared (through `Arc`) by the reader handle
+/// and every lease, so the mapping outlives every buffer that points into it.
+pub struct Attachment {
+    shared: Arc<Shared>,
+    entry: usize,
+    pid: u32,
+}
+
+impl Attachment {
+    /// Open `name` (which must be in `mode`) and register in its reader table.
+    ///
+    /// # Errors
+    /// Shm errors (not found, permissions, owner), [`Error::NotInitialised`], [`Error::Foreign`],
+    /// [`Error::VersionMismatch`], [`Error::CorruptHeader`], [`Error::WrongMode`], [`Error::TooManyReaders`].
+    pub fn open(name: &str, mode: Mode, opts: &ReaderOptions) -> Result<Arc<Attachment>> {
+        let seg_name = SegmentName::new(name)?;
+        let oopts = OpenOptions {
+            allow_shared_mode: opts.allow_shared_mode,
+            ..OpenOptions::default()
+        };
+        let segment = Segment::open(&seg_name, Access::ReadWrite, &oopts)?;
+        segment.require_len(HEADER_SIZE)?;
+        let head = segment.map(0, HEADER_SIZE, Protection::ReadOnly, false)?;
+        wait_initialised(&head, name, opts.open_timeout)?;
+        let geo = HeaderCopy::read(&head).validate(name)?;
+        drop(head);
+        if geo.mode != mode {
+            return Err(Error::WrongMode {
+                name: name.to_owned(),
+                found: geo.mode,
+                expected: mode,
+            });
+        }
+        segment.require_len(geo.total_size)?;
+        let map = segment.map(0, geo.total_size, Protection::ReadWrite, true)?;
+        // Readers write only the header page (waiter words) and the reader table.
+        map.protect(
+            geo.slot_table_offset,
+            geo.total_size - geo.slot_table_offset,
+            Protection::ReadOnly,
+        )?;
+        let shared = Arc::new(Shared {
+            name: name.to_owned(),
+            segment,
+            map,
+            geo,
+        });
+        let entry = match shared.lease_table().register(ProcessIdentity::current()) {
+            Ok(i) => i,
+            Err(LeaseError::TableFull { capacity }) => {
+                return Err(Error::TooManyReaders {
+                    name: name.to_owned(),
+                    capacity,
+                })
+            }
+            Err(e) => {
+                return Err(Error::InvalidConfig {
+                    what: e.to_string(),
+                })
+            }
+        };
+        Ok(Arc::new(Attachment {
+            shared,
+            entry,
+            pid: std::process::id(),
+        }))
+    }
+
+    /// The segment.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// This reader's entry in the table.
+    pub fn entry(&self) -> &ReaderEntry {
+        &self.shared.entries()[self.entry]
+    }
+
+    /// Refuse to work in a forked child.
+    pub fn check_owner(&self) -> Result<()> {
+        let pid = std::process::id();
+        if pid != self.pid {
+            return Err(Error::Forked {
+                what: "reader",
+                name: self.shared.name.clone(),
+                owner_pid: self.pid,
+                pid,
+            });
+        }
+        Ok(())
+    }
+
+    /// Why a blocking wait cannot succeed any more, if it cannot: the writer closed or died.
+    pub fn writer_gone(&self) -> Option<Error> {
+        let s = &self.shared;
+        match s.state() {
+            state::CLOSED | state::FINISHED => {
+                return Some(Error::WriterClosed {
+                    name: s.name.clone(),
+                })
+            }
+            _ => {}
+        }
+        match s.writer_identity() {
+            Some(w) if !w.is_alive() => Some(Error::WriterDied {
+                name: s.name.clone(),
+                pid: w.pid,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Lease `slot` if its commit word is `2 * frame_seq`, copy its descriptor and wrap its bytes in a buffer that
+    /// holds the lease. `Ok(None)` if the slot no longer holds that frame.
+    pub fn lease_frame(
+        self: &Arc<Self>,
+        slot: usize,
+        frame_seq: u64,
+    ) -> Result<Option<LeasedFrame>> {
+        let s = &self.shared;
+        if slot >= s.geo.slot_count {
+            return Err(Error::CorruptHeader {
+                name: s.name.clone(),
+                what: format!("published slot {slot} is out of 0..{}", s.geo.slot_count),
+            });
+        }
+        let expected = frame_seq.wrapping_mul(2);
+        if !self.entry().try_lease(slot, &s.slot_seq(slot), expected) {
+            return Ok(None);
+        }
+        let lease = Arc::new(Lease {
+            att: Arc::clone(self),
+            slot,
+        });
+        // With the lease held and the commit word verified, the descriptor is stable: copy it once.
+        let d = SlotDesc {
+            frame_seq: s.desc_u64(slot, desc::FRAME_SEQ).load(Ordering::Relaxed),
+            schema_version: s
+                .desc_u64(slot, desc::SCHEMA_VERSION)
+                .load(Ordering::Relaxed),
+            len: s.desc_u64(slot, desc::LEN).load(Ordering::Relaxed),
+            rows: s.desc_u64(slot, desc::NUM_ROWS).load(Ordering::Relaxed),
+            write_ns: s.desc_u64(slot, desc::WRITE_NS).load(Ordering::Relaxed),
+            flags: s.desc_u32(slot, desc::FLAGS).load(Ordering::Relaxed),
+        };
+        let corrupt = |what: String| Error::CorruptFrame {
+            name: s.name.clone(),
+            slot,
+            frame_seq,
+            what,
+        };
+        if d.frame_seq != frame_seq {
+            return Err(corrupt(format!("descriptor says frame {}", d.frame_seq)));
+        }
+        let len = usize::try_from(d.len)
+            .ok()
+            .filter(|&l| l >= 8 && l <= s.geo.slot_capacity)
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "length {} outside 8..={}",
+                    d.len, s.geo.slot_capacity
+                ))
+            })?;
+        let ptr = NonNull::new(s.slot_ptr(slot)).ok_or_else(|| corrupt("null slot".into()))?;
+        // SAFETY: ptr..ptr+len lies inside the mapping (len <= slot_capacity, slot < slot_count, geometry
+        // validated); the owner `lease` keeps the mapping alive (Attachment -> Shared -> Mapping) and keeps the
+        // writer from reusing the slot, so the bytes stay valid and unchanged for as long as any Buffer exists.
+        let buffer = unsafe { Buffer::from_custom_allocation(ptr, len, lease) };
+        Ok(Some(LeasedFrame {
+            buffer,
+            slot,
+            desc: d,
+        }))
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        if std::process::id() == self.pid {
+            self.entry().unregister();
+        }
+    }
+}
+
+/// The lease on one slot, owned by every buffer decoded from it.
+struct Lease {
+    att: Arc<Attachment>,
+    slot: usize,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if std::process::id() == self.att.pid {
+            self.att.entry().release(self.slot);
+            self.att.shared.release_notifier().notify();
+        }
+    }
+}
+
+/// A private copy of a slot descriptor.
+#[derive(Clone, Copy, Debug)]
+pub struct SlotDesc {
+    /// Frame sequence number.
+    pub frame_seq: u64,
+    /// Schema version the frame was written with.
+    pub schema_version: u64,
+    /// Bytes of the frame.
+    pub len: u64,
+    /// Rows over all batches.
+    pub rows: u64,
+    /// Commit time, ns since the UNIX epoch.
+    pub write_ns: u64,
+    /// Slot flags.
+    pub flags: u32,
+}
+
+/// A leased slot, not yet decoded.
+pub struct LeasedFrame {
+    buffer: Buffer,
+    slot: usize,
+    desc: SlotDesc,
+}
+
+impl LeasedFrame {
+    /// Decode into a [`Frame`] (zero-copy for uncompressed, aligned frames).
+    ///
+    /// # Errors
+    /// [`Error::CorruptFrame`] when the metadata fails a check.
+    pub fn decode(
+        self,
+        att: &Attachment,
+        cache: &mut SchemaCache,
+        validation: Validation,
+        stats: &StatsCounters,
+    ) -> Result<Frame> {
+        let s = &att.shared;
+        let (schema, batches) =
+            decode::decode_frame(&self.buffer, self.desc.schema_version, cache, validation)
+                .map_err(|e| Error::CorruptFrame {
+                    name: s.name.clone(),
+                    slot: self.slot,
+                    frame_seq: self.desc.frame_seq,
+                    what: e.0,
+                })?;
+        let start = s.map.as_ptr() as usize;
+        let (inside, outside) = decode::count_buffers(&batches, start, start + s.map.len());
+        stats.frames_read.fetch_add(1, Ordering::Relaxed);
+        stats.bytes_read.fetch_add(self.desc.len, Ordering::Relaxed);
+        stats.zero_copy_buffers.fetch_add(inside, Ordering::Relaxed);
+        stats.copies.fetch_add(outside, Ordering::Relaxed);
+        Ok(Frame {
+            seq: self.desc.frame_seq,
+            schema,
+            batches,
+            rows: self.desc.rows as usize,
+            bytes: self.desc.len as usize,
+            write_ns: self.desc.write_ns,
+        })
+    }
+}
+
+/// One frame as read: its batches' buffers point into shared memory and hold a lease on the slot until the last of
+/// them is dropped.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    seq: u64,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    bytes: usize,
+    write_ns: u64,
+}
+
+impl Frame {
+    /// The frame's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    /// The schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+    /// The record batches, as written (not rechunked).
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+    /// Take the batches.
+    pub fn into_batches(self) -> Vec<RecordBatch> {
+        self.batches
+    }
+    /// Rows over all batches.
+    pub fn num_rows(&self) -> usize {
+        self.rows
+    }
+    /// Encoded size in the slot.
+    pub fn num_bytes(&self) -> usize {
+        self.bytes
+    }
+    /// When the writer committed it (ns since the UNIX epoch).
+    pub fn write_time_ns(&self) -> u64 {
+        self.write_ns
+    }
+    /// A deep copy in private memory: holds no lease.
+    ///
+    /// # Errors
+    /// Arrow errors while copying.
+    pub fn to_owned(&self) -> Result<Frame> {
+        let batches = self
+            .batches
+            .iter()
+            .map(|b| {
+                let cols = b
+                    .columns()
+                    .iter()
+                    .map(|c| deep_copy(c.as_ref()))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                RecordBatch::try_new_with_options(
+                    b.schema(),
+                    cols,
+                    &arrow_array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+                )
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Frame {
+            batches,
+            ..self.clone()
+        })
+    }
+}
+
+/// Copy every buffer of an array (children, dictionaries and null bitmaps included) into fresh memory, then run
+/// Arrow's full validation on the private copy (so a hostile writer cannot change what was validated).
+fn deep_copy(
+    a: &dyn arrow_array::Array,
+) -> std::result::Result<arrow_array::ArrayRef, arrow_schema::ArrowError> {
+    Ok(arrow_array::make_array(deep_copy_data(&a.to_data())?))
+}
+
+fn deep_copy_data(
+    d: &arrow_data::ArrayData,
+) -> std::result::Result<arrow_data::ArrayData, arrow_schema::ArrowError> {
+    let buffers = d
+        .buffers()
+        .iter()
+        .map(|b| Buffer::from_slice_ref(b.as_slice()))
+        .collect::<Vec<_>>();
+    let children = d
+        .child_data()
+        .iter()
+        .map(deep_copy_data)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let nulls = d.nulls().map(|n| {
+        let bits = Buffer::from_slice_ref(n.buffer().as_slice());
+        arrow_buffer::NullBuffer::new(arrow_buffer::BooleanBuffer::new(bits, n.offset(), n.len()))
+    });
+    arrow_data::ArrayDataBuilder::new(d.data_type().clone())
+        .len(d.len())
+        .offset(d.offset())
+        .buffers(buffers)
+        .child_data(children)
+        .nulls(nulls)
+        .build()
+}
+
+/// Reads snapshots: the newest committed frame, or the next newer one.
+///
+/// `Send + Sync`: one reader may be shared by threads; each call takes its own lease.
+pub struct SnapshotReader {
+    att: Arc<Attachment>,
+    opts: ReaderOptions,
+    last_seq: AtomicU64,
+    cache: Mutex<SchemaCache>,
+    stats: StatsCounters,
+}
+
+impl SnapshotReader {
+    /// Attach to the snapshot segment `name`.
+    ///
+    /// # Errors
+    /// See [`Attachment::open`].
+    pub fn open(name: &str) -> Result<SnapshotReader> {
+        Self::builder(name).open()
+    }
+
+    /// A builder for everything optional.
+    pub fn builder(name: &str) -> ReaderBuilder {
+        ReaderBuilder {
+            name: name.to_owned(),
+            opts: ReaderOptions::default(),
+        }
+    }
+
+    /// The segment's name.
+    pub fn name(&self) -> &str {
+        &self.att.shared.name
+    }
+
+    /// The attachment (mapping, entry), for address checks.
+    pub fn attachment(&self) -> &Arc<Attachment> {
+        &self.att
+    }
+
+    /// Counters of this reader.
+    pub fn stats(&self) -> Stats {
+        self.stats.snapshot()
+    }
+
+    /// The sequence number of the last frame this reader returned (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Relaxed)
+    }
+
+    /// The newest committed frame, if any, without blocking.
+    ///
+    /// # Errors
+    /// Corruption and fork errors.
+    pub fn try_read(&self) -> Result<Option<Frame>> {
+        self.att.check_owner()?;
+        self.try_newest(0, self.opts.validation)
+    }
+
+    fn try_newest(&self, newer_than: u64, validation: Validation) -> Result<Option<Frame>> {
+        let s = &self.att.shared;
+        let published = s.header_u64(off::PUBLISHED);
+        let mut last_word = u64::MAX;
+        loop {
+            let word = published.load(Ordering::Acquire);
+            let Some((seq, slot)) = unpack_published(word) else {
+                return Ok(None);
+            };
+            if seq <= newer_than {
+                return Ok(None);
+            }
+            if word == last_word {
+                // The published slot is being rewritten (only possible with one slot): not available right now.
+                return Ok(None);
+            }
+            last_word = word;
+            match self.att.lease_frame(slot, seq)? {
+                Some(leased) => {
+                    let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                    let frame = leased.decode(&self.att, &mut cache, validation, &self.stats)?;
+                    self.last_seq.fetch_max(frame.seq, Ordering::Relaxed);
+                    self.att.entry().touch();
+                    return Ok(Some(frame));
+                }
+                None => {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Wait for a frame newer than `newer_than`, up to `timeout`.
+    fn wait_newer(
+        &self,
+        newer_than: u64,
+        timeout: Option<Duration>,
+        validation: Validation,
+    ) -> Result<Frame> {
+        self.att.check_owner()?;
+        if let Some(f) = self.try_newest(newer_than, validation)? {
+            return Ok(f);
+        }
+        let start = Instant::now();
+        let wait = WaitOptions {
+            spin: SpinBudget(self.opts.spin),
+            deadline: timeout.map(|t| start + t),
+            slice: Duration::from_millis(100),
+        };
+        let mut last_check = Instant::now();
+        let r = self
+            .att
+            .shared
+            .notifier()
+            .wait_until(&wait, || -> Result<Option<Frame>> {
+                if let Some(f) = self.try_newest(newer_than, validation)? {
+                    return Ok(Some(f));
+                }
+                if last_check.elapsed() >= Duration::from_millis(20) {
+                    last_check = Instant::now();
+                    if let Some(e) = self.att.writer_gone() {
+                        // A frame published just before the close is still delivered.
+                        return match self.try_newest(newer_than, validation)? {
+                            Some(f) => Ok(Some(f)),
+                            None => Err(e),
+                        };
+                    }
+                }
+                Ok(None)
+            });
+        match r {
+            Ok(f) => Ok(f),
+            Err(WaitError::Aborted(e)) => Err(e),
+            Err(WaitError::TimedOut { waited }) => {
+                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(Error::Timeout {
+                    name: self.name().to_owned(),
+                    what: "waiting for a frame",
+                    waited,
+                })
+            }
+            Err(_) => Err(Error::Timeout {
+                name: self.name().to_owned(),
+                what: "waiting for a frame",
+                waited: start.elapsed(),
+            }),
+        }
+    }
+
+    /// The newest committed frame; blocks (up to the reader's default timeout) only until a first one exists.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::WriterClosed`] / [`Error::WriterDied`] if none was ever published, corruption.
+    pub fn read(&self) -> Result<Frame> {
+        self.wait_newer(0, self.opts.timeout, self.opts.validation)
+    }
+
+    /// As [`SnapshotReader::read`] with an explicit timeout.
+    ///
+    /// # Errors
+    /// As [`SnapshotReader::read`].
+    pub fn read_timeout(&self, timeout: Duration) -> Result<Frame> {
+        self.wait_newer(0, Some(timeout), self.opts.validation)
+    }
+
+    /// The newest frame strictly newer than the last one this reader returned, waiting up to `timeout`
+    /// (`None`: the reader's default).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::WriterClosed`], [`Error::WriterDied`], corruption.
+    pub fn read_next(&self, timeout: Option<Duration>) -> Result<Frame> {
+        self.wait_newer(
+            self.last_seq(),
+            timeout.or(self.opts.timeout),
+            self.opts.validation,
+        )
+    }
+
+    /// The newest frame with full validation and copied into private memory: for producers that are not trusted.
+    ///
+    /// # Errors
+    /// As [`SnapshotReader::read`], plus validation failures as [`Error::CorruptFrame`].
+    pub fn read_copied(&self) -> Result<Frame> {
+        // Metadata is checked while decoding; the bodies are then copied and fully validated in private memory,
+        // so a writer changing bytes after the check cannot affect the result.
+        let f = self.wait_newer(0, self.opts.timeout, Validation::Trusted)?;
+        let owned = f.to_owned()?;
+        drop(f);
+        let n: u64 = owned.batches.iter().map(|b| b.columns().len() as u64).sum();
+        self.stats.copies.fetch_add(n, Ordering::Relaxed);
+        Ok(owned)
+    }
+
+    /// The first snapshot for which `predicate` holds, waiting up to `timeout`. Evaluates the newest frame at each
+    /// publish (frames published in between may be skipped); never polls.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if no frame satisfied it in time; as [`SnapshotReader::read_next`].
+    pub fn wait_for_condition(
+        &self,
+        mut predicate: impl FnMut(&Frame) -> bool,
+        timeout: Option<Duration>,
+    ) -> Result<Frame> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let mut f = self.wait_newer(0, remaining(), self.opts.validation)?;
+        loop {
+            if predicate(&f) {
+                return Ok(f);
+            }
+            let seq = f.seq;
+            drop(f);
+            f = self.wait_newer(seq, remaining(), self.opts.validation)?;
+        }
+    }
+
+    /// The schema of the newest frame, from the header's schema area (`None` before the first write).
+    ///
+    /// # Errors
+    /// [`Error::CorruptHeader`] if the schema area does not decode.
+    pub fn schema(&self) -> Result<Option<SchemaRef>> {
+        read_schema_area(&self.att.shared)
+    }
+}
+
+/// Copy the schema area out under its seqlock and decode it.
+pub fn read_schema_area(s: &Shared) -> Result<Option<SchemaRef>> {
+    let word = qadataswap_sync::seqlock::SeqWord::new(s.header_u64(off::SCHEMA_SEQ));
+    for _ in 0..1000 {
+        let copied = word.read_consistent(|| {
+            let len = s.header_u64(off::SCHEMA_LEN).load(Ordering::Relaxed) as usize;
+            if len == 0 || len > s.geo.schema_capacity {
+                return None;
+            }
+            let mut v = vec![0u8; len];
+            // SAFETY: len <= schema_capacity, so the source range lies inside the schema area of the mapping; a
+            // concurrent writer may change the bytes, and the seqlock check discards such a copy.
+            unsafe { std::ptr::copy_nonoverlapping(s.schema_ptr(), v.as_mut_ptr(), len) };
+            Some(v)
+        });
+        match copied {
+            Some((_, None)) => return Ok(None),
+            Some((_, Some(bytes))) => {
+                let corrupt = |what: String| Error::CorruptHeader {
+                    name: s.name.clone(),
+                    what,
+                };
+                if bytes.len() < 8 {
+                    return Err(corrupt("schema area too short".into()));
+                }
+                let schema = arrow_ipc::convert::try_schema_from_ipc_buffer(&bytes)
+                    .map_err(|e| corrupt(format!("schema area does not decode: {e}")))?;
+                return Ok(Some(Arc::new(schema)));
+            }
+            None => std::thread::yield_now(),
+        }
+    }
+    Err(Error::Timeout {
+        name: s.name.clone(),
+        what: "reading the schema area",
+        waited: Duration::ZERO,
+    })
+}
+
+/// Builder for readers.
+#[derive(Clone, Debug)]
+pub struct ReaderBuilder {
+    name: String,
+    opts: ReaderOptions,
+}
+
+impl ReaderBuilder {
+    /// Default timeout of blocking reads.
+    pub fn timeout(mut self, t: Option<Duration>) -> Self {
+        self.opts.timeout = t;
+        self
+    }
+    /// How long to wait for a segment that is still being initialised.
+    pub fn open_timeout(mut self, t: Duration) -> Self {
+        self.opts.open_timeout = t;
+        self
+    }
+    /// Spin iterations before parking.
+    pub fn spin(mut self, n: u32) -> Self {
+        self.opts.spin = n;
+        self
+    }
+    /// Body validation level.
+    pub fn validation(mut self, v: Validation) -> Self {
+        self.opts.validation = v;
+        self
+    }
+    /// Accept group/other permission bits on the segment.
+    pub fn allow_shared_mode(mut self, yes: bool) -> Self {
+        self.opts.allow_shared_mode = yes;
+        self
+    }
+    /// All options at once.
+    pub fn options(mut self, opts: ReaderOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+    /// The options so far.
+    pub fn current(&self) -> &ReaderOptions {
+        &self.opts
+    }
+    /// Attach.
+    ///
+    /// # Errors
+    /// See [`Attachment::open`].
+    pub fn open(self) -> Result<SnapshotReader> {
+        let att = Attachment::open(&self.name, Mode::Snapshot, &self.opts)?;
+        Ok(SnapshotReader {
+            att,
+            opts: self.opts,
+            last_seq: AtomicU64::new(0),
+            cache: Mutex::new(None),
+            stats: StatsCounters::default(),
+        })
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<SnapshotReader>();
+    is::<Frame>();
+    let _ = layout::MAGIC;
+}
