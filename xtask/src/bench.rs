@@ -41,6 +41,19 @@ const BENCHES: &[Bench] = &[
         },
     },
     Bench {
+        key: "arrow-read",
+        title: "qadataswap-arrow: read() on an open reader, 1M and 10M rows of (int64, float64, utf8view)",
+        requires: "crates/qadataswap-arrow/examples/read_bench.rs",
+        command: |ws, json, opts| {
+            let mut cmd = ws.cargo();
+            cmd.args(["run", "--release", "-p", "qadataswap-arrow", "--example", "read_bench", "--", "--json"]).arg(json);
+            if opts.quick {
+                cmd.arg("--quick");
+            }
+            cmd
+        },
+    },
+    Bench {
         key: "python-rivals",
         title: "Python rivals: pickle, Arrow IPC over pipe/socket/file/shared_memory, Parquet, vs memcpy",
         requires: "bench/python/rivals.py",
