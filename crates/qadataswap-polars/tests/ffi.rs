@@ -1,0 +1,1141 @@
+//! The arrow-rs <-> Polars bridge: buffer addresses, buffer lifetimes, exact round trips.
+
+use std::collections::BTreeMap;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    GenericListBuilder, Int32Builder, MapBuilder, StringBuilder, StringViewBuilder,
+};
+use arrow_array::types::{Float64Type, Int16Type, Int32Type};
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, BinaryViewArray, BooleanArray, Date32Array, Date64Array,
+    Decimal128Array, Decimal256Array, Decimal64Array, DictionaryArray, DurationMicrosecondArray,
+    DurationMillisecondArray, DurationNanosecondArray, DurationSecondArray, FixedSizeBinaryArray,
+    FixedSizeListArray, Float16Array, Float32Array, Float64Array, Int16Array, Int32Array,
+    Int64Array, Int8Array, LargeBinaryArray, LargeListArray, LargeStringArray, ListArray,
+    NullArray, RecordBatch, StringArray, StringViewArray, StructArray, Time32MillisecondArray,
+    Time64MicrosecondArray, Time64NanosecondArray, TimestampMicrosecondArray,
+    TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray, UInt16Array,
+    UInt32Array, UInt64Array, UInt8Array,
+};
+use arrow_buffer::{i256, Buffer, NullBuffer, ScalarBuffer};
+use arrow_data::ArrayData;
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
+use polars_arrow::array::{
+    Array as PlArray, BinaryArray as PlBinaryArray, BinaryViewArray as PlBinaryViewArray,
+    BooleanArray as PlBooleanArray, DictionaryArray as PlDictionaryArray,
+    FixedSizeListArray as PlFixedSizeListArray, ListArray as PlListArray,
+    PrimitiveArray as PlPrimitiveArray, StructArray as PlStructArray, Utf8Array as PlUtf8Array,
+    Utf8ViewArray as PlUtf8ViewArray,
+};
+use polars_arrow::datatypes::PhysicalType;
+use polars_core::frame::DataFrame;
+use polars_core::prelude::{
+    DataType as PlDataType, FrozenCategories, IntoColumn, NamedFrom, Series,
+};
+use proptest::prelude::*;
+use qadataswap_polars::ffi::{
+    dataframe_to_record_batches, import_copy_reason, record_batches_to_dataframe, FfiError,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Buffer addresses
+// ---------------------------------------------------------------------------------------------
+
+/// Start addresses of every non-empty buffer of an arrow-rs array, children and dictionary
+/// included (validity only when there are nulls: Polars drops an all-valid bitmap).
+fn arrow_ptrs(data: &ArrayData, out: &mut Vec<usize>) {
+    arrow_ptrs_but(data, out, false, false);
+}
+
+/// As [`arrow_ptrs`]; with `struct_fields_lenient`, the validity bitmaps of the fields of a
+/// struct that has nulls are left out (Polars rebuilds them on import, see the crate docs).
+fn arrow_ptrs_but(
+    data: &ArrayData,
+    out: &mut Vec<usize>,
+    struct_fields_lenient: bool,
+    skip_validity: bool,
+) {
+    if data.null_count() > 0 && !skip_validity {
+        if let Some(nulls) = data.nulls() {
+            out.push(nulls.buffer().as_ptr() as usize);
+        }
+    }
+    for buffer in data.buffers() {
+        if !buffer.is_empty() {
+            out.push(buffer.as_ptr() as usize);
+        }
+    }
+    let skip_children_validity = struct_fields_lenient
+        && matches!(data.data_type(), DataType::Struct(_))
+        && data.null_count() > 0;
+    for child in data.child_data() {
+        arrow_ptrs_but(child, out, struct_fields_lenient, skip_children_validity);
+    }
+}
+
+fn arrow_ptrs_of(array: &dyn Array) -> Vec<usize> {
+    let mut out = Vec::new();
+    arrow_ptrs(&array.to_data(), &mut out);
+    out
+}
+
+macro_rules! primitive_ptr {
+    ($array:expr, $($t:ty),*) => {{
+        let any = $array.as_any();
+        let mut found = None;
+        $(
+            if let Some(a) = any.downcast_ref::<PlPrimitiveArray<$t>>() {
+                found = Some(a.values().as_ptr() as usize);
+            }
+        )*
+        found.expect("a primitive type this test knows")
+    }};
+}
+
+/// Start addresses of every buffer of a polars-arrow array, children and dictionary included.
+fn polars_ptrs(array: &dyn PlArray, out: &mut Vec<usize>) {
+    if array.null_count() > 0 {
+        if let Some(validity) = array.validity() {
+            out.push(validity.as_slice().0.as_ptr() as usize);
+        }
+    }
+    let any = array.as_any();
+    match array.dtype().to_physical_type() {
+        PhysicalType::Null => {}
+        PhysicalType::Boolean => {
+            let a = any.downcast_ref::<PlBooleanArray>().unwrap();
+            out.push(a.values().as_slice().0.as_ptr() as usize);
+        }
+        PhysicalType::Primitive(_) => {
+            if !array.is_empty() {
+                out.push(primitive_ptr!(
+                    array, i8, i16, i32, i64, i128, u8, u16, u32, u64, f32, f64
+                ));
+            }
+        }
+        PhysicalType::BinaryView => {
+            let a = any.downcast_ref::<PlBinaryViewArray>().unwrap();
+            out.push(a.views().as_ptr() as usize);
+            out.extend(a.data_buffers().iter().map(|b| b.as_ptr() as usize));
+        }
+        PhysicalType::Utf8View => {
+            let a = any.downcast_ref::<PlUtf8ViewArray>().unwrap();
+            out.push(a.views().as_ptr() as usize);
+            out.extend(a.data_buffers().iter().map(|b| b.as_ptr() as usize));
+        }
+        PhysicalType::Utf8 => {
+            let a = any.downcast_ref::<PlUtf8Array<i32>>().unwrap();
+            out.push(a.offsets().buffer().as_ptr() as usize);
+            out.push(a.values().as_ptr() as usize);
+        }
+        PhysicalType::Binary => {
+            let a = any.downcast_ref::<PlBinaryArray<i32>>().unwrap();
+            out.push(a.offsets().buffer().as_ptr() as usize);
+            out.push(a.values().as_ptr() as usize);
+        }
+        PhysicalType::LargeList => {
+            let a = any.downcast_ref::<PlListArray<i64>>().unwrap();
+            out.push(a.offsets().buffer().as_ptr() as usize);
+            polars_ptrs(a.values().as_ref(), out);
+        }
+        PhysicalType::FixedSizeList => {
+            let a = any.downcast_ref::<PlFixedSizeListArray>().unwrap();
+            polars_ptrs(a.values().as_ref(), out);
+        }
+        PhysicalType::Struct => {
+            let a = any.downcast_ref::<PlStructArray>().unwrap();
+            for child in a.values() {
+                polars_ptrs(child.as_ref(), out);
+            }
+        }
+        PhysicalType::Dictionary(_) => {
+            if let Some(a) = any.downcast_ref::<PlDictionaryArray<u32>>() {
+                polars_ptrs(a.keys(), out);
+                polars_ptrs(a.values().as_ref(), out);
+            } else if let Some(a) = any.downcast_ref::<PlDictionaryArray<u8>>() {
+                polars_ptrs(a.keys(), out);
+                polars_ptrs(a.values().as_ref(), out);
+            }
+        }
+        other => panic!("test does not know physical type {other:?}"),
+    }
+}
+
+fn polars_ptrs_of(array: &dyn PlArray) -> Vec<usize> {
+    let mut out = Vec::new();
+    polars_ptrs(array, &mut out);
+    out
+}
+
+fn series<'a>(df: &'a DataFrame, name: &str) -> &'a Series {
+    df.column(name).unwrap().as_materialized_series()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test data: one column per dtype Polars holds natively, with nulls
+// ---------------------------------------------------------------------------------------------
+
+const LONG: [&str; 4] = [
+    "a string longer than twelve bytes",
+    "another string that is not inlined",
+    "third long string, also out of line",
+    "x",
+];
+
+fn nullable(name: &str, data_type: DataType) -> Field {
+    Field::new(name, data_type, true)
+}
+
+/// `(field, array)` for every dtype Polars stores without a copy; `seed` varies the values.
+fn native_columns(seed: usize, len: usize) -> Vec<(Field, ArrayRef)> {
+    let pick = |i: usize| (i + seed) % 5 != 1; // roughly one null in five
+    let ints = |m: i64| -> Vec<Option<i64>> {
+        (0..len)
+            .map(|i| pick(i).then_some((i as i64 + seed as i64) * m))
+            .collect()
+    };
+    let strings: Vec<Option<&str>> = (0..len)
+        .map(|i| pick(i).then_some(LONG[(i + seed) % LONG.len()]))
+        .collect();
+    let binaries: Vec<Option<&[u8]>> = strings.iter().map(|s| s.map(str::as_bytes)).collect();
+
+    let mut columns: Vec<(Field, ArrayRef)> = vec![
+        (
+            nullable("null", DataType::Null),
+            Arc::new(NullArray::new(len)),
+        ),
+        (
+            nullable("bool", DataType::Boolean),
+            Arc::new(BooleanArray::from(
+                (0..len)
+                    .map(|i| pick(i).then_some(i % 3 == 0))
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            nullable("i8", DataType::Int8),
+            Arc::new(Int8Array::from_iter(
+                ints(1).iter().map(|v| v.map(|v| v as i8)),
+            )),
+        ),
+        (
+            nullable("i16", DataType::Int16),
+            Arc::new(Int16Array::from_iter(
+                ints(-7).iter().map(|v| v.map(|v| v as i16)),
+            )),
+        ),
+        (
+            nullable("i32", DataType::Int32),
+            Arc::new(Int32Array::from_iter(
+                ints(-1001).iter().map(|v| v.map(|v| v as i32)),
+            )),
+        ),
+        (
+            nullable("i64", DataType::Int64),
+            Arc::new(Int64Array::from(ints(1 << 40))),
+        ),
+        (
+            nullable("u8", DataType::UInt8),
+            Arc::new(UInt8Array::from_iter(
+                ints(3).iter().map(|v| v.map(|v| v as u8)),
+            )),
+        ),
+        (
+            nullable("u16", DataType::UInt16),
+            Arc::new(UInt16Array::from_iter(
+                ints(300).iter().map(|v| v.map(|v| v as u16)),
+            )),
+        ),
+        (
+            nullable("u32", DataType::UInt32),
+            Arc::new(UInt32Array::from_iter(
+                ints(70_000).iter().map(|v| v.map(|v| v as u32)),
+            )),
+        ),
+        (
+            nullable("u64", DataType::UInt64),
+            Arc::new(UInt64Array::from_iter(
+                ints(1 << 50).iter().map(|v| v.map(|v| v as u64)),
+            )),
+        ),
+        (
+            nullable("f32", DataType::Float32),
+            Arc::new(Float32Array::from_iter(
+                ints(1).iter().map(|v| v.map(|v| v as f32 / 3.0)),
+            )),
+        ),
+        (
+            nullable("f64", DataType::Float64),
+            Arc::new(Float64Array::from_iter(
+                ints(1).iter().map(|v| v.map(|v| v as f64 / 7.0)),
+            )),
+        ),
+        (
+            nullable("str", DataType::Utf8View),
+            Arc::new(StringViewArray::from(strings.clone())),
+        ),
+        (
+            nullable("bin", DataType::BinaryView),
+            Arc::new(BinaryViewArray::from(binaries)),
+        ),
+        (
+            nullable("date", DataType::Date32),
+            Arc::new(Date32Array::from_iter(
+                ints(365).iter().map(|v| v.map(|v| v as i32)),
+            )),
+        ),
+        (
+            nullable("ts_ms_paris", timestamp_ms_paris()),
+            Arc::new(
+                TimestampMillisecondArray::from(ints(86_400_000)).with_timezone("Europe/Paris"),
+            ),
+        ),
+        (
+            nullable(
+                "ts_us",
+                DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None),
+            ),
+            Arc::new(TimestampMicrosecondArray::from(ints(1_000_001))),
+        ),
+        (
+            nullable(
+                "ts_ns_utc",
+                DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, Some("UTC".into())),
+            ),
+            Arc::new(TimestampNanosecondArray::from(ints(1_000_000_007)).with_timezone("UTC")),
+        ),
+        (
+            nullable(
+                "dur_ms",
+                DataType::Duration(arrow_schema::TimeUnit::Millisecond),
+            ),
+            Arc::new(DurationMillisecondArray::from(ints(-13))),
+        ),
+        (
+            nullable(
+                "dur_us",
+                DataType::Duration(arrow_schema::TimeUnit::Microsecond),
+            ),
+            Arc::new(DurationMicrosecondArray::from(ints(17))),
+        ),
+        (
+            nullable(
+                "dur_ns",
+                DataType::Duration(arrow_schema::TimeUnit::Nanosecond),
+            ),
+            Arc::new(DurationNanosecondArray::from(ints(19))),
+        ),
+        (
+            nullable("time", DataType::Time64(arrow_schema::TimeUnit::Nanosecond)),
+            Arc::new(Time64NanosecondArray::from(ints(1_000_000_000))),
+        ),
+        (
+            nullable("dec", DataType::Decimal128(12, 3)),
+            Arc::new(
+                Decimal128Array::from_iter(ints(12_345).iter().map(|v| v.map(i128::from)))
+                    .with_precision_and_scale(12, 3)
+                    .unwrap(),
+            ),
+        ),
+    ];
+
+    // LargeList<Int32>: null entries are empty (as Polars writes them).
+    let lists: Vec<Option<Vec<Option<i32>>>> = (0..len)
+        .map(|i| {
+            pick(i).then(|| {
+                (0..(i + seed) % 4)
+                    .map(|j| (j != 1).then_some((i * 10 + j) as i32))
+                    .collect()
+            })
+        })
+        .collect();
+    let list = LargeListArray::from_iter_primitive::<Int32Type, _, _>(lists);
+    columns.push((
+        nullable("list_i32", list.data_type().clone()),
+        Arc::new(list),
+    ));
+
+    // LargeList<Utf8View>
+    let mut builder = GenericListBuilder::<i64, _>::new(StringViewBuilder::new());
+    for i in 0..len {
+        if pick(i) {
+            for (j, value) in LONG.iter().enumerate().take((i + seed) % 3) {
+                builder.values().append_option((j != 2).then_some(*value));
+            }
+            builder.append(true);
+        } else {
+            builder.append(false);
+        }
+    }
+    let list = builder.finish();
+    columns.push((
+        nullable("list_str", list.data_type().clone()),
+        Arc::new(list),
+    ));
+
+    // FixedSizeList<Float64, 2> = Polars Array(Float64, 2)
+    let fixed = FixedSizeListArray::from_iter_primitive::<Float64Type, _, _>(
+        (0..len).map(|i| pick(i).then(|| vec![Some(i as f64), (i % 2 == 0).then_some(0.5)])),
+        2,
+    );
+    columns.push((
+        nullable("arr_f64", fixed.data_type().clone()),
+        Arc::new(fixed),
+    ));
+
+    // FixedSizeList<Int16, 3>
+    let fixed = FixedSizeListArray::from_iter_primitive::<Int16Type, _, _>(
+        (0..len).map(|i| pick(i).then(|| vec![Some(i as i16), None, Some(-(i as i16))])),
+        3,
+    );
+    columns.push((
+        nullable("arr_i16", fixed.data_type().clone()),
+        Arc::new(fixed),
+    ));
+
+    // Struct{a: Int32, b: Utf8View}: fields null wherever the struct is (Polars' canonical form).
+    let outer: Vec<bool> = (0..len).map(|i| (i + seed) % 4 != 2).collect();
+    let a = Int32Array::from_iter((0..len).map(|i| (outer[i] && i % 3 != 0).then_some(i as i32)));
+    let b = StringViewArray::from_iter((0..len).map(|i| outer[i].then_some(LONG[i % 4])));
+    let fields = Fields::from(vec![
+        nullable("a", DataType::Int32),
+        nullable("b", DataType::Utf8View),
+    ]);
+    let strukt = StructArray::try_new(
+        fields.clone(),
+        vec![Arc::new(a), Arc::new(b)],
+        Some(NullBuffer::from(outer)),
+    )
+    .unwrap();
+    columns.push((
+        nullable("struct", DataType::Struct(fields)),
+        Arc::new(strukt),
+    ));
+    columns
+}
+
+fn timestamp_ms_paris() -> DataType {
+    DataType::Timestamp(
+        arrow_schema::TimeUnit::Millisecond,
+        Some("Europe/Paris".into()),
+    )
+}
+
+/// Dictionary<UInt32, Utf8View> in the form Polars exports a Categorical: keys numbered in order
+/// of first appearance, only used values.
+fn categorical_column(len: usize) -> (Field, ArrayRef) {
+    const PATTERN: [Option<u32>; 8] = [
+        Some(0),
+        None,
+        Some(1),
+        Some(0),
+        Some(2),
+        Some(1),
+        None,
+        Some(2),
+    ];
+    let keys: Vec<Option<u32>> = (0..len).map(|i| PATTERN[i % PATTERN.len()]).collect();
+    let used = keys.iter().flatten().max().map_or(0, |m| m + 1) as usize;
+    let values =
+        StringViewArray::from(vec!["red", "green", "a rather long category name"][..used].to_vec());
+    let dict =
+        DictionaryArray::try_new(UInt32Array::from(keys), Arc::new(values) as ArrayRef).unwrap();
+    (nullable("cat", dict.data_type().clone()), Arc::new(dict))
+}
+
+fn all_columns(seed: usize, len: usize) -> Vec<(Field, ArrayRef)> {
+    let mut columns = native_columns(seed, len);
+    columns.push(categorical_column(len));
+    columns
+}
+
+fn batches_of(
+    columns: impl Fn(usize, usize) -> Vec<(Field, ArrayRef)>,
+    lens: &[usize],
+) -> (SchemaRef, Vec<RecordBatch>) {
+    let fields: Vec<Field> = columns(0, 0).into_iter().map(|(f, _)| f).collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batches = lens
+        .iter()
+        .enumerate()
+        .map(|(seed, &len)| {
+            let arrays = columns(seed, len).into_iter().map(|(_, a)| a).collect();
+            RecordBatch::try_new(schema.clone(), arrays).unwrap()
+        })
+        .collect();
+    (schema, batches)
+}
+
+fn assert_batches_equal(expected: &[RecordBatch], found: &[RecordBatch]) {
+    assert_eq!(expected.len(), found.len(), "batch count");
+    for (b, (e, f)) in expected.iter().zip(found).enumerate() {
+        assert_eq!(e.num_columns(), f.num_columns());
+        for (i, field) in e.schema().fields().iter().enumerate() {
+            assert_eq!(
+                e.column(i).to_data(),
+                f.column(i).to_data(),
+                "batch {b} column `{}` ({})",
+                field.name(),
+                field.data_type()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Addresses: arrow-rs -> Polars
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_native_arrow_buffer_is_found_unchanged_in_polars() {
+    let (schema, batches) = batches_of(native_columns, &[7, 5, 9]);
+    let df = record_batches_to_dataframe(&schema, &batches).unwrap();
+    for (i, field) in schema.fields().iter().enumerate() {
+        assert_eq!(
+            import_copy_reason(field.data_type()),
+            None,
+            "{}",
+            field.data_type()
+        );
+        let s = series(&df, field.name());
+        if field.data_type() == &DataType::Null {
+            // Polars keeps a Null column as one chunk; it has no buffers to share.
+            assert_eq!(s.len(), df.height());
+            continue;
+        }
+        assert_eq!(
+            s.n_chunks(),
+            batches.len(),
+            "column `{}` was rechunked",
+            field.name()
+        );
+        for (b, batch) in batches.iter().enumerate() {
+            let mut wanted = Vec::new();
+            arrow_ptrs_but(&batch.column(i).to_data(), &mut wanted, true, false);
+            let found = polars_ptrs_of(s.chunks()[b].as_ref());
+            if field.data_type() != &DataType::Null {
+                assert!(!wanted.is_empty(), "column `{}` has buffers", field.name());
+            }
+            for ptr in &wanted {
+                assert!(
+                    found.contains(ptr),
+                    "column `{}` ({}) batch {b}: arrow buffer {ptr:#x} not in polars {found:x?}",
+                    field.name(),
+                    field.data_type()
+                );
+            }
+        }
+    }
+}
+
+/// One column of each arrow type Polars converts: `(name, array)`.
+fn non_native_columns() -> Vec<(&'static str, ArrayRef)> {
+    let strings = vec![Some(LONG[0]), None, Some(LONG[1]), Some("short")];
+    let mut map = MapBuilder::new(None, StringBuilder::new(), Int32Builder::new());
+    map.keys().append_value("k");
+    map.values().append_value(1);
+    map.append(true).unwrap();
+    map.append(false).unwrap();
+    let dict_i8: DictionaryArray<arrow_array::types::Int8Type> =
+        vec![Some("a"), None, Some("b"), Some("a")]
+            .into_iter()
+            .collect();
+    let dict_u32 = DictionaryArray::try_new(
+        UInt32Array::from(vec![Some(0), None, Some(1)]),
+        Arc::new(StringViewArray::from(vec!["a", "b"])) as ArrayRef,
+    )
+    .unwrap();
+    vec![
+        (
+            "Utf8",
+            Arc::new(StringArray::from(strings.clone())) as ArrayRef,
+        ),
+        (
+            "LargeUtf8",
+            Arc::new(LargeStringArray::from(strings.clone())),
+        ),
+        (
+            "Binary",
+            Arc::new(BinaryArray::from_iter(
+                strings.iter().map(|s| s.map(str::as_bytes)),
+            )),
+        ),
+        (
+            "LargeBinary",
+            Arc::new(LargeBinaryArray::from_iter(
+                strings.iter().map(|s| s.map(str::as_bytes)),
+            )),
+        ),
+        (
+            "FixedSizeBinary",
+            Arc::new(
+                FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                    vec![Some([1u8, 2, 3]), None, Some([4, 5, 6])].into_iter(),
+                    3,
+                )
+                .unwrap(),
+            ),
+        ),
+        (
+            "List<Int32>",
+            Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+                Some(vec![Some(1), None]),
+                None,
+                Some(vec![Some(3)]),
+            ])),
+        ),
+        ("Map<Utf8, Int32>", Arc::new(map.finish())),
+        ("Dictionary<Int8, Utf8>", Arc::new(dict_i8)),
+        ("Dictionary<UInt32, Utf8View>", Arc::new(dict_u32)),
+        (
+            "Date64",
+            Arc::new(Date64Array::from(vec![Some(86_400_000), None])),
+        ),
+        (
+            "Timestamp(s)",
+            Arc::new(TimestampSecondArray::from(vec![Some(1), None, Some(3)])),
+        ),
+        (
+            "Duration(s)",
+            Arc::new(DurationSecondArray::from(vec![Some(1), None, Some(3)])),
+        ),
+        (
+            "Time32(ms)",
+            Arc::new(Time32MillisecondArray::from(vec![Some(1), None, Some(3)])),
+        ),
+        (
+            "Time64(us)",
+            Arc::new(Time64MicrosecondArray::from(vec![Some(1), None, Some(3)])),
+        ),
+        (
+            "Decimal64(10,2)",
+            Arc::new(
+                Decimal64Array::from(vec![Some(1), None, Some(3)])
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn polars_copies_exactly_the_arrow_types_import_copy_reason_names() {
+    let mut table = BTreeMap::new();
+    for (name, array) in non_native_columns() {
+        let schema = Arc::new(Schema::new(vec![nullable("c", array.data_type().clone())]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![array.clone()]).unwrap();
+        let df = record_batches_to_dataframe(&schema, &[batch]).unwrap();
+        let s = series(&df, "c");
+        let wanted = arrow_ptrs_of(array.as_ref());
+        let found: Vec<usize> = s
+            .chunks()
+            .iter()
+            .flat_map(|c| polars_ptrs_of(c.as_ref()))
+            .collect();
+        let kept = wanted.iter().filter(|p| found.contains(p)).count();
+        let reason = import_copy_reason(array.data_type());
+        assert_eq!(
+            reason.is_some(),
+            kept < wanted.len(),
+            "{name}: {kept}/{} buffers kept but import_copy_reason says {reason:?}",
+            wanted.len()
+        );
+        let (_, back) = dataframe_to_record_batches(&df).unwrap();
+        table.insert(
+            name,
+            format!(
+                "{kept}/{} arrow buffers kept; polars {}; exported back as {}",
+                wanted.len(),
+                s.dtype(),
+                back[0].column(0).data_type()
+            ),
+        );
+    }
+    for (name, line) in table {
+        println!("{name:30} {line}");
+    }
+}
+
+#[test]
+fn decimal256_import_is_refused_with_an_error_not_a_polars_panic() {
+    let array: ArrayRef = Arc::new(
+        Decimal256Array::from(vec![Some(i256::from(1)), None])
+            .with_precision_and_scale(20, 2)
+            .unwrap(),
+    );
+    let field = nullable(
+        "d",
+        DataType::LargeList(Arc::new(nullable("item", array.data_type().clone()))),
+    );
+    let schema = Arc::new(Schema::new(vec![field]));
+    let list = LargeListArray::new(
+        Arc::new(nullable("item", array.data_type().clone())),
+        arrow_buffer::OffsetBuffer::from_lengths([2]),
+        array,
+        None,
+    );
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(list)]).unwrap();
+    let err = record_batches_to_dataframe(&schema, &[batch]).unwrap_err();
+    assert!(matches!(err, FfiError::UnsupportedType { .. }), "{err}");
+}
+
+#[test]
+fn float16_import_fails_with_a_polars_import_error() {
+    let array: ArrayRef = Arc::new(Float16Array::from(vec![half_one()]));
+    let schema = Arc::new(Schema::new(vec![nullable("h", DataType::Float16)]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![array]).unwrap();
+    let err = record_batches_to_dataframe(&schema, &[batch]).unwrap_err();
+    assert!(matches!(err, FfiError::PolarsImport { .. }), "{err}");
+}
+
+fn half_one() -> <arrow_array::types::Float16Type as arrow_array::ArrowPrimitiveType>::Native {
+    <arrow_array::types::Float16Type as arrow_array::ArrowPrimitiveType>::Native::from_f32(1.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Addresses: Polars -> arrow-rs
+// ---------------------------------------------------------------------------------------------
+
+fn assert_polars_buffers_in_arrow(df: &DataFrame, schema: &SchemaRef, batches: &[RecordBatch]) {
+    for (i, column) in df.columns().iter().enumerate() {
+        let s = column.as_materialized_series();
+        assert_eq!(schema.field(i).name(), s.name().as_str());
+        if s.dtype() == &PlDataType::Null {
+            continue;
+        }
+        assert_eq!(s.n_chunks(), batches.len());
+        for (b, batch) in batches.iter().enumerate() {
+            let wanted = polars_ptrs_of(s.chunks()[b].as_ref());
+            let found = arrow_ptrs_of(batch.column(i).as_ref());
+            for ptr in &wanted {
+                assert!(
+                    found.contains(ptr),
+                    "column `{}` ({}) chunk {b}: polars buffer {ptr:#x} not in arrow {found:x?}",
+                    s.name(),
+                    s.dtype()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_polars_buffer_is_found_unchanged_in_arrow() {
+    let (schema, batches) = batches_of(native_columns, &[6, 8, 3]);
+    let df = record_batches_to_dataframe(&schema, &batches).unwrap();
+    let (out_schema, out) = dataframe_to_record_batches(&df).unwrap();
+    assert_polars_buffers_in_arrow(&df, &out_schema, &out);
+}
+
+#[test]
+fn frames_built_by_polars_export_without_a_copy() {
+    let mut ints = Series::new("ints".into(), &[Some(1i64), None, Some(3)]);
+    ints.append(&Series::new("ints".into(), &[4i64, 5]))
+        .unwrap();
+    let mut strings = Series::new("strings".into(), &[Some(LONG[0]), None, Some("s")]);
+    strings
+        .append(&Series::new("strings".into(), &[LONG[1], LONG[2]]))
+        .unwrap();
+    let df = DataFrame::new(5, vec![ints.into_column(), strings.into_column()]).unwrap();
+    let (schema, batches) = dataframe_to_record_batches(&df).unwrap();
+    assert_eq!(batches.len(), 2);
+    assert_eq!(schema.field(1).data_type(), &DataType::Utf8View);
+    assert_polars_buffers_in_arrow(&df, &schema, &batches);
+}
+
+#[test]
+fn enum_export_keeps_the_keys_and_builds_the_dictionary() {
+    let categories = FrozenCategories::new(["low", "mid", "high"]).unwrap();
+    let dtype = PlDataType::from_frozen_categories(categories);
+    let s = Series::new(
+        "level".into(),
+        &[Some("mid"), None, Some("high"), Some("mid")],
+    )
+    .cast(&dtype)
+    .unwrap();
+    let df = DataFrame::new(4, vec![s.into_column()]).unwrap();
+    let (schema, batches) = dataframe_to_record_batches(&df).unwrap();
+    let DataType::Dictionary(_, values) = schema.field(0).data_type() else {
+        panic!(
+            "enum exports as a dictionary, got {}",
+            schema.field(0).data_type()
+        );
+    };
+    assert_eq!(values.as_ref(), &DataType::Utf8View);
+    assert!(
+        schema.field(0).metadata().contains_key("_PL_ENUM_VALUES2"),
+        "{:?}",
+        schema.field(0).metadata()
+    );
+    let keys_ptr = polars_ptrs_of(series(&df, "level").chunks()[0].as_ref());
+    let dict = batches[0].column(0).to_data();
+    let mut key_ptrs = Vec::new();
+    for b in dict.buffers() {
+        key_ptrs.push(b.as_ptr() as usize);
+    }
+    assert!(
+        keys_ptr.iter().any(|p| key_ptrs.contains(p)),
+        "enum keys were copied"
+    );
+
+    // And back: the same Enum dtype and values.
+    let back = record_batches_to_dataframe(&schema, &batches).unwrap();
+    assert_eq!(series(&back, "level").dtype(), series(&df, "level").dtype());
+    assert!(back.equals_missing(&df));
+}
+
+#[test]
+fn categorical_round_trips_through_arrow_with_its_metadata() {
+    let s = Series::new("c".into(), &[Some("x"), None, Some("y"), Some("x")])
+        .cast(&PlDataType::from_categories(
+            polars_core::prelude::Categories::global(),
+        ))
+        .unwrap();
+    let df = DataFrame::new(4, vec![s.into_column()]).unwrap();
+    let (schema, batches) = dataframe_to_record_batches(&df).unwrap();
+    assert!(
+        schema.field(0).metadata().contains_key("_PL_CATEGORICAL2"),
+        "{:?}",
+        schema.field(0).metadata()
+    );
+    let back = record_batches_to_dataframe(&schema, &batches).unwrap();
+    assert_eq!(series(&back, "c").dtype(), series(&df, "c").dtype());
+    assert!(back.equals_missing(&df));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifetimes: the owner of the arrow-rs buffers lives exactly as long as Polars uses them
+// ---------------------------------------------------------------------------------------------
+
+/// Stands for a shared-memory lease: counts how many owners are alive.
+struct Owner {
+    bytes: Vec<u64>,
+    alive: Arc<AtomicUsize>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.alive.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn leased_buffer(values: &[u8], alive: &Arc<AtomicUsize>) -> Buffer {
+    let mut bytes = vec![0u64; values.len().div_ceil(8).max(1)];
+    // SAFETY: test-only byte view of a `u64` vector at least `values.len()` bytes long.
+    let dst =
+        unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<u8>(), values.len()) };
+    dst.copy_from_slice(values);
+    alive.fetch_add(1, Ordering::SeqCst);
+    let owner = Arc::new(Owner {
+        bytes,
+        alive: alive.clone(),
+    });
+    let ptr = NonNull::new(owner.bytes.as_ptr().cast_mut().cast::<u8>()).unwrap();
+    // SAFETY: `ptr` points to `values.len()` initialized bytes owned by `owner`, which the
+    // buffer keeps alive; the vector is never written again.
+    unsafe { Buffer::from_custom_allocation(ptr, values.len(), owner) }
+}
+
+fn leased_batch(alive: &Arc<AtomicUsize>) -> (SchemaRef, RecordBatch) {
+    let ints: Vec<u8> = [10i64, 20, 30, 40]
+        .iter()
+        .flat_map(|v| v.to_ne_bytes())
+        .collect();
+    let ints = Int64Array::new(ScalarBuffer::new(leased_buffer(&ints, alive), 0, 4), None);
+    let source = StringViewArray::from(vec![LONG[0], LONG[1], "s", LONG[2]]);
+    let views = leased_buffer(source.views().inner().as_slice(), alive);
+    let data = source
+        .data_buffers()
+        .iter()
+        .map(|b| leased_buffer(b.as_slice(), alive))
+        .collect::<Vec<_>>();
+    let strings = StringViewArray::try_new(ScalarBuffer::new(views, 0, 4), data, None).unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        nullable("ints", DataType::Int64),
+        nullable("strings", DataType::Utf8View),
+    ]));
+    let batch =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(ints), Arc::new(strings)]).unwrap();
+    (schema, batch)
+}
+
+#[test]
+fn leased_buffers_live_until_the_last_polars_series_is_dropped() {
+    let alive = Arc::new(AtomicUsize::new(0));
+    let (schema, batch) = leased_batch(&alive);
+    let owners = alive.load(Ordering::SeqCst);
+    assert!(owners >= 3);
+
+    let df = record_batches_to_dataframe(&schema, &[batch]).unwrap();
+    drop(schema);
+    // Only Polars holds the buffers now.
+    assert_eq!(alive.load(Ordering::SeqCst), owners);
+
+    let ints = series(&df, "ints").clone();
+    let strings_slice = series(&df, "strings").slice(1, 2);
+    drop(df);
+    assert_eq!(
+        alive.load(Ordering::SeqCst),
+        owners,
+        "dropped while a Series clone lives"
+    );
+    assert_eq!(ints.i64().unwrap().get(3), Some(40));
+
+    drop(ints);
+    // The strings' owners stay: the slice still uses them.
+    assert!(alive.load(Ordering::SeqCst) > 0);
+    assert_eq!(strings_slice.str().unwrap().get(0), Some(LONG[1]));
+    drop(strings_slice);
+    assert_eq!(
+        alive.load(Ordering::SeqCst),
+        0,
+        "polars leaked the arrow-rs buffers"
+    );
+}
+
+#[test]
+fn leased_buffers_live_until_the_last_exported_arrow_array_is_dropped() {
+    let alive = Arc::new(AtomicUsize::new(0));
+    let (schema, batch) = leased_batch(&alive);
+    let owners = alive.load(Ordering::SeqCst);
+    let df = record_batches_to_dataframe(&schema, &[batch]).unwrap();
+    let (_schema, out) = dataframe_to_record_batches(&df).unwrap();
+    drop(df);
+    assert_eq!(alive.load(Ordering::SeqCst), owners);
+    let column = out[0].column(1).clone();
+    drop(out);
+    // The ints' owner went with the last array using it; the strings' owners stay.
+    assert_eq!(alive.load(Ordering::SeqCst), owners - 1);
+    drop(column);
+    assert_eq!(alive.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_utf8_column_keeps_its_arrow_buffers_alive_as_its_views_point_into_them() {
+    // Utf8 -> Utf8View makes new views that point into the string bytes
+    // (polars-compute `binary_to_binview`).
+    let alive = Arc::new(AtomicUsize::new(0));
+    let offsets: Vec<u8> = [0i32, 33, 33, 34]
+        .iter()
+        .flat_map(|v| v.to_ne_bytes())
+        .collect();
+    let offsets_buffer = leased_buffer(&offsets, &alive);
+    let mut bytes = LONG[0].as_bytes().to_vec();
+    bytes.push(b's');
+    let values = leased_buffer(&bytes, &alive);
+    let array = StringArray::try_new(
+        arrow_buffer::OffsetBuffer::new(ScalarBuffer::new(offsets_buffer, 0, 4)),
+        values,
+        Some(NullBuffer::from(vec![true, false, true])),
+    )
+    .unwrap();
+    let schema = Arc::new(Schema::new(vec![nullable("s", DataType::Utf8)]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(array)]).unwrap();
+    let df = record_batches_to_dataframe(&schema, &[batch]).unwrap();
+    // The views are new, but they point into the arrow-rs string bytes, and polars holds every
+    // buffer of an imported array through one owner (the whole C array): nothing is released.
+    assert_eq!(alive.load(Ordering::SeqCst), 2);
+    assert_eq!(series(&df, "s").str().unwrap().get(0), Some(LONG[0]));
+    drop(df);
+    assert_eq!(alive.load(Ordering::SeqCst), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trips and chunking
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn arrow_to_polars_to_arrow_keeps_every_type_and_value() {
+    let (schema, batches) = batches_of(all_columns, &[9, 4, 11]);
+    let df = record_batches_to_dataframe(&schema, &batches).unwrap();
+    assert_eq!(df.height(), 24);
+    let (out_schema, out) = dataframe_to_record_batches(&df).unwrap();
+    for (expected, found) in schema.fields().iter().zip(out_schema.fields()) {
+        assert_eq!(expected.name(), found.name());
+        assert_eq!(
+            expected.data_type(),
+            found.data_type(),
+            "`{}`",
+            expected.name()
+        );
+        assert!(found.is_nullable());
+    }
+    assert_batches_equal(&batches, &out);
+}
+
+#[test]
+fn only_polars_dtype_metadata_is_exported() {
+    let (schema, batches) = batches_of(all_columns, &[3]);
+    let with_user_metadata = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .clone()
+                    .with_metadata(std::collections::HashMap::from([(
+                        "owner".to_string(),
+                        "desk-7".to_string(),
+                    )]))
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let batches: Vec<_> = batches
+        .into_iter()
+        .map(|b| b.with_schema(with_user_metadata.clone()).unwrap())
+        .collect();
+    let df = record_batches_to_dataframe(&with_user_metadata, &batches).unwrap();
+    let (out_schema, _) = dataframe_to_record_batches(&df).unwrap();
+    for field in out_schema.fields() {
+        let keys: Vec<_> = field.metadata().keys().cloned().collect();
+        if field.name() == "cat" {
+            assert_eq!(keys, ["_PL_CATEGORICAL2"]);
+        } else {
+            assert!(keys.is_empty(), "`{}` has {keys:?}", field.name());
+        }
+    }
+}
+
+#[test]
+fn no_batches_give_an_empty_frame_with_the_schema_columns() {
+    let (schema, _) = batches_of(all_columns, &[]);
+    let df = record_batches_to_dataframe(&schema, &[]).unwrap();
+    assert_eq!(df.height(), 0);
+    assert_eq!(df.width(), schema.fields().len());
+    let (out_schema, _) = dataframe_to_record_batches(&df).unwrap();
+    for (expected, found) in schema.fields().iter().zip(out_schema.fields()) {
+        assert_eq!(
+            expected.data_type(),
+            found.data_type(),
+            "`{}`",
+            expected.name()
+        );
+    }
+}
+
+#[test]
+fn empty_batches_are_kept_as_empty_chunks() {
+    let (schema, batches) = batches_of(native_columns, &[0, 3, 0]);
+    let df = record_batches_to_dataframe(&schema, &batches).unwrap();
+    let (_, out) = dataframe_to_record_batches(&df).unwrap();
+    assert_batches_equal(&batches, &out);
+}
+
+#[test]
+fn misaligned_chunks_are_cut_by_slicing_not_copied() {
+    let mut a = Series::new("a".into(), &[1i64, 2, 3]);
+    a.append(&Series::new("a".into(), &[4i64, 5])).unwrap();
+    let mut b = Series::new("b".into(), &[Some(LONG[0])]);
+    b.append(&Series::new(
+        "b".into(),
+        &[None, Some("x"), Some(LONG[1]), Some("y")],
+    ))
+    .unwrap();
+    let df = DataFrame::new(5, vec![a.into_column(), b.into_column()]).unwrap();
+    let (_, out) = dataframe_to_record_batches(&df).unwrap();
+    let rows: Vec<usize> = out.iter().map(RecordBatch::num_rows).collect();
+    assert_eq!(rows, [1, 2, 2]);
+
+    let a_values = series(&df, "a").chunks()[0].as_ref();
+    let a_ptr = polars_ptrs_of(a_values)[0];
+    // Batch 1 is rows 1..3 of `a`'s first chunk: same buffer, offset 1.
+    let sliced = out[1].column(0).to_data();
+    let first_value = sliced.buffers()[0].as_ptr() as usize + sliced.offset() * size_of::<i64>();
+    assert_eq!(first_value, a_ptr + size_of::<i64>());
+
+    let back = record_batches_to_dataframe(&out[0].schema(), &out).unwrap();
+    assert!(back.equals_missing(&df));
+}
+
+#[test]
+fn a_frame_without_columns_exports_one_batch_of_its_height() {
+    let df = DataFrame::new(7, vec![]).unwrap();
+    let (schema, out) = dataframe_to_record_batches(&df).unwrap();
+    assert!(schema.fields().is_empty());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].num_rows(), 7);
+}
+
+#[test]
+fn a_batch_with_a_different_type_is_refused() {
+    let (schema, _) = batches_of(native_columns, &[]);
+    let other = Arc::new(Schema::new(vec![nullable("x", DataType::Int64)]));
+    let batch = RecordBatch::try_new(other, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap();
+    let err = record_batches_to_dataframe(&schema, &[batch]).unwrap_err();
+    assert!(
+        matches!(err, FfiError::SchemaMismatch { batch: 0, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn int128_export_fails_with_an_arrow_import_error() {
+    let s = Series::new("big".into(), &[1i64, 2])
+        .cast(&PlDataType::Int128)
+        .unwrap();
+    let df = DataFrame::new(2, vec![s.into_column()]).unwrap();
+    let err = dataframe_to_record_batches(&df).unwrap_err();
+    assert!(matches!(err, FfiError::ArrowImport { .. }), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property: random frames of mixed dtypes with nulls round-trip exactly
+// ---------------------------------------------------------------------------------------------
+
+fn random_frame(picks: &[usize], lens: &[usize], null_mask: u64) -> (SchemaRef, Vec<RecordBatch>) {
+    let template = all_columns(0, 0);
+    let chosen: Vec<usize> = picks.iter().map(|p| p % template.len()).collect();
+    let column_set = |seed: usize, len: usize| -> Vec<(Field, ArrayRef)> {
+        let all = all_columns(seed.wrapping_add(null_mask as usize % 5), len);
+        chosen
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let (field, array) = all[c].clone();
+                (
+                    Field::new(
+                        format!("c{i}_{}", field.name()),
+                        field.data_type().clone(),
+                        true,
+                    ),
+                    array,
+                )
+            })
+            .collect()
+    };
+    batches_of(column_set, lens)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_frames_of_mixed_dtypes_round_trip_exactly(
+        picks in proptest::collection::vec(0usize..64, 1..8),
+        lens in proptest::collection::vec(0usize..40, 0..5),
+        null_mask in any::<u64>(),
+    ) {
+        let (schema, batches) = random_frame(&picks, &lens, null_mask);
+        let df = record_batches_to_dataframe(&schema, &batches).unwrap();
+        prop_assert_eq!(df.height(), lens.iter().sum::<usize>());
+        let (out_schema, out) = dataframe_to_record_batches(&df).unwrap();
+        for (e, f) in schema.fields().iter().zip(out_schema.fields()) {
+            prop_assert_eq!(e.data_type(), f.data_type());
+        }
+        let only_null = schema.fields().iter().all(|f| f.data_type() == &DataType::Null);
+        if batches.is_empty() {
+            // An empty frame has one empty chunk per column.
+            prop_assert!(out.iter().all(|b| b.num_rows() == 0));
+        } else if only_null {
+            // Polars keeps a Null column as one chunk: the batch boundaries are gone.
+            prop_assert_eq!(out.iter().map(RecordBatch::num_rows).sum::<usize>(), df.height());
+        } else {
+            assert_batches_equal(&batches, &out);
+        }
+        let back = record_batches_to_dataframe(&out_schema, &out).unwrap();
+        prop_assert!(back.equals_missing(&df));
+    }
+}
