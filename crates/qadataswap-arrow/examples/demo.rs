@@ -58,7 +58,7 @@ fn orchestrate() -> Result<(), Box<dyn std::error::Error>> {
 
 fn writer(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     let batch = numeric_batch(ROWS, 2);
-    let mut w = SnapshotWriter::builder(name).size(3 * 20 << 20).create()?;
+    let mut w = SnapshotWriter::builder(name).size(60 << 20).create()?;
     std::thread::sleep(Duration::from_millis(300));
     let mut times = Vec::new();
     for _ in 0..FRAMES {
