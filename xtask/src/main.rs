@@ -13,6 +13,7 @@
 
 mod apt;
 mod bench;
+mod crosslang;
 mod demo;
 mod error;
 mod shell;

@@ -196,11 +196,8 @@ fn cross_lang_step(ws: &Workspace, _tests: &mut TestCounts) -> Result<Outcome> {
 }
 
 /// `cargo xtask cross-lang`: writers and readers in Rust, Python and C++ exchanging frames.
-///
-/// NOT YET IMPLEMENTED — belongs to the cross-language issue; it fails loudly until then.
-pub fn cross_lang(_ws: &Workspace) -> Result<()> {
-    println!("cross-lang: not yet implemented (the cross-language issue fills this in)");
-    Err(Error::NotImplemented { what: "cross-lang" })
+pub fn cross_lang(ws: &Workspace) -> Result<()> {
+    crate::crosslang::cross_lang(ws)
 }
 
 /// `cargo xtask fuzz`: the fuzz targets under `fuzz/`.
