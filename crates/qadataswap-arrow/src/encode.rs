@@ -27,6 +27,12 @@ impl SlotCursor {
     pub(crate) fn position(&self) -> usize {
         self.pos
     }
+
+    /// The slot's start and capacity (the cursor must not have been written to).
+    pub(crate) fn into_raw(self) -> (*mut u8, usize) {
+        debug_assert_eq!(self.pos, 0);
+        (self.ptr, self.cap)
+    }
 }
 
 impl io::Write for SlotCursor {
@@ -59,9 +65,43 @@ pub(crate) fn write_options(
     }))
 }
 
-/// Encode `batches` (all of schema `schema`) into `cursor`. Returns the number of bytes the frame takes (which may
-/// exceed the cursor's capacity: then nothing past the capacity was written and the caller reports the size).
+/// A frame written into a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Encoded {
+    /// Bytes the frame takes (may exceed the slot's capacity: then nothing past it was written).
+    pub len: usize,
+    /// Extra copies of the body made on the way (0 on the one-copy path).
+    pub copies: u64,
+}
+
+/// Encode `batches` (all of schema `schema`) into `cursor`.
+///
+/// Uncompressed frames go through the one-copy encoder ([`crate::onecopy`]): each body buffer is copied once,
+/// straight into the slot. Compressed frames, and frames holding a type the one-copy encoder does not lay out
+/// (run-end encoded), go through arrow-ipc's `StreamWriter`; the latter count one copy (arrow-ipc materialises
+/// sliced and re-encoded buffers before writing them).
 pub(crate) fn encode_frame(
+    cursor: SlotCursor,
+    schema: &Schema,
+    batches: &[RecordBatch],
+    compression: Option<Compression>,
+) -> Result<Encoded, arrow_schema::ArrowError> {
+    if compression.is_some() {
+        let len = encode_frame_arrow_ipc(cursor, schema, batches, write_options(compression)?)?;
+        return Ok(Encoded { len, copies: 0 });
+    }
+    if crate::onecopy::unsupported_type(schema).is_some() {
+        let len = encode_frame_arrow_ipc(cursor, schema, batches, write_options(None)?)?;
+        return Ok(Encoded { len, copies: 1 });
+    }
+    let len = crate::onecopy::encode_frame(cursor, schema, batches)?;
+    Ok(Encoded { len, copies: 0 })
+}
+
+/// Encode `batches` with arrow-ipc's `StreamWriter` into `cursor` (compressed frames, and the fallback). Returns the
+/// number of bytes the frame takes (which may exceed the cursor's capacity: then nothing past the capacity was
+/// written and the caller reports the size).
+pub(crate) fn encode_frame_arrow_ipc(
     cursor: SlotCursor,
     schema: &Schema,
     batches: &[RecordBatch],

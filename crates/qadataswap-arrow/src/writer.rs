@@ -10,7 +10,6 @@ use qadataswap_shm::{
     Access, CreateOptions, OpenOptions, Protection, Segment, SegmentName, ShmError,
 };
 use qadataswap_sync::futex;
-use qadataswap_sync::lease::LeaseError;
 use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
 use qadataswap_sync::process::ProcessIdentity;
 
@@ -38,11 +37,11 @@ pub struct WriteInfo {
 
 /// The writing end of a segment, shared by the snapshot writer and the stream crate.
 pub struct RawWriter {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     me: ProcessIdentity,
-    opts: WriterOptions,
-    schema_version: u64,
-    last_schema: Option<SchemaRef>,
+    pub(crate) opts: WriterOptions,
+    pub(crate) schema_version: u64,
+    pub(crate) last_schema: Option<SchemaRef>,
     pub(crate) stats: StatsCounters,
     closed: bool,
 }
@@ -398,116 +397,43 @@ impl RawWriter {
         schema: &SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<WriteInfo> {
+        let claim = self.claim_slot(slot, seq)?;
         let shared = Arc::clone(&self.shared);
-        let seqw = shared.slot_seq(slot);
-        let previous = seqw.load();
-        let odd = seq
-            .checked_mul(2)
-            .and_then(|v| v.checked_sub(1))
-            .ok_or_else(|| Error::InvalidConfig {
-                what: "frame sequence overflow".into(),
-            })?;
-        match shared
-            .lease_table()
-            .claim_slot_for_write(slot, &seqw, previous, odd)
-        {
-            Ok(()) => {}
-            Err(LeaseError::SlotBusy { .. }) => {
-                return Err(Error::AllSlotsLeased {
-                    name: shared.name.clone(),
-                    waited: Duration::ZERO,
-                    holders: format!("slot {slot} was leased between the check and the claim"),
-                })
-            }
-            Err(e) => {
-                return Err(Error::InvalidConfig {
-                    what: e.to_string(),
-                })
-            }
-        }
         let cap = shared.geo.slot_capacity;
         // SAFETY: the slot is claimed (odd sequence, no lease): no reader looks at its bytes until commit, and
         // slot_ptr(slot)..+cap lies inside the writable mapping.
         let cursor = unsafe { SlotCursor::new(shared.slot_ptr(slot), cap) };
-        let opts = encode::write_options(self.opts.compression).map_err(Error::Arrow);
-        let encoded = opts
-            .and_then(|o| encode::encode_frame(cursor, schema, batches, o).map_err(Error::Arrow));
-        let len = match encoded {
-            Ok(len) if len <= cap => len,
-            Ok(len) => {
-                seqw.abort(previous);
+        let encoded = match encode::encode_frame(cursor, schema, batches, self.opts.compression) {
+            Ok(e) if e.len <= cap => e,
+            Ok(e) => {
+                // The one-copy encoder refuses before writing; arrow-ipc's may have written up to the capacity.
+                self.abort_slot(claim, e.copies > 0 || self.opts.compression.is_some());
                 return Err(Error::SlotTooSmall {
                     name: shared.name.clone(),
-                    needed: len,
+                    needed: e.len,
                     capacity: cap,
                 });
             }
             Err(e) => {
-                seqw.abort(previous);
-                return Err(e);
+                self.abort_slot(claim, true);
+                return Err(Error::Arrow(e));
             }
         };
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        if self.last_schema.as_ref().is_none_or(|s| s != schema) {
-            self.publish_schema(schema)?;
-        }
-        shared
-            .desc_u64(slot, desc::FRAME_SEQ)
-            .store(seq, Ordering::Relaxed);
-        shared
-            .desc_u64(slot, desc::SCHEMA_VERSION)
-            .store(self.schema_version, Ordering::Relaxed);
-        shared
-            .desc_u64(slot, desc::LEN)
-            .store(len as u64, Ordering::Relaxed);
-        shared
-            .desc_u64(slot, desc::NUM_ROWS)
-            .store(rows as u64, Ordering::Relaxed);
-        shared
-            .desc_u64(slot, desc::WRITE_NS)
-            .store(now_ns(), Ordering::Relaxed);
-        shared
-            .desc_u32(slot, desc::NUM_BATCHES)
-            .store(batches.len() as u32, Ordering::Relaxed);
-        shared
-            .desc_u32(slot, desc::NUM_DICTS)
-            .store(0, Ordering::Relaxed);
-        let sflags = if self.opts.compression.is_some() {
-            layout::slot_flags::COMPRESSED
-        } else {
-            0
-        };
-        shared
-            .desc_u32(slot, desc::FLAGS)
-            .store(sflags, Ordering::Relaxed);
-        seqw.commit(seq * 2);
-        shared
-            .header_u64(off::LAST_WRITE_NS)
-            .store(now_ns(), Ordering::Relaxed);
-        shared
-            .header_u64(off::FRAMES_WRITTEN)
-            .fetch_add(1, Ordering::Relaxed);
-        shared
-            .header_u64(off::BYTES_WRITTEN)
-            .fetch_add(len as u64, Ordering::Relaxed);
-        self.stats.frames_written.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .bytes_written
-            .fetch_add(len as u64, Ordering::Relaxed);
-        if self.opts.compression.is_none() {
-            // arrow-ipc's encoder builds each message body in a private Vec before copying it into the slot.
-            self.stats.copies.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(WriteInfo {
-            seq,
-            slot,
-            bytes: len,
-            rows,
-        })
+        self.commit_slot(
+            claim,
+            crate::claim::Committed {
+                schema,
+                len: encoded.len,
+                rows: batches.iter().map(|b| b.num_rows()).sum(),
+                batches: batches.len(),
+                compressed: self.opts.compression.is_some(),
+                copies: encoded.copies,
+            },
+        )
     }
 
     /// Store the schema message in the header's schema area under its seqlock and bump the schema version.
-    fn publish_schema(&mut self, schema: &SchemaRef) -> Result<()> {
+    pub(crate) fn publish_schema(&mut self, schema: &SchemaRef) -> Result<()> {
         let shared = &self.shared;
         let msg = encode::schema_message(schema);
         if msg.len() > shared.geo.schema_capacity {
@@ -577,8 +503,8 @@ impl Drop for RawWriter {
 ///
 /// `Send` but not shared: one thread writes at a time (`&mut self`).
 pub struct SnapshotWriter {
-    raw: RawWriter,
-    next_seq: u64,
+    pub(crate) raw: RawWriter,
+    pub(crate) next_seq: u64,
 }
 
 impl SnapshotWriter {

@@ -1,0 +1,146 @@
+//! Claiming a slot for a write and committing it (docs/FORMAT.md §8 steps 2 and 3), shared by the encoding writer
+//! ([`RawWriter::write_slot`]) and the loan API ([`crate::loan`]).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use arrow_schema::SchemaRef;
+use qadataswap_sync::lease::LeaseError;
+
+use crate::error::{Error, Result};
+use crate::layout::{self, desc, off};
+use crate::segment::now_ns;
+use crate::writer::{RawWriter, WriteInfo};
+
+/// A claimed slot: its sequence word is odd and no reader holds it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Claim {
+    pub(crate) slot: usize,
+    pub(crate) seq: u64,
+    /// The slot's sequence before the claim (restored by an abort that changed nothing).
+    pub(crate) previous: u64,
+}
+
+/// What a commit stores in the slot's descriptor.
+pub(crate) struct Committed<'a> {
+    pub(crate) schema: &'a SchemaRef,
+    pub(crate) len: usize,
+    pub(crate) rows: usize,
+    pub(crate) batches: usize,
+    pub(crate) compressed: bool,
+    /// Extra copies the encoding made (counted in the writer's stats).
+    pub(crate) copies: u64,
+}
+
+impl RawWriter {
+    /// Claim `slot` for frame `seq`: odd sequence, fence, lease check (§8 step 2).
+    ///
+    /// # Errors
+    /// [`Error::AllSlotsLeased`] with a zero wait when a reader leased the slot in between (pick another).
+    pub(crate) fn claim_slot(&self, slot: usize, seq: u64) -> Result<Claim> {
+        let shared = &self.shared;
+        let seqw = shared.slot_seq(slot);
+        let previous = seqw.load();
+        let odd = seq
+            .checked_mul(2)
+            .and_then(|v| v.checked_sub(1))
+            .ok_or_else(|| Error::InvalidConfig {
+                what: "frame sequence overflow".into(),
+            })?;
+        match shared
+            .lease_table()
+            .claim_slot_for_write(slot, &seqw, previous, odd)
+        {
+            Ok(()) => Ok(Claim {
+                slot,
+                seq,
+                previous,
+            }),
+            Err(LeaseError::SlotBusy { .. }) => Err(Error::AllSlotsLeased {
+                name: shared.name.clone(),
+                waited: Duration::ZERO,
+                holders: format!("slot {slot} was leased between the check and the claim"),
+            }),
+            Err(e) => Err(Error::InvalidConfig {
+                what: e.to_string(),
+            }),
+        }
+    }
+
+    /// Give a claimed slot up. `touched`: its bytes may have changed, so the frame it held is gone and the slot is
+    /// marked empty (sequence 0) instead of getting its old sequence back.
+    pub(crate) fn abort_slot(&self, claim: Claim, touched: bool) {
+        let seqw = self.shared.slot_seq(claim.slot);
+        if touched {
+            self.shared
+                .desc_u64(claim.slot, desc::FRAME_SEQ)
+                .store(0, Ordering::Relaxed);
+            seqw.commit(0);
+        } else {
+            seqw.abort(claim.previous);
+        }
+    }
+
+    /// Commit a claimed slot whose bytes are written: schema area if the schema changed, descriptor, even
+    /// sequence (§8 step 3), counters. Does not publish. On error the slot is given up (marked empty).
+    pub(crate) fn commit_slot(&mut self, claim: Claim, c: Committed<'_>) -> Result<WriteInfo> {
+        if self.last_schema.as_ref().is_none_or(|s| s != c.schema) {
+            if let Err(e) = self.publish_schema(c.schema) {
+                self.abort_slot(claim, true);
+                return Err(e);
+            }
+        }
+        let shared = &self.shared;
+        let slot = claim.slot;
+        shared
+            .desc_u64(slot, desc::FRAME_SEQ)
+            .store(claim.seq, Ordering::Relaxed);
+        shared
+            .desc_u64(slot, desc::SCHEMA_VERSION)
+            .store(self.schema_version, Ordering::Relaxed);
+        shared
+            .desc_u64(slot, desc::LEN)
+            .store(c.len as u64, Ordering::Relaxed);
+        shared
+            .desc_u64(slot, desc::NUM_ROWS)
+            .store(c.rows as u64, Ordering::Relaxed);
+        shared
+            .desc_u64(slot, desc::WRITE_NS)
+            .store(now_ns(), Ordering::Relaxed);
+        shared
+            .desc_u32(slot, desc::NUM_BATCHES)
+            .store(c.batches as u32, Ordering::Relaxed);
+        shared
+            .desc_u32(slot, desc::NUM_DICTS)
+            .store(0, Ordering::Relaxed);
+        let sflags = if c.compressed {
+            layout::slot_flags::COMPRESSED
+        } else {
+            0
+        };
+        shared
+            .desc_u32(slot, desc::FLAGS)
+            .store(sflags, Ordering::Relaxed);
+        shared.slot_seq(slot).commit(claim.seq * 2);
+        shared
+            .header_u64(off::LAST_WRITE_NS)
+            .store(now_ns(), Ordering::Relaxed);
+        shared
+            .header_u64(off::FRAMES_WRITTEN)
+            .fetch_add(1, Ordering::Relaxed);
+        shared
+            .header_u64(off::BYTES_WRITTEN)
+            .fetch_add(c.len as u64, Ordering::Relaxed);
+        self.stats.frames_written.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_written
+            .fetch_add(c.len as u64, Ordering::Relaxed);
+        self.stats.copies.fetch_add(c.copies, Ordering::Relaxed);
+        Ok(WriteInfo {
+            seq: claim.seq,
+            slot,
+            bytes: c.len,
+            rows: c.rows,
+        })
+    }
+}
