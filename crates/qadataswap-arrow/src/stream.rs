@@ -1,0 +1,649 @@
+//! Stream mode (docs/FORMAT.md §11): every chunk to every reader, in order, with back-pressure.
+//!
+//! The low-level halves of `qadataswap-stream`'s `SharedDataStream`:
+//! - [`StreamWriterCore`] writes chunk `k` (numbered from 1) into slot `(k - 1) % slot_count`, but only once every
+//!   registered reader's `cursor` is past chunk `k - slot_count` and nobody holds a lease on that slot; then it
+//!   publishes `stream_head = k`. While waiting it parks on the release notifier, and reclaims the entries of dead
+//!   readers so that they stop holding it back.
+//! - [`StreamReaderCore`] leases chunk `cursor` when `cursor <= stream_head`, decodes it zero-copy like a snapshot
+//!   frame, and advances its `cursor` (waking the writer if it is parked).
+//!
+//! Both sides report the situations a stream has and a snapshot has not as plain data ([`ChunkWrite::Blocked`],
+//! [`Poll`]); the stream crate turns them into its own errors.
+
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_schema::{Schema, SchemaRef};
+use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
+
+use crate::decode::SchemaCache;
+use crate::error::{Error, Result};
+use crate::layout::{off, state, Mode};
+use crate::options::{ReaderOptions, Validation, WriterOptions};
+use crate::reader::{Attachment, Frame};
+use crate::segment::Shared;
+use crate::stats::{Stats, StatsCounters};
+use crate::writer::{RawWriter, WriteInfo};
+
+/// Cursor value of a reader handle that was dropped while some of its chunks are still alive: it no longer holds
+/// the writer back by position, only by its leases.
+pub const CURSOR_DETACHED: u64 = u64::MAX;
+
+/// How often a waiting writer looks for dead readers (each look reads `/proc` once per registered reader).
+const RECLAIM_EVERY: Duration = Duration::from_millis(10);
+/// How often a waiting reader checks that the writer is alive.
+const LIVENESS_EVERY: Duration = Duration::from_millis(20);
+
+/// A reader that keeps the writer from reusing a slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocker {
+    /// The reader's pid.
+    pub pid: u32,
+    /// The next chunk it will read (its `cursor`); it holds the writer back when `cursor <= chunk - slot_count`.
+    pub cursor: u64,
+    /// Leases it holds on the slot the writer needs (chunks it still keeps alive).
+    pub leases: u32,
+}
+
+/// What a blocking chunk write did.
+#[derive(Clone, Debug)]
+#[must_use]
+pub enum ChunkWrite {
+    /// The chunk was committed and published.
+    Written(WriteInfo),
+    /// The slot did not come free before the deadline; nothing was written.
+    Blocked {
+        /// The chunk that could not be written.
+        chunk: u64,
+        /// The slot it needs.
+        slot: usize,
+        /// How long the writer waited.
+        waited: Duration,
+        /// Who held it back when the wait ended.
+        blockers: Vec<Blocker>,
+    },
+}
+
+/// The writing half of a stream segment.
+///
+/// `Send`, one thread at a time (`&mut self`).
+pub struct StreamWriterCore {
+    raw: RawWriter,
+    next: u64,
+    finished: bool,
+}
+
+impl StreamWriterCore {
+    /// Create the stream segment `name` (or take over one whose writer died: numbering continues after the last
+    /// published chunk, and readers that are attached carry on).
+    ///
+    /// # Errors
+    /// As [`RawWriter::create`].
+    pub fn create(name: &str, opts: WriterOptions) -> Result<StreamWriterCore> {
+        let raw = RawWriter::create(name, Mode::Stream, opts)?;
+        let s = raw.shared();
+        let head = s.header_u64(off::STREAM_HEAD).load(Ordering::Acquire);
+        s.header_u64(off::STREAM_END).store(0, Ordering::Release);
+        s.header_u64(off::STREAM_TAIL)
+            .fetch_max(1, Ordering::AcqRel);
+        Ok(StreamWriterCore {
+            raw,
+            next: head.saturating_add(1),
+            finished: false,
+        })
+    }
+
+    /// The segment.
+    pub fn shared(&self) -> &Arc<Shared> {
+        self.raw.shared()
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &WriterOptions {
+        self.raw.options()
+    }
+
+    /// Counters of this writer (`lease_waits` counts the writes that had to wait for readers).
+    pub fn stats(&self) -> Stats {
+        self.raw.stats()
+    }
+
+    /// The number the next chunk will get.
+    pub fn next_chunk_seq(&self) -> u64 {
+        self.next
+    }
+
+    /// Whether [`StreamWriterCore::finish`] was called.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    fn slot_of(&self, chunk: u64) -> usize {
+        let n = self.shared().geo.slot_count as u64;
+        ((chunk - 1) % n) as usize
+    }
+
+    /// Readers that keep chunk `chunk`'s slot from being written now.
+    pub fn blockers(&self, chunk: u64) -> Vec<Blocker> {
+        let s = self.shared();
+        let n = s.geo.slot_count as u64;
+        let slot = self.slot_of(chunk);
+        let limit = chunk.saturating_sub(n);
+        s.lease_table()
+            .registered_entries()
+            .filter_map(|(_, e)| {
+                let cursor = e.cursor().load(Ordering::Acquire);
+                let leases = e.lease_count(slot);
+                let behind = cursor != 0 && cursor <= limit;
+                (behind || leases > 0).then(|| Blocker {
+                    pid: e.pid(),
+                    cursor,
+                    leases,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether chunk `chunk`'s slot may be written now (cheap: no `/proc` access).
+    fn slot_free(s: &Shared, chunk: u64, slot: usize) -> bool {
+        let n = s.geo.slot_count as u64;
+        let lt = s.lease_table();
+        if lt.leases_on(slot) > 0 {
+            return false;
+        }
+        if chunk > n {
+            let limit = chunk - n;
+            // A cursor of 0 is a reader still choosing its start: it re-checks `stream_tail` after publishing its
+            // cursor (the fence pair in `write_chunk` / `StreamReaderCore::open`), so it cannot start behind us.
+            for (_, e) in lt.registered_entries() {
+                let c = e.cursor().load(Ordering::Acquire);
+                if c != 0 && c <= limit {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Write `batches` (of one schema) as the next chunk, waiting until `deadline` for the slowest reader.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFrame`] (mixed schemas, or a write after `finish`), [`Error::SlotTooSmall`], Arrow encoding
+    /// errors, [`Error::Forked`].
+    pub fn write_chunk(
+        &mut self,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+        deadline: Instant,
+    ) -> Result<ChunkWrite> {
+        self.raw.check_owner()?;
+        if self.finished {
+            return Err(Error::InvalidFrame {
+                what: format!(
+                    "stream '{}' was finished; no chunk can follow its end",
+                    self.shared().name
+                ),
+            });
+        }
+        check_frame(schema, batches)?;
+        let shared = Arc::clone(self.shared());
+        let n = shared.geo.slot_count as u64;
+        let k = self.next;
+        let slot = self.slot_of(k);
+        if k > n {
+            // Give up chunk k - n for late joiners first, then look at the cursors (fence pair with the reader's
+            // cursor store in `StreamReaderCore::open`).
+            shared
+                .header_u64(off::STREAM_TAIL)
+                .fetch_max(k - n + 1, Ordering::AcqRel);
+            fence(Ordering::SeqCst);
+        }
+        let info = loop {
+            if let Some(waited) = self.wait_free(&shared, k, slot, deadline)? {
+                self.raw.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                return Ok(ChunkWrite::Blocked {
+                    chunk: k,
+                    slot,
+                    waited,
+                    blockers: self.blockers(k),
+                });
+            }
+            match self.raw.write_slot(slot, k, schema, batches) {
+                // A lease appeared between the check and the claim: wait again.
+                Err(Error::AllSlotsLeased { waited, .. }) if waited.is_zero() => continue,
+                other => break other?,
+            }
+        };
+        shared
+            .header_u64(off::STREAM_HEAD)
+            .store(k, Ordering::Release);
+        shared.notifier().notify();
+        self.next += 1;
+        Ok(ChunkWrite::Written(info))
+    }
+
+    /// Wait until the slot is free. `Ok(None)`: free; `Ok(Some(waited))`: the deadline passed.
+    fn wait_free(
+        &self,
+        s: &Shared,
+        chunk: u64,
+        slot: usize,
+        deadline: Instant,
+    ) -> Result<Option<Duration>> {
+        if Self::slot_free(s, chunk, slot) {
+            return Ok(None);
+        }
+        self.raw.stats.lease_waits.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
+        let mut last_reclaim = start;
+        let wait = WaitOptions {
+            spin: SpinBudget(effective_spin(s, self.raw.options().spin)),
+            deadline: Some(deadline),
+            slice: Duration::from_millis(50),
+        };
+        let r = s
+            .release_notifier()
+            .wait_until(&wait, || -> Result<Option<()>, Error> {
+                if Self::slot_free(s, chunk, slot) {
+                    return Ok(Some(()));
+                }
+                if last_reclaim.elapsed() >= RECLAIM_EVERY {
+                    last_reclaim = Instant::now();
+                    if !s.lease_table().reclaim_dead().is_empty() {
+                        return Ok(Self::slot_free(s, chunk, slot).then_some(()));
+                    }
+                }
+                Ok(None)
+            });
+        match r {
+            Ok(()) => Ok(None),
+            Err(WaitError::Aborted(e)) => Err(e),
+            Err(_) => {
+                // One last look for dead readers, so a deadline that passed just as one died does not fail.
+                s.lease_table().reclaim_dead();
+                if Self::slot_free(s, chunk, slot) {
+                    Ok(None)
+                } else {
+                    Ok(Some(start.elapsed()))
+                }
+            }
+        }
+    }
+
+    /// Readers attached and positioned (dead readers are reclaimed first, so they do not count).
+    pub fn readers(&self) -> usize {
+        let lt = self.shared().lease_table();
+        lt.reclaim_dead();
+        count_positioned(self.shared())
+    }
+
+    /// Wait until at least `n` readers are attached, up to `timeout`; returns how many there are (fewer than `n`
+    /// when the timeout passed).
+    ///
+    /// # Errors
+    /// [`Error::Forked`].
+    pub fn wait_for_readers(&self, n: usize, timeout: Duration) -> Result<usize> {
+        self.raw.check_owner()?;
+        let s = self.shared();
+        let wait = WaitOptions {
+            spin: SpinBudget(0),
+            deadline: Some(Instant::now() + timeout),
+            slice: Duration::from_millis(20),
+        };
+        let r = s
+            .release_notifier()
+            .wait_until(&wait, || -> Result<Option<usize>, Error> {
+                s.lease_table().reclaim_dead();
+                let have = count_positioned(s);
+                Ok((have >= n).then_some(have))
+            });
+        match r {
+            Ok(have) => Ok(have),
+            Err(WaitError::Aborted(e)) => Err(e),
+            Err(_) => Ok(self.readers()),
+        }
+    }
+
+    /// End the stream cleanly: store `stream_end`, mark the segment finished, wake everyone, unlink the name unless
+    /// persistent. Readers drain what was written and then see the end. Idempotent.
+    ///
+    /// # Errors
+    /// [`Error::Forked`], an unlink failure.
+    pub fn finish(&mut self) -> Result<()> {
+        self.raw.check_owner()?;
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        self.shared()
+            .header_u64(off::STREAM_END)
+            .store(self.next, Ordering::Release);
+        self.raw.close_with(state::FINISHED)
+    }
+}
+
+/// The spin budget to use: spinning only pays when every party (the writer and each reader) has a core of its own;
+/// on an oversubscribed machine a spinning waiter takes the CPU from the process it waits for, so park at once.
+fn effective_spin(s: &Shared, spin: u32) -> u32 {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let parties = s.lease_table().registered_entries().count() + 1;
+    if parties > cores {
+        0
+    } else {
+        spin
+    }
+}
+
+fn count_positioned(s: &Shared) -> usize {
+    s.lease_table()
+        .registered_entries()
+        .filter(|(_, e)| {
+            let c = e.cursor().load(Ordering::Acquire);
+            c != 0 && c != CURSOR_DETACHED
+        })
+        .count()
+}
+
+fn check_frame(schema: &Schema, batches: &[RecordBatch]) -> Result<()> {
+    for (i, b) in batches.iter().enumerate() {
+        if b.schema_ref().fields() != schema.fields() {
+            return Err(Error::InvalidFrame {
+                what: format!(
+                    "batch {i} has schema {:?}, the chunk's is {:?}; a chunk has one schema",
+                    b.schema(),
+                    schema
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Where a new reader starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartAt {
+    /// At `stream_tail`: the oldest chunk the writer still retains in the ring (chunk 1 if it has not wrapped yet).
+    #[default]
+    Oldest,
+    /// At `stream_head + 1`: only chunks published after the reader attached.
+    Next,
+}
+
+/// What a non-blocking look at the stream found.
+#[derive(Debug)]
+#[must_use]
+#[non_exhaustive]
+pub enum Poll {
+    /// The next chunk (the cursor has moved past it).
+    Chunk(Frame),
+    /// Nothing new yet.
+    Pending,
+    /// Every chunk up to the clean end was read.
+    End,
+    /// The writer closed the segment without finishing the stream, and every chunk it wrote was read.
+    Closed,
+    /// The writer process died, and every chunk it published was read.
+    WriterDied {
+        /// The dead writer's pid.
+        pid: u32,
+    },
+    /// The next chunk needs a slot this reader itself still holds a lease on (it keeps chunk `chunk - slot_count`
+    /// alive): waiting would deadlock.
+    RingHeld {
+        /// The chunk this reader waits for.
+        chunk: u64,
+        /// The slot that chunk needs.
+        slot: usize,
+        /// Leases this reader holds on it.
+        held: u32,
+    },
+    /// The chunk at the cursor is gone (the slot holds another chunk): this reader's entry was reclaimed or the
+    /// segment was rewritten.
+    Lost {
+        /// The chunk the cursor pointed at.
+        expected: u64,
+        /// The oldest chunk still retained.
+        oldest: u64,
+    },
+}
+
+/// The reading half of a stream segment.
+///
+/// `Send`; one thread at a time (`&mut self`). Chunks it returns are `Send + Sync` and hold their slot's lease.
+pub struct StreamReaderCore {
+    att: Arc<Attachment>,
+    cursor: u64,
+    cache: SchemaCache,
+    validation: Validation,
+    spin: u32,
+    stats: StatsCounters,
+    last_liveness: Instant,
+}
+
+impl StreamReaderCore {
+    /// Attach to the stream segment `name` and choose the first chunk per `start`.
+    ///
+    /// # Errors
+    /// As [`Attachment::open`].
+    pub fn open(name: &str, opts: &ReaderOptions, start: StartAt) -> Result<StreamReaderCore> {
+        let att = Attachment::open(name, Mode::Stream, opts)?;
+        let s = att.shared();
+        let tail = s.header_u64(off::STREAM_TAIL);
+        let mut c = match start {
+            StartAt::Oldest => tail.load(Ordering::Acquire).max(1),
+            StartAt::Next => s
+                .header_u64(off::STREAM_HEAD)
+                .load(Ordering::Acquire)
+                .saturating_add(1)
+                .max(tail.load(Ordering::Acquire)),
+        };
+        // Publish the cursor, then re-check the tail (fence pair with the writer's tail store in `write_chunk`):
+        // either the writer sees our cursor and waits for us, or we see that it gave our start up and move on.
+        loop {
+            att.entry().set_cursor(c);
+            fence(Ordering::SeqCst);
+            let t = tail.load(Ordering::Acquire).max(1);
+            if t <= c {
+                break;
+            }
+            c = t;
+        }
+        att.entry().touch();
+        s.release_notifier().notify();
+        Ok(StreamReaderCore {
+            att,
+            cursor: c,
+            cache: None,
+            validation: opts.validation,
+            spin: opts.spin,
+            stats: StatsCounters::default(),
+            last_liveness: Instant::now(),
+        })
+    }
+
+    /// The segment.
+    pub fn shared(&self) -> &Arc<Shared> {
+        self.att.shared()
+    }
+
+    /// The attachment (mapping and reader entry).
+    pub fn attachment(&self) -> &Arc<Attachment> {
+        &self.att
+    }
+
+    /// The number of the next chunk this reader will return.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Counters of this reader (`copies` counts buffers decompressed into private memory).
+    pub fn stats(&self) -> Stats {
+        self.stats.snapshot()
+    }
+
+    /// Add `n` to this reader's copy counter (for copies made above this layer, like `to_owned`).
+    pub fn count_copies(&self, n: u64) {
+        self.stats.copies.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Count a blocking call that reached its timeout.
+    pub fn count_timeout(&self) {
+        self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Look once, without blocking and without checking on the writer.
+    ///
+    /// # Errors
+    /// [`Error::CorruptFrame`], [`Error::Forked`].
+    pub fn poll(&mut self) -> Result<Poll> {
+        self.att.check_owner()?;
+        let s = Arc::clone(self.att.shared());
+        let c = self.cursor;
+        let head = s.header_u64(off::STREAM_HEAD).load(Ordering::Acquire);
+        if c <= head {
+            return self.take(&s, c);
+        }
+        let end = s.header_u64(off::STREAM_END).load(Ordering::Acquire);
+        if end != 0 && c >= end {
+            return Ok(Poll::End);
+        }
+        let n = s.geo.slot_count as u64;
+        if c > n {
+            let slot = ((c - 1) % n) as usize;
+            let held = self.att.entry().lease_count(slot);
+            if held > 0 {
+                return Ok(Poll::RingHeld {
+                    chunk: c,
+                    slot,
+                    held,
+                });
+            }
+        }
+        Ok(Poll::Pending)
+    }
+
+    /// Lease, decode and return chunk `c`, advancing the cursor.
+    fn take(&mut self, s: &Shared, c: u64) -> Result<Poll> {
+        let n = s.geo.slot_count as u64;
+        let slot = ((c - 1) % n) as usize;
+        match self.att.lease_frame(slot, c)? {
+            Some(leased) => {
+                let frame =
+                    leased.decode(&self.att, &mut self.cache, self.validation, &self.stats)?;
+                self.cursor = c + 1;
+                let entry = self.att.entry();
+                entry.set_cursor(c + 1);
+                entry.touch();
+                // Store-then-load with the writer's park (waiters++, fence, poll cursors): it either sees the new
+                // cursor or is counted, and then we wake it.
+                fence(Ordering::SeqCst);
+                let rn = s.release_notifier();
+                if rn.waiting() > 0 {
+                    rn.notify();
+                }
+                Ok(Poll::Chunk(frame))
+            }
+            None => {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                let oldest = s
+                    .header_u64(off::STREAM_TAIL)
+                    .load(Ordering::Acquire)
+                    .max(1);
+                Ok(Poll::Lost {
+                    expected: c,
+                    oldest,
+                })
+            }
+        }
+    }
+
+    /// Why nothing more will come, if so (writer closed without finishing, or dead). Reads `/proc` once.
+    fn gone(&self) -> Option<Poll> {
+        let s = self.att.shared();
+        if s.state() == state::CLOSED {
+            return Some(Poll::Closed);
+        }
+        match s.writer_identity() {
+            Some(w) if !w.is_alive() => Some(Poll::WriterDied { pid: w.pid }),
+            _ => None,
+        }
+    }
+
+    /// [`StreamReaderCore::poll`], and when nothing is pending, a check on the writer at most every 20 ms, so a
+    /// caller that only polls still learns that the writer died.
+    ///
+    /// # Errors
+    /// As [`StreamReaderCore::poll`].
+    pub fn try_next(&mut self) -> Result<Poll> {
+        let p = self.poll()?;
+        if !matches!(p, Poll::Pending) || self.last_liveness.elapsed() < LIVENESS_EVERY {
+            return Ok(p);
+        }
+        self.last_liveness = Instant::now();
+        match self.gone() {
+            // Drain first: something published just before the writer went is still delivered.
+            Some(g) => match self.poll()? {
+                Poll::Pending => Ok(g),
+                other => Ok(other),
+            },
+            None => Ok(Poll::Pending),
+        }
+    }
+
+    /// Wait (spin, then park on the publish notifier) until something other than [`Poll::Pending`] happens or
+    /// `deadline` passes (then `Poll::Pending`).
+    ///
+    /// # Errors
+    /// As [`StreamReaderCore::poll`].
+    pub fn wait(&mut self, deadline: Option<Instant>) -> Result<Poll> {
+        let p = self.poll()?;
+        if !matches!(p, Poll::Pending) {
+            return Ok(p);
+        }
+        let att = Arc::clone(&self.att);
+        let notifier = att.shared().notifier();
+        let wait = WaitOptions {
+            spin: SpinBudget(effective_spin(att.shared(), self.spin)),
+            deadline,
+            slice: Duration::from_millis(100),
+        };
+        let r = notifier.wait_until(&wait, || -> Result<Option<Poll>> {
+            match self.try_next()? {
+                Poll::Pending => Ok(None),
+                other => Ok(Some(other)),
+            }
+        });
+        match r {
+            Ok(p) => Ok(p),
+            Err(WaitError::Aborted(e)) => Err(e),
+            Err(_) => Ok(Poll::Pending),
+        }
+    }
+}
+
+impl Drop for StreamReaderCore {
+    fn drop(&mut self) {
+        if self.att.check_owner().is_err() {
+            return;
+        }
+        // Chunks still alive keep the attachment (and the entry) registered; from now on they hold the writer back
+        // only by their leases, not by this handle's position.
+        let s = self.att.shared();
+        self.att.entry().set_cursor(CURSOR_DETACHED);
+        fence(Ordering::SeqCst);
+        s.release_notifier().notify();
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<StreamWriterCore>();
+    is_send::<StreamReaderCore>();
+    let _ = AtomicU64::new(0);
+}
