@@ -1,1 +1,248 @@
-fn main() {}
+//! `qadataswap`: see, inspect, read and clean up QADataSwap segments in shared memory.
+//!
+//! ```text
+//! $ qadataswap ls                      # every segment of this library, with its state
+//! $ qadataswap inspect prices --json   # header, schema, slots, reader entries
+//! $ qadataswap cat prices --rows 5     # the newest snapshot as a table
+//! $ qadataswap cat prices --follow     # each new frame, never holding the writer back
+//! $ qadataswap rm prices               # remove one segment nobody uses
+//! $ qadataswap gc                      # remove every segment whose processes are all dead
+//! $ qadataswap bench                   # write / read / handoff timings on this machine
+//! ```
+//!
+//! `ls` and `inspect` open segments read-only: they never register as a reader, take a lease or write a byte.
+//! `cat` is an ordinary reader that copies each frame out and releases it before printing.
+//!
+//! # States (`ls`, `inspect`)
+//! `live` (a live writer), `closed` (writer closed cleanly, segment kept), `writer-dead` (writer died, live readers
+//! remain), `stale` (nothing alive attached: `gc` removes it), `initialising` (creator still setting it up),
+//! `foreign` (not this library's, or another user's: shown with `ls --all`), `incompatible` (another format
+//! version), `corrupt` (impossible header).
+//!
+//! # Exit codes
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | any other error |
+//! | 2 | bad command line |
+//! | 3 | no segment of that name |
+//! | 4 | refused: the segment is in use by a live process, or dead processes are still registered (`rm --force`) |
+//! | 5 | foreign segment, incompatible version or corrupt header: not touched |
+//! | 6 | `cat`: nothing to read (no frame published, or none before `--timeout`) |
+//!
+//! Errors go to stderr as one line starting with `qadataswap: `; data goes to stdout.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod cat;
+mod clean;
+mod error;
+mod listing;
+mod render;
+mod status;
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::ExitCode;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  any other error
+  2  bad command line
+  3  no segment of that name
+  4  refused: in use by a live process, or dead processes still registered (rm --force)
+  5  foreign segment, incompatible version or corrupt header: left untouched
+  6  cat: nothing to read (no frame published, or none before --timeout)
+
+States: live, closed, writer-dead, stale (gc removes it), initialising, foreign (ls --all), incompatible, corrupt.";
+
+/// See, inspect, read and clean up QADataSwap shared-memory segments.
+#[derive(Parser, Debug)]
+#[command(name = "qadataswap", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// List every segment of this library in /dev/shm (read-only: never registers, leases or writes).
+    #[command(after_help = EXIT_CODES)]
+    Ls {
+        /// Only names starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Also list foreign files (other magic, other owner, not regular files).
+        #[arg(long, short)]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a segment's header, schema, slots and reader entries (read-only).
+    #[command(after_help = EXIT_CODES)]
+    Inspect {
+        /// Segment name (as in /dev/shm, without a slash).
+        name: String,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the newest snapshot as a table, or follow new frames.
+    #[command(after_help = EXIT_CODES)]
+    Cat {
+        /// Segment name.
+        name: String,
+        /// Rows to print per frame (0: all).
+        #[arg(long, short = 'n', default_value_t = 20)]
+        rows: usize,
+        /// Keep printing each new frame until the writer closes or dies (frames published while one is printed
+        /// are skipped: snapshots keep only the newest). The writer is never held back.
+        #[arg(long, short)]
+        follow: bool,
+        /// With --follow: stop after this many frames.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Seconds to wait for a first frame; with --follow also for each next one (default: forever).
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
+    /// Remove one segment. Refuses a segment in use (exit 4) and a foreign one (exit 5).
+    #[command(after_help = EXIT_CODES)]
+    Rm {
+        /// Segment name.
+        name: String,
+        /// Remove even though dead processes are still registered, or the header is of another version or
+        /// corrupt. Never overrides a live writer or reader, nor a foreign segment.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove every stale segment: writer and all readers dead.
+    #[command(after_help = EXIT_CODES)]
+    Gc {
+        /// Only names starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also remove closed (persistent) segments that no live reader uses.
+        #[arg(long)]
+        closed: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure write bandwidth, read() time and cross-process handoff latency on this machine.
+    #[command(after_help = EXIT_CODES)]
+    Bench {
+        /// Rows of the numeric frame.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Columns (alternating int64 / float64).
+        #[arg(long, default_value_t = 4)]
+        cols: usize,
+        /// Timed iterations of write and of read.
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+        /// Cross-process round trips (0: skip the handoff).
+        #[arg(long, default_value_t = 2000)]
+        pings: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// (internal) the other process of `bench`'s handoff.
+    #[command(hide = true)]
+    BenchPeer {
+        #[arg(long)]
+        ping: String,
+        #[arg(long)]
+        pong: String,
+    },
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+}
+
+fn run(cli: Cli, out: &mut dyn Write) -> error::Result<()> {
+    match cli.command {
+        Cmd::Ls { prefix, all, json } => listing::ls(&prefix, all, json, out),
+        Cmd::Inspect { name, json } => listing::inspect(&name, json, out),
+        Cmd::Cat {
+            name,
+            rows,
+            follow,
+            count,
+            timeout,
+        } => cat::cat(
+            &name,
+            &cat::CatOptions {
+                rows,
+                follow,
+                count,
+                first_timeout: timeout.map_or(Duration::from_secs(5), seconds),
+                next_timeout: timeout.map(seconds),
+            },
+            out,
+        ),
+        Cmd::Rm { name, force } => clean::rm(&name, force, out),
+        Cmd::Gc {
+            prefix,
+            dry_run,
+            closed,
+            json,
+        } => clean::gc(&prefix, dry_run, closed, json, out),
+        Cmd::Bench {
+            rows,
+            cols,
+            iters,
+            pings,
+            json,
+        } => bench::bench(
+            &bench::BenchOptions {
+                rows,
+                cols: cols.max(1),
+                iters: iters.max(1),
+                pings,
+            },
+            json,
+            out,
+        ),
+        Cmd::BenchPeer { ping, pong } => bench::peer(&ping, &pong),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return std::process::ExitCode::from(if e.use_stderr() {
+                ExitCode::Usage as u8
+            } else {
+                ExitCode::Ok as u8
+            });
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match run(cli, &mut out) {
+        Ok(()) => std::process::ExitCode::from(ExitCode::Ok as u8),
+        Err(e) => {
+            let _ = out.flush();
+            if matches!(&e, error::CliError::Output(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                // `qadataswap cat x | head`: the reader of our output left; not an error.
+                return std::process::ExitCode::from(ExitCode::Ok as u8);
+            }
+            eprintln!("qadataswap: {e}");
+            std::process::ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
