@@ -1,0 +1,448 @@
+"""QADataSwap: zero-copy hand-off of Polars frames and Arrow data between processes through named shared memory.
+
+Quick start (two processes)::
+
+    from qadataswap import SharedDataFrame
+
+    writer = SharedDataFrame.create_writer("mydata", size_mb=100)
+    writer.write(df)                      # a polars DataFrame / LazyFrame, or any __arrow_c_stream__ exporter
+
+    reader = SharedDataFrame.create_reader("mydata")
+    df = reader.read()                    # a polars.DataFrame over the shared memory: no copy
+    df = reader.wait_for_condition(lambda df: len(df) > 1000, timeout=5.0)
+    df = await reader.read_async()
+
+Semantics (see docs/ in the project): ``size_mb`` is the total data capacity, split across ``num_buffers`` slots
+(3 by default); a slot holds one whole frame. ``read()`` returns the newest snapshot, blocking only until a first one
+exists; ``read_next()`` one strictly newer than the last this reader returned. A frame's memory stays leased (the
+writer will not overwrite it) while any DataFrame, Series or Arrow object made from it is alive; copy it out with
+``read_copied()`` or ``df.clone()``-then-``rechunk`` if you keep it for long.
+
+Blocking calls release the GIL and can be interrupted with Ctrl-C; a timeout raises :class:`TimeoutError` (also a
+builtin ``TimeoutError``); every other failure raises a subclass of :class:`Error` whose message says what to do.
+Readers and writers are context managers, and refuse to work in a child process that inherited them through
+``fork()`` (:class:`ForkedError`): open new ones there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+
+from . import _errors
+from ._errors import *  # noqa: F401,F403  (the exception hierarchy is part of the public API)
+from ._errors import TimeoutError as TimeoutError  # noqa: PLC0414  (re-export under the builtin's name)
+from ._native import Batch, Cancel, Frame, Schema
+from ._native import SnapshotReader as _NativeReader
+from ._native import SnapshotWriter as _NativeWriter
+from ._native import __version__
+from ._native import unlink as _unlink
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
+
+__all__ = [
+    "SharedDataFrame",
+    "SharedDataFrameWriter",
+    "SharedDataFrameReader",
+    "SharedDataStream",
+    "SharedDataStreamWriter",
+    "SharedDataStreamReader",
+    "to_polars",
+    "WriteInfo",
+    "Frame",
+    "Batch",
+    "Schema",
+    "__version__",
+    *_errors.__all__,
+]
+
+MB = 1024 * 1024
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "<reader default>"
+
+
+#: Use the reader's default timeout (given to ``create_reader``; ``None`` there means wait forever).
+DEFAULT: Any = _Default()
+
+
+def _timeout_args(timeout: Any) -> dict[str, Any]:
+    if timeout is DEFAULT:
+        return {}
+    return {"timeout": timeout, "has_timeout": True}
+
+
+def _polars_importer() -> Callable[[Any], pl.DataFrame]:
+    """How a frame becomes a polars.DataFrame: one struct Series from the C stream, unnested (both O(columns),
+    zero-copy), which is what ``pl.DataFrame(obj)`` does for a stream exporter, minus the type dispatch."""
+    import polars as pl
+
+    try:
+        from polars._plr import PySeries
+        from polars._utils.wrap import wrap_df
+
+        def fast(obj: Any) -> pl.DataFrame:
+            return wrap_df(PySeries.from_arrow_c_stream(obj).struct_unnest())
+
+        return fast
+    except (ImportError, AttributeError):  # pragma: no cover - other polars versions
+
+        def portable(obj: Any) -> pl.DataFrame:
+            out = pl.DataFrame(obj)
+            return out
+
+        return portable
+
+
+_to_polars_impl: Callable[[Any], pl.DataFrame] | None = None
+
+
+def to_polars(data: Any) -> pl.DataFrame:
+    """A polars.DataFrame over any ``__arrow_c_stream__`` exporter (a :class:`Frame`, ...), without copying."""
+    global _to_polars_impl
+    if _to_polars_impl is None:
+        _to_polars_impl = _polars_importer()
+    return _to_polars_impl(data)
+
+
+def _exportable(data: Any) -> Any:
+    """What the native writer can import: polars frames as they are (LazyFrames collected, Series as one-column
+    frames), anything else exporting the Arrow PyCapsule interface unchanged."""
+    mod = type(data).__module__ or ""
+    if mod.startswith("polars"):
+        import polars as pl
+
+        if isinstance(data, pl.LazyFrame):
+            data = data.collect()
+        elif isinstance(data, pl.Series):
+            data = data.to_frame()
+        if isinstance(data, pl.DataFrame) and any(_has_null_type(t) for t in data.schema.dtypes()):
+            # polars exports Null columns with one (absent) buffer, which arrow-rs's C import rejects; pyarrow's
+            # export, in polars' newest layout, carries the same types the way the C interface spells them.
+            return data.to_arrow(compat_level=pl.CompatLevel.newest())
+    return data
+
+
+def _has_null_type(dtype: Any) -> bool:
+    import polars as pl
+
+    if dtype == pl.Null:
+        return True
+    inner = getattr(dtype, "inner", None)
+    if inner is not None and _has_null_type(inner):
+        return True
+    fields = getattr(dtype, "fields", None)
+    return bool(fields) and any(_has_null_type(f.dtype) for f in fields)
+
+
+class WriteInfo(NamedTuple):
+    """What one write published."""
+
+    seq: int
+    """The frame's sequence number (1, 2, ...)."""
+    slot: int
+    """The slot it went into."""
+    bytes: int
+    """Encoded size in the slot."""
+    rows: int
+    """Rows over all batches."""
+
+
+class SharedDataFrameWriter:
+    """Publishes frames to a named snapshot segment. Make one with :meth:`SharedDataFrame.create_writer`."""
+
+    def __init__(self, native: _NativeWriter) -> None:
+        self._native = native
+
+    def write(self, data: Any) -> WriteInfo:
+        """Publish ``data`` as the newest snapshot.
+
+        ``data``: a polars DataFrame or LazyFrame (collected first), or any object exporting ``__arrow_c_stream__``
+        / ``__arrow_c_array__`` (pyarrow Table, RecordBatch, RecordBatchReader, a DuckDB result...). Types are
+        stored as given, chunks are not merged. One copy, straight into the slot, with the GIL released.
+
+        Raises :class:`SlotTooSmallError` if the frame does not fit a slot, :class:`AllSlotsLeasedError` if readers
+        hold every slot past the lease timeout, :class:`ForkedError` in a forked child.
+        """
+        return WriteInfo(*self._native.write(_exportable(data)))
+
+    def close(self) -> None:
+        """Close: readers keep what they hold, then get :class:`WriterClosedError`. Unlinks the name unless the
+        segment is persistent. Idempotent."""
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    @property
+    def name(self) -> str:
+        """The segment's name."""
+        return self._native.name
+
+    @property
+    def generation(self) -> int:
+        """The writer generation (bumped each time a writer takes the segment over)."""
+        return self._native.generation
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next write gets."""
+        return self._native.next_seq
+
+    @property
+    def slot_capacity(self) -> int:
+        """Bytes per slot: the largest encoded frame that fits."""
+        return self._native.slot_capacity
+
+    @property
+    def num_buffers(self) -> int:
+        """Slots in the ring."""
+        return self._native.num_buffers
+
+    def stats(self) -> dict[str, int]:
+        """Counters: frames_written, bytes_written, lease_waits, copies..."""
+        return self._native.stats()
+
+    def _segment_range(self) -> tuple[int, int]:
+        return self._native.segment_range()
+
+    def __enter__(self) -> SharedDataFrameWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"next_seq={self.next_seq}"
+        return f"SharedDataFrameWriter({self.name!r}, {state})"
+
+
+class SharedDataFrameReader:
+    """Reads snapshots of a named segment. Make one with :meth:`SharedDataFrame.create_reader`.
+
+    Every ``timeout`` is in seconds; ``None`` waits forever; leaving it out uses the reader's default (the
+    ``timeout`` given to ``create_reader``). Waits release the GIL and are interrupted by Ctrl-C.
+    """
+
+    def __init__(self, native: _NativeReader) -> None:
+        self._native = native
+
+    # -- frames (native, PyCapsule exporters) -------------------------------------------------------
+    def read_frame(self, timeout: float | None = DEFAULT) -> Frame:
+        """The newest frame as a native :class:`Frame` (``__arrow_c_stream__``, ``seq``, ``num_rows``...)."""
+        f = self._native.read(**_timeout_args(timeout))
+        assert f is not None
+        return f
+
+    def read_next_frame(self, timeout: float | None = DEFAULT) -> Frame:
+        """As :meth:`read_next`, as a native :class:`Frame`."""
+        f = self._native.read_next(**_timeout_args(timeout))
+        assert f is not None
+        return f
+
+    # -- polars -------------------------------------------------------------------------------------
+    def read(self, timeout: float | None = DEFAULT) -> pl.DataFrame:
+        """The newest snapshot as a polars.DataFrame over the shared memory (no copy), blocking only until a
+        first snapshot exists. Raises :class:`TimeoutError`, or :class:`WriterClosedError` /
+        :class:`WriterDiedError` if none was ever published."""
+        return to_polars(self.read_frame(timeout))
+
+    def read_next(self, timeout: float | None = DEFAULT) -> pl.DataFrame:
+        """The newest snapshot strictly newer than the last one this reader returned (intermediate ones may be
+        skipped). Raises :class:`TimeoutError`, :class:`WriterClosedError`, :class:`WriterDiedError`."""
+        return to_polars(self.read_next_frame(timeout))
+
+    def try_read(self) -> pl.DataFrame | None:
+        """The newest snapshot, or None if none was published yet. Never blocks."""
+        f = self._native.try_read()
+        return None if f is None else to_polars(f)
+
+    def read_copied(self, timeout: float | None = DEFAULT) -> pl.DataFrame:
+        """The newest snapshot copied into private memory and fully validated there: holds no lease, safe
+        against a writer you do not trust."""
+        return to_polars(self._native.read_copied(**_timeout_args(timeout)))
+
+    def read_arrow(self, timeout: float | None = DEFAULT) -> pa.Table:
+        """The newest snapshot as a pyarrow.Table over the shared memory (no copy; needs pyarrow)."""
+        import pyarrow as pa
+
+        return pa.table(self.read_frame(timeout))
+
+    def wait_for_condition(
+        self, predicate: Callable[[pl.DataFrame], bool], timeout: float | None = DEFAULT
+    ) -> pl.DataFrame:
+        """The first snapshot (the newest, then each newer one as it is published) for which ``predicate(df)``
+        is true. Frames published while the predicate runs may be skipped. Raises :class:`TimeoutError`."""
+        if timeout is DEFAULT:
+            timeout = self._native.default_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def remaining() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        df = self.read(remaining())
+        while not predicate(df):
+            del df
+            df = self.read_next(remaining())
+        return df
+
+    async def read_async(self, timeout: float | None = DEFAULT) -> pl.DataFrame:
+        """As :meth:`read`, awaitable: waits in a worker thread (GIL released). Cancelling the await stops the
+        wait within 50 ms and leaves nothing leased."""
+        return await self._in_thread(self._native.read, timeout)
+
+    async def read_next_async(self, timeout: float | None = DEFAULT) -> pl.DataFrame:
+        """As :meth:`read_next`, awaitable and cancel-safe."""
+        return await self._in_thread(self._native.read_next, timeout)
+
+    async def _in_thread(self, call: Callable[..., Frame | None], timeout: Any) -> pl.DataFrame:
+        cancel = Cancel()
+        kwargs = _timeout_args(timeout)
+
+        def work() -> pl.DataFrame | None:
+            f = call(cancel=cancel, **kwargs)
+            return None if f is None else to_polars(f)
+
+        task = asyncio.get_running_loop().run_in_executor(None, work)
+        try:
+            df = await task
+        except asyncio.CancelledError:
+            # The worker sees the flag at its next slice and returns None; if it had already read a frame, the
+            # frame is dropped with the abandoned future and its lease returns.
+            cancel.set()
+            raise
+        assert df is not None
+        return df
+
+    # -- metadata -----------------------------------------------------------------------------------
+    def schema(self) -> pa.Schema | Schema | None:
+        """The schema of the newest frame (None before the first write): a pyarrow.Schema if pyarrow is
+        installed, else a native :class:`Schema` (``__arrow_c_schema__``)."""
+        s = self._native.schema()
+        if s is None:
+            return None
+        try:
+            import pyarrow as pa
+        except ImportError:  # pragma: no cover
+            return s
+        return pa.schema(s)
+
+    def stats(self) -> dict[str, int]:
+        """Counters: frames_read, bytes_read, zero_copy_buffers, copies, timeouts, retries..."""
+        return self._native.stats()
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last frame this reader returned (0: none yet)."""
+        return self._native.last_seq
+
+    @property
+    def name(self) -> str:
+        """The segment's name."""
+        return self._native.name
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    def close(self) -> None:
+        """Detach. DataFrames already read stay valid (they keep the mapping alive) until dropped."""
+        self._native.close()
+
+    def _lease_count(self) -> int:
+        """Leases this reader holds right now (debugging, tests)."""
+        return self._native.lease_count()
+
+    def _segment_range(self) -> tuple[int, int]:
+        return self._native.segment_range()
+
+    def __enter__(self) -> SharedDataFrameReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SharedDataFrameReader({self.name!r}, last_seq={self.last_seq if not self.closed else 'closed'})"
+
+
+class SharedDataFrame:
+    """Named shared-memory snapshots of data frames: one writer, many readers, newest frame wins."""
+
+    @staticmethod
+    def create_writer(
+        name: str,
+        size_mb: float = 100,
+        *,
+        num_buffers: int = 3,
+        size: int | None = None,
+        persistent: bool = False,
+        reader_capacity: int | None = None,
+        schema_capacity: int | None = None,
+        lease_timeout: float | None = None,
+        spin: int | None = None,
+        permissions: int | None = None,
+    ) -> SharedDataFrameWriter:
+        """Create the segment ``name`` (or take it over from a dead writer).
+
+        ``size_mb`` (or ``size`` in bytes) is the total data capacity, split across ``num_buffers`` slots: the
+        largest frame is ``size / num_buffers``. ``persistent=True`` keeps the segment (and its last frame) after
+        the writer closes; remove it with :meth:`SharedDataFrame.unlink`. ``lease_timeout`` (s, default 5): how
+        long a write waits for readers to release a slot. Raises :class:`WriterAliveError` if a live writer owns
+        the name.
+        """
+        nbytes = int(size if size is not None else size_mb * MB)
+        return SharedDataFrameWriter(
+            _NativeWriter(
+                name,
+                nbytes,
+                num_buffers,
+                persistent=persistent,
+                reader_capacity=reader_capacity,
+                schema_capacity=schema_capacity,
+                lease_timeout=lease_timeout,
+                spin=spin,
+                permissions=permissions,
+            )
+        )
+
+    @staticmethod
+    def create_reader(
+        name: str,
+        *,
+        timeout: float | None = None,
+        open_timeout: float = 2.0,
+        validation: str = "trusted",
+        spin: int | None = None,
+        allow_shared_mode: bool = False,
+    ) -> SharedDataFrameReader:
+        """Attach to the segment ``name``.
+
+        ``timeout``: default timeout of blocking reads in seconds (None: wait forever). ``validation``:
+        ``"trusted"`` (metadata checked, O(columns)) or ``"full"`` (plus Arrow's full validation of the bodies).
+        Raises :class:`SegmentNotFoundError` if no writer created ``name``.
+        """
+        return SharedDataFrameReader(
+            _NativeReader(
+                name,
+                timeout=timeout,
+                open_timeout=open_timeout,
+                spin=spin,
+                validation=validation,
+                allow_shared_mode=allow_shared_mode,
+            )
+        )
+
+    @staticmethod
+    def unlink(name: str) -> None:
+        """Remove the segment ``name`` (a persistent one, or one left behind). Attached readers keep reading."""
+        _unlink(name)
+
+
+from ._stream import SharedDataStream, SharedDataStreamReader, SharedDataStreamWriter  # noqa: E402

@@ -1,0 +1,188 @@
+"""SharedDataStream: a lossless, ordered stream of chunks from one writer process to any number of readers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ._native import Cancel, Frame
+from ._native import StreamReader as _NativeStreamReader
+from ._native import StreamWriter as _NativeStreamWriter
+
+if TYPE_CHECKING:
+    import polars as pl
+
+MB = 1024 * 1024
+
+
+class SharedDataStreamWriter:
+    """Writes chunks; a context manager that finishes the stream cleanly on a normal exit (readers drain it, then
+    their iteration ends) and only closes it when the block raised (readers then get WriterClosedError)."""
+
+    def __init__(self, native: _NativeStreamWriter) -> None:
+        self._native = native
+
+    def write_chunk(self, data: Any):  # -> WriteInfo
+        """Write ``data`` (polars DataFrame/LazyFrame or any Arrow PyCapsule exporter) as the next chunk. Waits
+        while the slowest reader is a whole ring behind; raises ReadersBehindError if it does not catch up."""
+        from . import WriteInfo, _exportable
+
+        return WriteInfo(*self._native.write_chunk(_exportable(data)))
+
+    def wait_for_readers(self, n: int, timeout: float) -> int:
+        """Wait until ``n`` readers are attached (or ``timeout`` s); returns how many are."""
+        return self._native.wait_for_readers(n, timeout)
+
+    def readers(self) -> int:
+        return self._native.readers()
+
+    def finish(self) -> None:
+        """End the stream cleanly."""
+        self._native.finish()
+
+    def close(self) -> None:
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    @property
+    def name(self) -> str:
+        return self._native.name
+
+    @property
+    def next_seq(self) -> int:
+        return self._native.next_seq
+
+    def stats(self) -> dict[str, int]:
+        return self._native.stats()
+
+    def __enter__(self) -> SharedDataStreamWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            if exc_type is None and not self.closed:
+                self.finish()
+        finally:
+            self.close()
+
+
+class SharedDataStreamReader:
+    """Reads every chunk, in order, each as a polars.DataFrame over the shared memory (drop chunks you are done
+    with: a reader may keep at most ``num_buffers - 1`` alive)."""
+
+    def __init__(self, native: _NativeStreamReader) -> None:
+        self._native = native
+
+    def next_chunk(self, timeout: Any = None) -> pl.DataFrame | None:
+        """The next chunk, or None at the clean end of the stream. ``timeout`` in s (None: the reader's)."""
+        from . import to_polars
+
+        f = self._native.next_chunk(timeout)
+        return None if f is None else to_polars(f)
+
+    def next_frame(self, timeout: Any = None) -> Frame | None:
+        """As :meth:`next_chunk`, as a native :class:`Frame` (``seq``, ``__arrow_c_stream__``)."""
+        return self._native.next_chunk(timeout)
+
+    def iter_chunks(self, timeout: Any = None) -> Iterator[pl.DataFrame]:
+        """Every chunk until the clean end of the stream."""
+        while True:
+            df = self.next_chunk(timeout)
+            if df is None:
+                return
+            yield df
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        return self.iter_chunks()
+
+    async def next_chunk_async(self, timeout: Any = None) -> pl.DataFrame | None:
+        """As :meth:`next_chunk`, awaitable and cancel-safe."""
+        from . import to_polars
+
+        cancel = Cancel()
+
+        def work() -> pl.DataFrame | None:
+            f = self._native.next_chunk(timeout, cancel=cancel)
+            return None if f is None else to_polars(f)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, work)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+
+    @property
+    def finished(self) -> bool:
+        return self._native.finished
+
+    @property
+    def delivered(self) -> int:
+        return self._native.delivered
+
+    @property
+    def name(self) -> str:
+        return self._native.name
+
+    def stats(self) -> dict[str, int]:
+        return self._native.stats()
+
+    def close(self) -> None:
+        self._native.close()
+
+    def __enter__(self) -> SharedDataStreamReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SharedDataStream:
+    """Named shared-memory streams: lossless, ordered, with back-pressure; ``finish()`` ends them cleanly."""
+
+    @staticmethod
+    def create_writer(
+        name: str,
+        size_mb: float = 100,
+        *,
+        num_buffers: int | None = None,
+        size: int | None = None,
+        timeout: float | None = None,
+        retry_count: int | None = None,
+        persistent: bool | None = None,
+        reader_capacity: int | None = None,
+        spin: int | None = None,
+    ) -> SharedDataStreamWriter:
+        """Create the stream ``name``. ``size_mb`` is the total data capacity split across ``num_buffers`` slots
+        (default from the configuration: 3); ``timeout``/``retry_count``: how long a write waits for slow readers
+        per attempt, and how many more attempts."""
+        nbytes = int(size if size is not None else size_mb * MB)
+        return SharedDataStreamWriter(
+            _NativeStreamWriter(
+                name,
+                nbytes,
+                num_buffers,
+                timeout=timeout,
+                retry_count=retry_count,
+                persistent=persistent,
+                reader_capacity=reader_capacity,
+                spin=spin,
+            )
+        )
+
+    @staticmethod
+    def create_reader(
+        name: str,
+        *,
+        timeout: float | None = None,
+        start: str = "oldest",
+        validation: str = "trusted",
+        spin: int | None = None,
+    ) -> SharedDataStreamReader:
+        """Attach to the stream ``name`` from the oldest chunk still in the ring (``start="next"``: from the next
+        one published). ``timeout``: default wait for a chunk in s (None: forever)."""
+        return SharedDataStreamReader(
+            _NativeStreamReader(name, timeout=timeout, start=start, validation=validation, spin=spin)
+        )

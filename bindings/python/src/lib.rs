@@ -1,0 +1,40 @@
+//! The native half of the `qadataswap` Python package (`qadataswap._native`).
+//!
+//! It binds the Rust core (`qadataswap-arrow`) and moves Arrow data through the PyCapsule interface, so it needs no
+//! Polars or pyarrow crate: the Python half (`python/qadataswap/__init__.py`) turns frames into `polars.DataFrame`
+//! (or pyarrow tables) through `__arrow_c_stream__`, zero-copy, and wraps everything into the seed's API.
+//!
+//! ```python
+//! from qadataswap import SharedDataFrame
+//! writer = SharedDataFrame.create_writer("mydata", size_mb=100)
+//! writer.write(df)
+//! reader = SharedDataFrame.create_reader("mydata")
+//! df = reader.read()
+//! ```
+//!
+//! Blocking calls release the GIL and wait in slices of at most 50 ms, checking for signals in between, so Ctrl-C
+//! interrupts them promptly.
+
+mod capsule;
+mod error;
+mod frame;
+mod snapshot;
+mod stream;
+
+use pyo3::prelude::*;
+
+/// The native module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<snapshot::PyWriter>()?;
+    m.add_class::<snapshot::PyReader>()?;
+    m.add_class::<snapshot::PyCancel>()?;
+    m.add_class::<stream::PyStreamWriter>()?;
+    m.add_class::<stream::PyStreamReader>()?;
+    m.add_class::<frame::PyFrame>()?;
+    m.add_class::<frame::PyBatch>()?;
+    m.add_class::<frame::PySchema>()?;
+    m.add_function(wrap_pyfunction!(snapshot::unlink, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

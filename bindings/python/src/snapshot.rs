@@ -1,0 +1,529 @@
+//! Native snapshot writer and reader. The Python layer (`qadataswap/__init__.py`) wraps them into the seed's API.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use qadataswap_arrow::{
+    Error, Frame, SnapshotReader, SnapshotWriter, Stats, Validation, WriteInfo,
+};
+
+use crate::capsule;
+use crate::error::{raise, to_py};
+use crate::frame::{PyFrame, PySchema};
+
+/// Longest uninterrupted wait: between slices the GIL is taken back to check for Ctrl-C and cancellation.
+const SLICE: Duration = Duration::from_millis(50);
+
+/// Seconds from Python into a duration (`None` stays `None`).
+pub fn seconds(py: Python<'_>, what: &str, s: Option<f64>) -> PyResult<Option<Duration>> {
+    match s {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(Duration::from_secs_f64(v))),
+        Some(v) if v == f64::INFINITY => Ok(None),
+        Some(v) => Err(raise(
+            py,
+            "InvalidConfigError",
+            format!("{what} must be a number of seconds >= 0 (or None to wait forever), not {v}"),
+            &[],
+        )),
+    }
+}
+
+/// A flag a waiting call checks between slices (set by `read_async` when its awaiter is cancelled).
+#[pyclass(module = "qadataswap._native", name = "Cancel", frozen)]
+#[derive(Default)]
+pub struct PyCancel {
+    flag: AtomicBool,
+}
+
+#[pymethods]
+impl PyCancel {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+    /// Ask the waiting call to stop at its next slice.
+    fn set(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+    }
+    /// Whether `set` was called.
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+}
+
+pub fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("frames_written", s.frames_written)?;
+    d.set_item("bytes_written", s.bytes_written)?;
+    d.set_item("frames_read", s.frames_read)?;
+    d.set_item("bytes_read", s.bytes_read)?;
+    d.set_item("lease_waits", s.lease_waits)?;
+    d.set_item("timeouts", s.timeouts)?;
+    d.set_item("copies", s.copies)?;
+    d.set_item("zero_copy_buffers", s.zero_copy_buffers)?;
+    d.set_item("retries", s.retries)?;
+    Ok(d)
+}
+
+pub fn released(py: Python<'_>, what: &str, name: &str) -> PyErr {
+    raise(
+        py,
+        "ReleasedError",
+        format!("this {what} of '{name}' is closed; create a new one"),
+        &[],
+    )
+}
+
+pub fn check_pid(py: Python<'_>, what: &'static str, name: &str, owner_pid: u32) -> PyResult<()> {
+    let pid = std::process::id();
+    if pid != owner_pid {
+        return Err(to_py(
+            py,
+            Error::Forked {
+                what,
+                name: name.to_owned(),
+                owner_pid,
+                pid,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// The native snapshot writer.
+#[pyclass(module = "qadataswap._native", name = "SnapshotWriter", frozen)]
+pub struct PyWriter {
+    inner: Mutex<Option<SnapshotWriter>>,
+    name: String,
+    pid: u32,
+    range: (usize, usize),
+    slot_capacity: usize,
+    slots: usize,
+}
+
+impl PyWriter {
+    fn with<R>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut SnapshotWriter) -> Result<R, Error> + Send,
+    ) -> PyResult<R>
+    where
+        R: Send,
+    {
+        check_pid(py, "writer", &self.name, self.pid)?;
+        py.detach(|| {
+            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            g.as_mut().map(f)
+        })
+        .ok_or_else(|| released(py, "writer", &self.name))?
+        .map_err(|e| to_py(py, e))
+    }
+}
+
+#[pymethods]
+impl PyWriter {
+    /// Create (or take over from a dead writer) the snapshot segment `name`.
+    #[new]
+    #[pyo3(signature = (name, size, num_buffers=3, *, persistent=false, reader_capacity=None,
+                        schema_capacity=None, lease_timeout=None, spin=None, permissions=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        name: String,
+        size: usize,
+        num_buffers: usize,
+        persistent: bool,
+        reader_capacity: Option<usize>,
+        schema_capacity: Option<usize>,
+        lease_timeout: Option<f64>,
+        spin: Option<u32>,
+        permissions: Option<u32>,
+    ) -> PyResult<Self> {
+        let mut b = SnapshotWriter::builder(&name)
+            .size(size)
+            .slots(num_buffers)
+            .persistent(persistent);
+        if let Some(n) = reader_capacity {
+            b = b.reader_capacity(n);
+        }
+        if let Some(n) = schema_capacity {
+            b = b.schema_capacity(n);
+        }
+        if let Some(t) = seconds(py, "lease_timeout", lease_timeout)? {
+            b = b.lease_timeout(t);
+        }
+        if let Some(n) = spin {
+            b = b.spin(n);
+        }
+        if let Some(m) = permissions {
+            b = b.permissions(m);
+        }
+        let w = py.detach(|| b.create()).map_err(|e| to_py(py, e))?;
+        let map = w.shared().mapping();
+        let start = map.as_ptr() as usize;
+        let geo = w.geometry();
+        Ok(PyWriter {
+            range: (start, start + map.len()),
+            slot_capacity: geo.slot_capacity,
+            slots: geo.slot_count,
+            inner: Mutex::new(Some(w)),
+            name,
+            pid: std::process::id(),
+        })
+    }
+
+    /// Publish `data` (anything with ``__arrow_c_stream__`` or ``__arrow_c_array__``) as the newest frame.
+    /// Returns ``(seq, slot, bytes, rows)``.
+    fn write(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<(u64, usize, usize, usize)> {
+        check_pid(py, "writer", &self.name, self.pid)?;
+        let imported = capsule::import(py, data)?;
+        let schema = imported.schema;
+        let mut batches = imported.batches;
+        if batches.is_empty() {
+            batches.push(RecordBatch::new_empty(schema.clone()));
+        }
+        let info: WriteInfo = self.with(py, move |w| w.write_frame(&schema, &batches))?;
+        Ok((info.seq, info.slot, info.bytes, info.rows))
+    }
+
+    /// Close: readers finish what they hold, then get WriterClosedError; unlinks unless persistent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let w = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match w {
+            Some(w) if std::process::id() == self.pid => {
+                py.detach(|| w.close()).map_err(|e| to_py(py, e))
+            }
+            // Inherited through fork: dropping it leaves the parent's segment alone.
+            Some(w) => {
+                drop(w);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `close` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+
+    /// The segment's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Counters of this writer.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.with(py, |w| Ok(w.stats()))?;
+        stats_dict(py, &s)
+    }
+
+    /// The writer generation (bumped by every takeover).
+    #[getter]
+    fn generation(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |w| Ok(w.generation()))
+    }
+
+    /// The sequence number the next write gets.
+    #[getter]
+    fn next_seq(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |w| Ok(w.next_seq()))
+    }
+
+    /// Bytes per slot: the largest frame that fits.
+    #[getter]
+    fn slot_capacity(&self) -> usize {
+        self.slot_capacity
+    }
+
+    /// Slots in the ring.
+    #[getter]
+    fn num_buffers(&self) -> usize {
+        self.slots
+    }
+
+    /// ``(start, end)`` addresses of the segment's mapping in this process.
+    fn segment_range(&self) -> (usize, usize) {
+        self.range
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Newest,
+    Next,
+}
+
+/// The native snapshot reader.
+#[pyclass(module = "qadataswap._native", name = "SnapshotReader", frozen)]
+pub struct PyReader {
+    inner: Arc<Mutex<Option<Arc<SnapshotReader>>>>,
+    name: String,
+    pid: u32,
+    timeout: Option<Duration>,
+    range: (usize, usize),
+    /// Intermediate slice timeouts the core counted, which are not timeouts to the caller.
+    slice_timeouts: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+impl PyReader {
+    fn get(&self, py: Python<'_>) -> PyResult<Arc<SnapshotReader>> {
+        check_pid(py, "reader", &self.name, self.pid)?;
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| released(py, "reader", &self.name))
+    }
+
+    /// Wait in slices of at most [`SLICE`], checking signals (main thread) and `cancel` in between.
+    /// `Ok(None)` only when cancelled.
+    fn wait(
+        &self,
+        py: Python<'_>,
+        kind: Kind,
+        timeout: Option<Duration>,
+        cancel: Option<&PyCancel>,
+    ) -> PyResult<Option<Frame>> {
+        let r = self.get(py)?;
+        let start = Instant::now();
+        let deadline = timeout.map(|t| start + t);
+        loop {
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+                None => SLICE,
+            };
+            let res = py.detach(|| match kind {
+                Kind::Newest => r.read_timeout(slice),
+                Kind::Next => r.read_next(Some(slice)),
+            });
+            match res {
+                Ok(f) => return Ok(Some(f)),
+                Err(Error::Timeout { .. }) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        self.timeouts.fetch_add(1, Ordering::Relaxed);
+                        self.slice_timeouts.fetch_add(1, Ordering::Relaxed);
+                        return Err(to_py(
+                            py,
+                            Error::Timeout {
+                                name: self.name.clone(),
+                                what: "waiting for a frame",
+                                waited: start.elapsed(),
+                            },
+                        ));
+                    }
+                    self.slice_timeouts.fetch_add(1, Ordering::Relaxed);
+                    py.check_signals()?;
+                    if cancel.is_some_and(|c| c.is_set()) {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(to_py(py, e)),
+            }
+        }
+    }
+
+    fn timeout_arg(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        given: bool,
+    ) -> PyResult<Option<Duration>> {
+        if given {
+            seconds(py, "timeout", timeout)
+        } else {
+            Ok(self.timeout)
+        }
+    }
+}
+
+#[pymethods]
+impl PyReader {
+    /// Attach to the snapshot segment `name`.
+    #[pyo3(signature = (name, *, timeout=None, open_timeout=2.0, spin=None, validation="trusted",
+                        allow_shared_mode=false))]
+    #[new]
+    fn new(
+        py: Python<'_>,
+        name: String,
+        timeout: Option<f64>,
+        open_timeout: f64,
+        spin: Option<u32>,
+        validation: &str,
+        allow_shared_mode: bool,
+    ) -> PyResult<Self> {
+        let timeout = seconds(py, "timeout", timeout)?;
+        let open_timeout =
+            seconds(py, "open_timeout", Some(open_timeout))?.unwrap_or(Duration::MAX);
+        let validation = match validation {
+            "trusted" => Validation::Trusted,
+            "full" => Validation::Full,
+            other => {
+                return Err(raise(
+                    py,
+                    "InvalidConfigError",
+                    format!("validation must be 'trusted' or 'full', not {other:?}"),
+                    &[],
+                ))
+            }
+        };
+        let mut b = SnapshotReader::builder(&name)
+            .timeout(timeout)
+            .open_timeout(open_timeout)
+            .validation(validation)
+            .allow_shared_mode(allow_shared_mode);
+        if let Some(n) = spin {
+            b = b.spin(n);
+        }
+        let r = py.detach(|| b.open()).map_err(|e| to_py(py, e))?;
+        let map = r.attachment().shared().mapping();
+        let start = map.as_ptr() as usize;
+        Ok(PyReader {
+            range: (start, start + map.len()),
+            inner: Arc::new(Mutex::new(Some(Arc::new(r)))),
+            name,
+            pid: std::process::id(),
+            timeout,
+            slice_timeouts: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+        })
+    }
+
+    /// The newest frame, waiting (up to `timeout` s; default: the reader's) only until a first one exists.
+    /// With `cancel`, returns None once it is set.
+    #[pyo3(signature = (timeout=None, *, cancel=None, has_timeout=false))]
+    fn read(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        cancel: Option<PyRef<'_, PyCancel>>,
+        has_timeout: bool,
+    ) -> PyResult<Option<PyFrame>> {
+        let t = self.timeout_arg(py, timeout, has_timeout || timeout.is_some())?;
+        let f = self.wait(py, Kind::Newest, t, cancel.as_deref())?;
+        Ok(f.map(|f| PyFrame::new(f, "shared")))
+    }
+
+    /// The newest frame strictly newer than the last one this reader returned.
+    #[pyo3(signature = (timeout=None, *, cancel=None, has_timeout=false))]
+    fn read_next(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        cancel: Option<PyRef<'_, PyCancel>>,
+        has_timeout: bool,
+    ) -> PyResult<Option<PyFrame>> {
+        let t = self.timeout_arg(py, timeout, has_timeout || timeout.is_some())?;
+        let f = self.wait(py, Kind::Next, t, cancel.as_deref())?;
+        Ok(f.map(|f| PyFrame::new(f, "shared")))
+    }
+
+    /// The newest frame without blocking, or None.
+    fn try_read(&self, py: Python<'_>) -> PyResult<Option<PyFrame>> {
+        let r = self.get(py)?;
+        let f = py.detach(|| r.try_read()).map_err(|e| to_py(py, e))?;
+        Ok(f.map(|f| PyFrame::new(f, "shared")))
+    }
+
+    /// The newest frame copied into private memory and fully validated there (holds no lease).
+    #[pyo3(signature = (timeout=None, *, has_timeout=false))]
+    fn read_copied(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        has_timeout: bool,
+    ) -> PyResult<PyFrame> {
+        let t = self.timeout_arg(py, timeout, has_timeout || timeout.is_some())?;
+        let f = self
+            .wait(py, Kind::Newest, t, None)?
+            .ok_or_else(|| released(py, "reader", &self.name))?;
+        let owned = py.detach(move || f.to_owned()).map_err(|e| to_py(py, e))?;
+        Ok(PyFrame::new(owned, "private"))
+    }
+
+    /// The schema from the header (None before the first write).
+    fn schema(&self, py: Python<'_>) -> PyResult<Option<PySchema>> {
+        let r = self.get(py)?;
+        let s = r.schema().map_err(|e| to_py(py, e))?;
+        Ok(s.map(|schema| PySchema { schema }))
+    }
+
+    /// Counters of this reader.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let r = self.get(py)?;
+        let mut s = r.stats();
+        s.timeouts = s
+            .timeouts
+            .saturating_sub(self.slice_timeouts.load(Ordering::Relaxed))
+            + self.timeouts.load(Ordering::Relaxed);
+        stats_dict(py, &s)
+    }
+
+    /// Leases this reader holds right now, over all slots (debugging and tests).
+    fn lease_count(&self, py: Python<'_>) -> PyResult<u32> {
+        let r = self.get(py)?;
+        let att = r.attachment();
+        let slots = att.shared().geometry().slot_count;
+        Ok((0..slots).map(|i| att.entry().lease_count(i)).sum())
+    }
+
+    /// The sequence number of the last frame this reader returned (0: none yet).
+    #[getter]
+    fn last_seq(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.get(py)?.last_seq())
+    }
+
+    /// The segment's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The default timeout of blocking reads, in seconds (None: forever).
+    #[getter]
+    fn default_timeout(&self) -> Option<f64> {
+        self.timeout.map(|d| d.as_secs_f64())
+    }
+
+    /// ``(start, end)`` addresses of the segment's mapping in this process.
+    fn segment_range(&self) -> (usize, usize) {
+        self.range
+    }
+
+    /// Detach. Frames already read stay valid (they keep the mapping) until they are dropped.
+    fn close(&self) {
+        let r = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(r);
+    }
+
+    /// Whether `close` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+}
+
+/// Remove the segment `name` (for persistent segments). Readers attached keep their mapping.
+#[pyfunction]
+pub fn unlink(py: Python<'_>, name: &str) -> PyResult<()> {
+    let n = qadataswap_shm::SegmentName::new(name).map_err(|e| to_py(py, e.into()))?;
+    qadataswap_shm::unlink(&n).map_err(|e| to_py(py, e.into()))
+}
