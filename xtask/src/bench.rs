@@ -54,6 +54,83 @@ const BENCHES: &[Bench] = &[
         },
     },
     Bench {
+        key: "arrow-write",
+        title: "qadataswap-arrow: one-copy write(), loan and arrow-ipc's StreamWriter vs a warm memcpy (16 MB, 320 MB)",
+        requires: "crates/qadataswap-arrow/examples/write_bench.rs",
+        command: |ws, json, opts| {
+            let mut cmd = ws.cargo();
+            cmd.args(["run", "--release", "-p", "qadataswap-arrow", "--example", "write_bench", "--", "--json"]).arg(json);
+            if opts.quick {
+                cmd.arg("--quick");
+            }
+            cmd
+        },
+    },
+    Bench {
+        key: "cpp-read",
+        title: "C++ (bindings/c): Reader::Read() to an arrow::Table on an open reader, 1M and 10M rows of (int64, float64, utf8view)",
+        requires: "bindings/c/bench/read_bench.cc",
+        // Builds the C ABI crate and the CMake target first (Arrow C++ found through the .venv's pyarrow), then runs.
+        command: |ws, json, opts| {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut cmd = ws.command("sh");
+            cmd.arg("-c")
+                .arg(
+                    "set -e; cargo=\"$0\"; t=\"$1\"; shift; \"$cargo\" build --release -p qadataswap-c; \
+                     cmake -S bindings/c -B \"$t/cpp\" -DCMAKE_BUILD_TYPE=Release -DQADATASWAP_RUST_LIB_DIR=\"$t/release\" >/dev/null; \
+                     cmake --build \"$t/cpp\" --parallel 2 --target read_bench >/dev/null; \
+                     exec \"$t/cpp/read_bench\" \"$@\"",
+                )
+                .arg(cargo)
+                .arg(&ws.target_dir)
+                .arg("--json")
+                .arg(json);
+            if opts.quick {
+                cmd.arg("--quick");
+            }
+            cmd
+        },
+    },
+    Bench {
+        key: "arrow-validation",
+        title: "qadataswap-arrow: read() at Validation::Trusted vs Full vs read_copied(), 1M rows of (int64, float64, utf8view)",
+        requires: "crates/qadataswap-arrow/examples/validation_bench.rs",
+        command: |ws, json, opts| {
+            let mut cmd = ws.cargo();
+            cmd.args(["run", "--release", "-p", "qadataswap-arrow", "--example", "validation_bench", "--", "--json"]).arg(json);
+            if opts.quick {
+                cmd.arg("--quick");
+            }
+            cmd
+        },
+    },
+    Bench {
+        key: "stream-throughput",
+        title: "qadataswap-stream: chunks/s and GB/s, 1k- and 1M-row chunks, vs Arrow IPC over a Unix socket",
+        requires: "crates/qadataswap-stream/examples/stream_bench.rs",
+        command: |ws, json, opts| {
+            let mut cmd = ws.cargo();
+            cmd.args(["run", "--release", "-p", "qadataswap-stream", "--example", "stream_bench", "--", "--json"]).arg(json);
+            if opts.quick {
+                cmd.arg("--quick");
+            }
+            cmd
+        },
+    },
+    Bench {
+        key: "polars-read",
+        title: "qadataswap-polars: read() to a Polars DataFrame on an open reader, 1M and 10M rows of (int64, float64, string)",
+        requires: "crates/qadataswap-polars/examples/polars_read_bench.rs",
+        command: |ws, json, opts| {
+            let mut cmd = ws.cargo();
+            cmd.args(["run", "--release", "-p", "qadataswap-polars", "--example", "polars_read_bench", "--", "--json"]).arg(json);
+            if opts.quick {
+                cmd.arg("--quick");
+            }
+            cmd
+        },
+    },
+    Bench {
         key: "python-rivals",
         title: "Python rivals: pickle, Arrow IPC over pipe/socket/file/shared_memory, Parquet, vs memcpy",
         requires: "bench/python/rivals.py",

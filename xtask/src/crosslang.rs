@@ -52,11 +52,11 @@ fn languages(ws: &Workspace) -> Result<Vec<Lang>> {
     } else {
         Err("bindings/python/tests/crosslang_role.py not written yet".to_owned())
     };
-    let cpp_bin = ws.path("bindings/c/build/crosslang_role");
-    let cpp = if cpp_bin.exists() {
-        Ok(vec![cpp_bin])
+    let cpp = if ws.path("bindings/c/tests/crosslang_role.cc").exists() {
+        let build = crate::suite::build_cpp(ws, Some("crosslang_role"))?;
+        Ok(vec![build.join("crosslang_role")])
     } else {
-        Err("bindings/c/build/crosslang_role not built (the C++ step builds it)".to_owned())
+        Err("bindings/c/tests/crosslang_role.cc not written yet".to_owned())
     };
     Ok(vec![
         Lang {

@@ -15,22 +15,40 @@ struct Demo {
 }
 
 /// The demos, in the order they run. Add new ones here.
-const DEMOS: &[Demo] = &[Demo {
-    name: "arrow: writer and zero-copy reader in two processes",
-    requires: "crates/qadataswap-arrow/examples/demo.rs",
-    command: |ws| {
-        let mut cmd = ws.cargo();
-        cmd.args([
-            "run",
-            "--release",
-            "-p",
-            "qadataswap-arrow",
-            "--example",
-            "demo",
-        ]);
-        cmd
+const DEMOS: &[Demo] = &[
+    Demo {
+        name: "arrow: writer and zero-copy reader in two processes",
+        requires: "crates/qadataswap-arrow/examples/demo.rs",
+        command: |ws| {
+            let mut cmd = ws.cargo();
+            cmd.args([
+                "run",
+                "--release",
+                "-p",
+                "qadataswap-arrow",
+                "--example",
+                "demo",
+            ]);
+            cmd
+        },
     },
-}];
+    Demo {
+        name: "polars: the Rust quick start, writer and reader in two processes",
+        requires: "crates/qadataswap/examples/quickstart.rs",
+        command: |ws| {
+            let mut cmd = ws.cargo();
+            cmd.args([
+                "run",
+                "--release",
+                "-p",
+                "qadataswap",
+                "--example",
+                "quickstart",
+            ]);
+            cmd
+        },
+    },
+];
 
 /// Runs every demo whose example exists, stopping at the first failure.
 pub fn demo(ws: &Workspace) -> Result<()> {

@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! cargo xtask setup                  # .venv with requirements-dev.txt (skipped when up to date)
-//! cargo xtask test [--quick] [--soak]
+//! cargo xtask test [--quick] [--soak] [--valgrind]
 //! cargo xtask demo
 //! cargo xtask bench [--quick]
-//! cargo xtask fuzz | cross-lang      # later issues
+//! cargo xtask fuzz [--seconds N]     # libFuzzer targets under fuzz/ (cargo fuzz, stable, --sanitizer none)
+//! cargo xtask valgrind               # the unsafe core's tests under memcheck
+//! cargo xtask cross-lang             # later issue
 //! ```
 //!
 //! `.ci/run` is `cargo xtask test`: what passes here passes in CI.
@@ -16,6 +18,7 @@ mod bench;
 mod crosslang;
 mod demo;
 mod error;
+mod fuzz;
 mod shell;
 mod suite;
 mod summary;
@@ -32,15 +35,21 @@ usage: cargo xtask <command> [flags]
 commands:
   setup               make .venv at the repo root and install requirements-dev.txt into it
                       (skipped when .venv already matches the file)
-  test [--quick] [--soak]
+  test [--quick] [--soak] [--valgrind]
                       setup, cargo test --workspace, loom models, Python (maturin + pytest),
                       C/C++ and cross-language steps; stops at the first failure, ends with a table
-                      --quick  skip the loom models and the Python tests
-                      --soak   run slow soak steps too (children see QADATASWAP_SOAK=1)
+                      --quick     skip the loom models and the Python tests
+                      --soak      run slow soak steps too (children see QADATASWAP_SOAK=1)
+                      --valgrind  then run `valgrind` (below)
   demo                run the demos
   bench [--quick]     every benchmark in one run; JSON and report.md under target/bench/
                       --quick  the benches' quick modes (Python rivals: 1M rows only)
-  fuzz                not yet implemented (later issue)
+  fuzz [--seconds N]  build the libFuzzer targets under fuzz/ (cargo fuzz, --sanitizer none: stable Rust;
+                      installs cargo-fuzz with cargo install if missing, saying so) and run each for N
+                      seconds (default 60) from generated seeds; crashes are kept under
+                      crates/qadataswap-arrow/tests/fuzz-corpus/, which `cargo test` replays
+  valgrind            the shm, sync and arrow test binaries under valgrind memcheck
+                      (--error-exitcode=1); installs the Debian package if missing
   cross-lang          not yet implemented (later issue)
   help                this text
 
@@ -67,10 +76,20 @@ fn dispatch(args: &[String]) -> Result<()> {
     };
     let mut quick = false;
     let mut soak = false;
-    for flag in flags {
+    let mut valgrind = false;
+    let mut seconds = 60;
+    let mut flags = flags.iter();
+    while let Some(flag) = flags.next() {
         match (command.as_str(), flag.as_str()) {
             ("test" | "bench", "--quick") => quick = true,
             ("test", "--soak") => soak = true,
+            ("test", "--valgrind") => valgrind = true,
+            ("fuzz", "--seconds") => {
+                seconds = flags
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| Error::usage("`--seconds` needs a whole number of seconds"))?;
+            }
             (_, "-h" | "--help") => {
                 print!("{USAGE}");
                 return Ok(());
@@ -81,10 +100,17 @@ fn dispatch(args: &[String]) -> Result<()> {
     let ws = Workspace::locate(soak)?;
     match command.as_str() {
         "setup" => venv::setup(&ws),
-        "test" => suite::test(&ws, suite::TestOptions { quick }),
+        "test" => {
+            suite::test(&ws, suite::TestOptions { quick })?;
+            if valgrind {
+                fuzz::valgrind(&ws)?;
+            }
+            Ok(())
+        }
         "demo" => demo::demo(&ws),
         "bench" => bench::bench(&ws, bench::BenchOptions { quick }),
-        "fuzz" => suite::fuzz(&ws),
+        "fuzz" => fuzz::fuzz(&ws, fuzz::FuzzOptions { seconds }),
+        "valgrind" => fuzz::valgrind(&ws),
         "cross-lang" => suite::cross_lang(&ws),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

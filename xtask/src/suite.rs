@@ -130,46 +130,15 @@ fn python_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
     }
 }
 
-/// C/C++ bindings: configure, build and run ctest against the Arrow C++ that pyarrow bundles.
-///
-/// PLACEHOLDER — owned by the C/C++ bindings issue, which fills in the real build (the C ABI crate,
-/// header checks, GoogleTest). What is here is a reasonable default so the step is wired: it does
-/// nothing until `bindings/c/CMakeLists.txt` exists.
+/// C/C++ bindings: builds the C ABI crate (`qadataswap-c`, release), configures and builds `bindings/c` with CMake
+/// against the Arrow C++ that pyarrow bundles, then runs ctest: the GoogleTest suite of the C++ header, the C11 test
+/// of the C header (shared and static library) and a `find_package(qadataswap)` / pkg-config consumer.
 pub fn cpp_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
     let source = ws.path("bindings/c");
     if !source.join("CMakeLists.txt").is_file() {
         return Ok(Outcome::Skipped("no bindings/c/CMakeLists.txt yet".into()));
     }
-    ensure_debian_packages(&["cmake", "g++", "libgtest-dev"])?;
-    let arrow = venv::pyarrow_paths(ws)?;
-    let lib_dirs: Vec<String> = arrow
-        .lib_dirs
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    let build = ws.target_dir.join("cpp");
-    shell::run(
-        ws.command("cmake")
-            .arg("-S")
-            .arg(&source)
-            .arg("-B")
-            .arg(&build)
-            .arg("-DCMAKE_BUILD_TYPE=Release")
-            .arg(format!(
-                "-DQADATASWAP_ARROW_INCLUDE_DIR={}",
-                arrow.include_dir.display()
-            ))
-            .arg(format!(
-                "-DQADATASWAP_ARROW_LIB_DIRS={}",
-                lib_dirs.join(";")
-            )),
-    )?;
-    shell::run(
-        ws.command("cmake")
-            .arg("--build")
-            .arg(&build)
-            .args(["--parallel", "2"]),
-    )?;
+    let build = build_cpp(ws, None)?;
     let mut out = String::new();
     let result = shell::run_tee(
         ws.command("ctest")
@@ -180,6 +149,50 @@ pub fn cpp_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
     );
     tests.add_output(&out);
     result.map(|()| Outcome::Ran)
+}
+
+/// Builds `libqadataswap_c` with cargo (release) and the CMake project in `bindings/c` into `<target>/cpp`
+/// (only `target` if given); returns the CMake build directory.
+pub fn build_cpp(ws: &Workspace, target: Option<&str>) -> Result<std::path::PathBuf> {
+    ensure_debian_packages(&["cmake", "g++", "libgtest-dev", "pkg-config"])?;
+    shell::run(
+        ws.cargo()
+            .args(["build", "--release", "-p", "qadataswap-c"]),
+    )?;
+    let arrow = venv::pyarrow_paths(ws)?;
+    let lib_dirs: Vec<String> = arrow
+        .lib_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    let build = ws.target_dir.join("cpp");
+    shell::run(
+        ws.command("cmake")
+            .arg("-S")
+            .arg(ws.path("bindings/c"))
+            .arg("-B")
+            .arg(&build)
+            .arg("-DCMAKE_BUILD_TYPE=Release")
+            .arg(format!(
+                "-DQADATASWAP_RUST_LIB_DIR={}",
+                ws.target_dir.join("release").display()
+            ))
+            .arg(format!(
+                "-DQADATASWAP_ARROW_INCLUDE_DIR={}",
+                arrow.include_dir.display()
+            ))
+            .arg(format!(
+                "-DQADATASWAP_ARROW_LIB_DIRS={}",
+                lib_dirs.join(";")
+            )),
+    )?;
+    let mut cmd = ws.command("cmake");
+    cmd.arg("--build").arg(&build).args(["--parallel", "2"]);
+    if let Some(t) = target {
+        cmd.args(["--target", t]);
+    }
+    shell::run(&mut cmd)?;
+    Ok(build)
 }
 
 /// Where the cross-language harness will live (a later issue creates it).
@@ -198,12 +211,4 @@ fn cross_lang_step(ws: &Workspace, _tests: &mut TestCounts) -> Result<Outcome> {
 /// `cargo xtask cross-lang`: writers and readers in Rust, Python and C++ exchanging frames.
 pub fn cross_lang(ws: &Workspace) -> Result<()> {
     crate::crosslang::cross_lang(ws)
-}
-
-/// `cargo xtask fuzz`: the fuzz targets under `fuzz/`.
-///
-/// NOT YET IMPLEMENTED — belongs to the fuzzing issue; it fails loudly until then.
-pub fn fuzz(_ws: &Workspace) -> Result<()> {
-    println!("fuzz: not yet implemented (the fuzzing issue fills this in)");
-    Err(Error::NotImplemented { what: "fuzz" })
 }

@@ -11,8 +11,12 @@ use qadataswap_arrow::{SnapshotReader, SnapshotWriter};
 
 fn batch(rows: usize) -> RecordBatch {
     let i: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows as i64));
-    let f: ArrayRef = Arc::new(Float64Array::from_iter_values((0..rows).map(|v| v as f64 * 0.25)));
-    let s: ArrayRef = Arc::new(StringViewArray::from_iter_values((0..rows).map(|v| format!("sym{:07}-{}", v % 5000, v % 7))));
+    let f: ArrayRef = Arc::new(Float64Array::from_iter_values(
+        (0..rows).map(|v| v as f64 * 0.25),
+    ));
+    let s: ArrayRef = Arc::new(StringViewArray::from_iter_values(
+        (0..rows).map(|v| format!("sym{:07}-{}", v % 5000, v % 7)),
+    ));
     RecordBatch::try_from_iter([("i64", i), ("f64", f), ("utf8view", s)]).expect("valid batch")
 }
 
@@ -44,16 +48,33 @@ fn measure(rows: usize, iters: usize) -> Result<Row, Box<dyn std::error::Error>>
         t.push(e);
     }
     t.sort();
-    Ok(Row { rows, bytes: info.bytes, median: t[t.len() / 2], p99: t[t.len() * 99 / 100], copies: r.stats().copies })
+    Ok(Row {
+        rows,
+        bytes: info.bytes,
+        median: t[t.len() / 2],
+        p99: t[t.len() * 99 / 100],
+        copies: r.stats().copies,
+    })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let json = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
-    let sizes: &[usize] = if quick { &[1_000_000] } else { &[1_000_000, 10_000_000] };
+    let json = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let sizes: &[usize] = if quick {
+        &[1_000_000]
+    } else {
+        &[1_000_000, 10_000_000]
+    };
     println!("read(): open reader, frame already published, columns (int64, float64, utf8view)");
-    println!("{:>12} {:>12} {:>12} {:>12} {:>8}", "rows", "frame MB", "median", "p99", "copies");
+    println!(
+        "{:>12} {:>12} {:>12} {:>12} {:>8}",
+        "rows", "frame MB", "median", "p99", "copies"
+    );
     let mut rows = Vec::new();
     for &n in sizes {
         let r = measure(n, 2000)?;
@@ -89,7 +110,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
             })
             .collect();
-        std::fs::write(path, format!("{{\"bench\":\"arrow-read\",\"results\":[{}]}}\n", items.join(",")))?;
+        std::fs::write(
+            path,
+            format!(
+                "{{\"bench\":\"arrow-read\",\"results\":[{}]}}\n",
+                items.join(",")
+            ),
+        )?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -13,12 +14,29 @@ use arrow_buffer::{Buffer, MutableBuffer};
 use arrow_data::{ArrayData, UnsafeFlag};
 use arrow_ipc::reader::{read_dictionary_impl, RecordBatchDecoder};
 use arrow_ipc::{MessageHeader, MetadataVersion};
-use arrow_schema::{ArrowError, SchemaRef};
+use arrow_schema::{ArrowError, DataType, Field, IntervalUnit, Schema, SchemaRef, UnionMode};
 
 use crate::options::Validation;
 
 /// Largest flatbuffer metadata accepted for one message.
 const MAX_METADATA: usize = 64 << 20;
+
+/// Deepest type nesting accepted (the flatbuffer verifier's own table depth limit of 64 already bounds it; this
+/// keeps every recursion below independent of that default).
+const MAX_NESTING: usize = 64;
+
+/// Largest node length accepted (rows of one array): far above anything a slot can hold, low enough that every
+/// size computed from it fits in a u64 without overflow even times 32 bytes.
+const MAX_NODE_LEN: u64 = 1 << 48;
+
+/// How often the last-resort `catch_unwind` in [`decode_frame`] fired in this process. The checks in this module
+/// are meant to make it unnecessary: the fuzz targets and tests require it to stay at zero.
+static CAUGHT_PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Number of panics `decode_frame` caught in this process (0 unless a check is missing).
+pub fn caught_panics() -> u64 {
+    CAUGHT_PANICS.load(Ordering::Relaxed)
+}
 
 /// Why a frame could not be decoded (turned into [`crate::Error::CorruptFrame`] by the caller).
 #[derive(Debug)]
@@ -42,7 +60,14 @@ struct Message {
 
 impl Message {
     fn fb(&self) -> Result<arrow_ipc::Message<'_>, DecodeError> {
-        arrow_ipc::root_as_message(self.meta.as_slice())
+        // The verifier bounds table depth (64) and count, so nothing below recurses or allocates without limit.
+        let opts = flatbuffers::VerifierOptions {
+            max_depth: MAX_NESTING,
+            max_tables: 1_000_000,
+            max_apparent_size: 1 << 31,
+            ignore_missing_null_terminator: false,
+        };
+        arrow_ipc::root_as_message_with_opts(&opts, self.meta.as_slice())
             .map_err(|e| DecodeError(format!("message metadata is not a valid flatbuffer: {e}")))
     }
 }
@@ -50,8 +75,9 @@ impl Message {
 /// Read the message starting at `pos` of `frame`. `Ok(None)` at the end-of-stream marker.
 fn next_message(frame: &Buffer, pos: usize) -> Result<Option<(Message, usize)>, DecodeError> {
     let bytes = frame.as_slice();
-    let prefix = bytes
-        .get(pos..pos + 8)
+    let prefix = pos
+        .checked_add(8)
+        .and_then(|end| bytes.get(pos..end))
         .ok_or_else(|| DecodeError(format!("truncated message prefix at byte {pos}")))?;
     let mut p = [0u8; 8];
     p.copy_from_slice(prefix);
@@ -70,8 +96,9 @@ fn next_message(frame: &Buffer, pos: usize) -> Result<Option<(Message, usize)>, 
         .filter(|&l| l <= MAX_METADATA && l % 8 == 0)
         .ok_or_else(|| DecodeError(format!("bad metadata length {meta_len} at byte {pos}")))?;
     let meta_start = pos + 8;
-    let src = bytes
-        .get(meta_start..meta_start + meta_len)
+    let src = meta_start
+        .checked_add(meta_len)
+        .and_then(|end| bytes.get(meta_start..end))
         .ok_or_else(|| {
             DecodeError(format!(
                 "metadata of {meta_len} bytes at byte {meta_start} runs past the frame"
@@ -100,7 +127,7 @@ fn next_message(frame: &Buffer, pos: usize) -> Result<Option<(Message, usize)>, 
     Ok(Some((Message { body_len, ..msg }, end)))
 }
 
-/// Check that every buffer a batch names lies inside its body.
+/// Check that every buffer a batch names lies inside its body, and that the counts are sane.
 fn check_buffers(batch: &arrow_ipc::RecordBatch<'_>, body_len: usize) -> Result<(), DecodeError> {
     let buffers = batch
         .buffers()
@@ -118,24 +145,423 @@ fn check_buffers(batch: &arrow_ipc::RecordBatch<'_>, body_len: usize) -> Result<
             )));
         }
     }
-    if batch.length() < 0 {
+    if batch.length() < 0 || batch.length() as u64 > MAX_NODE_LEN {
         return Err(DecodeError(format!(
-            "negative row count {}",
+            "row count {} out of 0..={MAX_NODE_LEN}",
             batch.length()
         )));
     }
-    if let Some(nodes) = batch.nodes() {
-        for n in nodes.iter() {
-            if n.length() < 0 || n.null_count() < 0 || n.null_count() > n.length() {
-                return Err(DecodeError(format!(
-                    "bad field node (length {}, nulls {})",
-                    n.length(),
-                    n.null_count()
-                )));
-            }
+    let nodes = batch
+        .nodes()
+        .ok_or_else(|| DecodeError("record batch without field nodes".into()))?;
+    for n in nodes.iter() {
+        if n.length() < 0
+            || n.length() as u64 > MAX_NODE_LEN
+            || n.null_count() < 0
+            || n.null_count() > n.length()
+        {
+            return Err(DecodeError(format!(
+                "bad field node (length {}, nulls {})",
+                n.length(),
+                n.null_count()
+            )));
         }
     }
     Ok(())
+}
+
+/// Check the types a schema declares before anything is decoded against it: nesting depth, and parameters that
+/// Arrow would otherwise turn into huge sizes or index tables with (negative widths, decimal precisions).
+fn check_schema(schema: &Schema) -> Result<(), DecodeError> {
+    fn walk(dt: &DataType, depth: usize) -> Result<(), DecodeError> {
+        if depth > MAX_NESTING {
+            return Err(DecodeError(format!(
+                "schema nests types deeper than {MAX_NESTING} levels"
+            )));
+        }
+        let bad = |what: String| Err(DecodeError(format!("schema declares {what}")));
+        let decimal = |p: u8, s: i8, max: u8| {
+            if p == 0 || p > max || (s > 0 && s as u8 > p) {
+                return bad(format!(
+                    "decimal precision {p} / scale {s} (precision 1..={max})"
+                ));
+            }
+            Ok(())
+        };
+        match dt {
+            DataType::FixedSizeBinary(w) if *w < 0 => bad(format!("fixed-size binary width {w}")),
+            DataType::FixedSizeList(f, n) => {
+                if *n < 0 {
+                    return bad(format!("fixed-size list size {n}"));
+                }
+                walk(f.data_type(), depth + 1)
+            }
+            DataType::Decimal32(p, s) => decimal(*p, *s, 9),
+            DataType::Decimal64(p, s) => decimal(*p, *s, 18),
+            DataType::Decimal128(p, s) => decimal(*p, *s, 38),
+            DataType::Decimal256(p, s) => decimal(*p, *s, 76),
+            DataType::List(f)
+            | DataType::LargeList(f)
+            | DataType::ListView(f)
+            | DataType::LargeListView(f) => walk(f.data_type(), depth + 1),
+            DataType::Map(f, _) => match f.data_type() {
+                DataType::Struct(kv) if kv.len() == 2 => walk(f.data_type(), depth + 1),
+                other => bad(format!(
+                    "map entries of type {other} (a struct of key and value is required)"
+                )),
+            },
+            DataType::Struct(fields) => fields
+                .iter()
+                .try_for_each(|f| walk(f.data_type(), depth + 1)),
+            DataType::Union(fields, _) => fields
+                .iter()
+                .try_for_each(|(_, f)| walk(f.data_type(), depth + 1)),
+            DataType::RunEndEncoded(r, v) => {
+                if !matches!(
+                    r.data_type(),
+                    DataType::Int16 | DataType::Int32 | DataType::Int64
+                ) {
+                    return bad(format!("run ends of type {}", r.data_type()));
+                }
+                walk(v.data_type(), depth + 1)
+            }
+            DataType::Dictionary(k, v) => {
+                if !k.is_dictionary_key_type() {
+                    return bad(format!("dictionary keys of type {k}"));
+                }
+                walk(v, depth + 1)
+            }
+            _ => Ok(()),
+        }
+    }
+    schema
+        .fields()
+        .iter()
+        .try_for_each(|f| walk(f.data_type(), 0))
+}
+
+/// Walks a batch's field nodes and buffers in exactly the order arrow-ipc consumes them, checking each against the
+/// schema before arrow-ipc sees it: arrow-ipc slices buffers, indexes buffer lists and builds typed views without
+/// checking (and builds arrays without validation at [`Validation::Trusted`]), so every node and buffer it will
+/// take must exist, be long enough for the node's length and type, and be aligned for the type.
+struct LayoutWalk<'a> {
+    nodes: Vec<arrow_ipc::FieldNode>,
+    buffers: Vec<arrow_ipc::Buffer>,
+    next_node: usize,
+    next_buffer: usize,
+    variadic: Vec<i64>,
+    next_variadic: usize,
+    /// Absolute address of the body's first byte (for alignment).
+    body_addr: usize,
+    version: MetadataVersion,
+    dictionaries: &'a HashMap<i64, ArrayRef>,
+    /// Compressed bodies: buffer lengths are compressed sizes, so only their presence and prefix are checked here
+    /// (the decompressed arrays are private copies and always fully validated).
+    compressed: bool,
+}
+
+impl<'a> LayoutWalk<'a> {
+    fn new(
+        batch: &arrow_ipc::RecordBatch<'_>,
+        body: &Buffer,
+        version: MetadataVersion,
+        dictionaries: &'a HashMap<i64, ArrayRef>,
+    ) -> Result<Self, DecodeError> {
+        // Private copies of the (already copied and verified) vectors: indexing them below is plain Vec access.
+        let nodes = batch
+            .nodes()
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default();
+        let buffers = batch
+            .buffers()
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default();
+        let variadic = batch
+            .variadicBufferCounts()
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        Ok(LayoutWalk {
+            nodes,
+            buffers,
+            next_node: 0,
+            next_buffer: 0,
+            variadic,
+            next_variadic: 0,
+            body_addr: body.as_ptr() as usize,
+            version,
+            dictionaries,
+            compressed: batch.compression().is_some(),
+        })
+    }
+
+    /// The next node as (length, null count); both were range-checked by `check_buffers`.
+    fn node(&mut self, field: &Field) -> Result<(u64, u64), DecodeError> {
+        let n = self.nodes.get(self.next_node).ok_or_else(|| {
+            DecodeError(format!(
+                "field {:?} has no field node (the batch lists {})",
+                field.name(),
+                self.nodes.len()
+            ))
+        })?;
+        self.next_node += 1;
+        Ok((n.length() as u64, n.null_count() as u64))
+    }
+
+    /// The next buffer: at least `need` bytes, its address a multiple of `align`.
+    fn buffer(
+        &mut self,
+        field: &Field,
+        what: &str,
+        need: u64,
+        align: usize,
+    ) -> Result<(), DecodeError> {
+        let i = self.next_buffer;
+        let b = self.buffers.get(i).ok_or_else(|| {
+            DecodeError(format!(
+                "field {:?} has no {what} buffer (the batch lists {})",
+                field.name(),
+                self.buffers.len()
+            ))
+        })?;
+        self.next_buffer += 1;
+        let (offset, len) = (b.offset() as u64, b.length() as u64);
+        if self.compressed {
+            // An 8-byte uncompressed-length prefix, then the codec's bytes.
+            if len != 0 && len < 8 {
+                return Err(DecodeError(format!(
+                    "compressed {what} buffer {i} of field {:?} is shorter than its 8-byte length prefix",
+                    field.name()
+                )));
+            }
+            return Ok(());
+        }
+        if len < need {
+            return Err(DecodeError(format!(
+                "{what} buffer {i} of field {:?} has {len} bytes, its length and type need {need}",
+                field.name()
+            )));
+        }
+        let addr = (self.body_addr as u64).wrapping_add(offset);
+        if align > 1 && addr % align as u64 != 0 {
+            return Err(DecodeError(format!(
+                "{what} buffer {i} of field {:?} is not {align}-byte aligned",
+                field.name()
+            )));
+        }
+        Ok(())
+    }
+
+    fn validity(&mut self, field: &Field, len: u64, nulls: u64) -> Result<(), DecodeError> {
+        let need = if nulls > 0 { len.div_ceil(8) } else { 0 };
+        self.buffer(field, "validity", need, 1)
+    }
+
+    /// Walk one field (and its children); returns its node's length.
+    fn field(&mut self, field: &Field, depth: usize) -> Result<u64, DecodeError> {
+        if depth > MAX_NESTING {
+            return Err(DecodeError(format!("nesting deeper than {MAX_NESTING}")));
+        }
+        let mul = |a: u64, b: u64| {
+            a.checked_mul(b)
+                .ok_or_else(|| DecodeError(format!("size of field {:?} overflows", field.name())))
+        };
+        let offsets_need = |len: u64, w: u64| if len > 0 { mul(len + 1, w) } else { Ok(0) };
+        let dt = field.data_type();
+        let (len, nulls) = self.node(field)?;
+        match dt {
+            DataType::Null => {
+                if len != nulls {
+                    return Err(DecodeError(format!(
+                        "null column {:?} has {nulls} nulls for {len} rows",
+                        field.name()
+                    )));
+                }
+            }
+            DataType::Boolean => {
+                self.validity(field, len, nulls)?;
+                self.buffer(field, "values", len.div_ceil(8), 1)?;
+            }
+            DataType::Interval(IntervalUnit::MonthDayNano) => {
+                self.validity(field, len, nulls)?;
+                self.buffer(field, "values", mul(len, 16)?, 8)?;
+            }
+            _ if dt.primitive_width().is_some() => {
+                let w = dt.primitive_width().unwrap_or(1);
+                self.validity(field, len, nulls)?;
+                self.buffer(field, "values", mul(len, w as u64)?, w.min(16))?;
+            }
+            DataType::FixedSizeBinary(w) => {
+                self.validity(field, len, nulls)?;
+                self.buffer(field, "values", mul(len, *w as u64)?, 1)?;
+            }
+            DataType::Utf8 | DataType::Binary | DataType::LargeUtf8 | DataType::LargeBinary => {
+                let w = if matches!(dt, DataType::Utf8 | DataType::Binary) {
+                    4
+                } else {
+                    8
+                };
+                self.validity(field, len, nulls)?;
+                self.buffer(field, "offsets", offsets_need(len, w)?, w as usize)?;
+                self.buffer(field, "data", 0, 1)?;
+            }
+            DataType::Utf8View | DataType::BinaryView => {
+                let count = self
+                    .variadic
+                    .get(self.next_variadic)
+                    .copied()
+                    .ok_or_else(|| {
+                        DecodeError(format!(
+                            "no variadic buffer count for view column {:?}",
+                            field.name()
+                        ))
+                    })?;
+                self.next_variadic += 1;
+                let left = self.buffers.len().saturating_sub(self.next_buffer);
+                let count = usize::try_from(count)
+                    .ok()
+                    .filter(|c| c.checked_add(2).is_some_and(|t| t <= left))
+                    .ok_or_else(|| {
+                        DecodeError(format!(
+                            "variadic buffer count {count} of view column {:?} with {left} buffers left",
+                            field.name()
+                        ))
+                    })?;
+                self.validity(field, len, nulls)?;
+                self.buffer(field, "views", mul(len, 16)?, 16)?;
+                for _ in 0..count {
+                    self.buffer(field, "view data", 0, 1)?;
+                }
+            }
+            DataType::List(child) | DataType::LargeList(child) | DataType::Map(child, _) => {
+                let w = if matches!(dt, DataType::LargeList(_)) {
+                    8
+                } else {
+                    4
+                };
+                self.validity(field, len, nulls)?;
+                self.buffer(field, "offsets", offsets_need(len, w)?, w as usize)?;
+                self.field(child, depth + 1)?;
+            }
+            DataType::ListView(child) | DataType::LargeListView(child) => {
+                let w = if matches!(dt, DataType::ListView(_)) {
+                    4
+                } else {
+                    8
+                };
+                self.validity(field, len, nulls)?;
+                self.buffer(field, "offsets", mul(len, w)?, w as usize)?;
+                self.buffer(field, "sizes", mul(len, w)?, w as usize)?;
+                self.field(child, depth + 1)?;
+            }
+            DataType::FixedSizeList(child, size) => {
+                self.validity(field, len, nulls)?;
+                let child_len = self.field(child, depth + 1)?;
+                let need = mul(len, *size as u64)?;
+                if child_len < need {
+                    return Err(DecodeError(format!(
+                        "fixed-size list {:?} of {len} x {size} has {child_len} child values",
+                        field.name()
+                    )));
+                }
+            }
+            DataType::Struct(children) => {
+                self.validity(field, len, nulls)?;
+                for child in children.iter() {
+                    let child_len = self.field(child, depth + 1)?;
+                    if child_len < len {
+                        return Err(DecodeError(format!(
+                            "struct {:?} has {len} rows but its child {:?} has {child_len}",
+                            field.name(),
+                            child.name()
+                        )));
+                    }
+                }
+            }
+            DataType::RunEndEncoded(run_ends, values) => {
+                let r = self.field(run_ends, depth + 1)?;
+                let v = self.field(values, depth + 1)?;
+                if r != v {
+                    return Err(DecodeError(format!(
+                        "run-end encoded {:?} has {r} run ends but {v} values",
+                        field.name()
+                    )));
+                }
+            }
+            DataType::Dictionary(key, value_type) => {
+                let w = key.primitive_width().unwrap_or(8) as u64;
+                self.validity(field, len, nulls)?;
+                self.buffer(field, "keys", mul(len, w)?, w as usize)?;
+                #[allow(deprecated)]
+                let id = field.dict_id();
+                let values = id.and_then(|id| self.dictionaries.get(&id));
+                if let Some(v) = values {
+                    if v.data_type() != value_type.as_ref() {
+                        return Err(DecodeError(format!(
+                            "dictionary column {:?} of {value_type} values refers to dictionary id {id:?} of {} \
+                             values",
+                            field.name(),
+                            v.data_type()
+                        )));
+                    }
+                }
+                if values.is_none() && len > nulls {
+                    return Err(DecodeError(format!(
+                        "dictionary column {:?} refers to dictionary id {id:?}, which no dictionary batch of the \
+                         frame defined",
+                        field.name()
+                    )));
+                }
+            }
+            DataType::Union(children, mode) => {
+                if self.version < MetadataVersion::V5 {
+                    self.buffer(field, "validity", 0, 1)?;
+                }
+                self.buffer(field, "type ids", len, 1)?;
+                if *mode == UnionMode::Dense {
+                    self.buffer(field, "offsets", mul(len, 4)?, 4)?;
+                }
+                for (_, child) in children.iter() {
+                    let child_len = self.field(child, depth + 1)?;
+                    if *mode == UnionMode::Sparse && child_len < len {
+                        return Err(DecodeError(format!(
+                            "sparse union {:?} has {len} rows but its child {:?} has {child_len}",
+                            field.name(),
+                            child.name()
+                        )));
+                    }
+                }
+            }
+            other => {
+                return Err(DecodeError(format!(
+                    "type {other} of field {:?} is not supported in a frame",
+                    field.name()
+                )))
+            }
+        }
+        Ok(len)
+    }
+
+    /// Walk every top-level field; each column must have the batch's row count, and every variadic count must be
+    /// used.
+    fn batch(mut self, fields: &[&Field], rows: u64) -> Result<(), DecodeError> {
+        for f in fields {
+            let len = self.field(f, 0)?;
+            if len != rows {
+                return Err(DecodeError(format!(
+                    "column {:?} has {len} rows, the batch {rows}",
+                    f.name()
+                )));
+            }
+        }
+        if self.next_variadic != self.variadic.len() {
+            return Err(DecodeError(format!(
+                "the batch declares {} variadic buffer counts but its view columns use {}",
+                self.variadic.len(),
+                self.next_variadic
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Layout validation of one decoded array, recursively (buffer sizes against lengths and types; O(columns)).
@@ -162,9 +588,12 @@ pub(crate) fn decode_frame(
         decode_inner(frame, schema_version, cache, validation)
     })) {
         Ok(r) => r,
-        Err(_) => Err(DecodeError(
-            "arrow-ipc rejected the frame's metadata (panicked while decoding)".into(),
-        )),
+        Err(_) => {
+            CAUGHT_PANICS.fetch_add(1, Ordering::Relaxed);
+            Err(DecodeError(
+                "arrow-ipc rejected the frame's metadata (panicked while decoding)".into(),
+            ))
+        }
     }
 }
 
@@ -189,18 +618,14 @@ fn decode_inner(
             let s = fb
                 .header_as_schema()
                 .ok_or_else(|| DecodeError("schema message without schema".into()))?;
-            let s = Arc::new(arrow_ipc::convert::try_fb_to_schema(s)?);
+            let s = arrow_ipc::convert::try_fb_to_schema(s)?;
+            check_schema(&s)?;
+            let s = Arc::new(s);
             *cache = Some((schema_version, Arc::clone(&s)));
             s
         }
     };
-    let mut skip = UnsafeFlag::new();
-    if validation == Validation::Trusted {
-        // SAFETY: under the documented Trusted level the body contents are trusted (0600 segment of our own uid,
-        // written by this library under the commit protocol). Metadata is still checked: buffer ranges above,
-        // and buffer sizes against lengths and types by `validate_layout` on every decoded array below.
-        unsafe { skip.set(true) };
-    }
+    let fields: Vec<&Field> = schema.fields().iter().map(|f| f.as_ref()).collect();
     let mut dictionaries: HashMap<i64, ArrayRef> = HashMap::new();
     let mut batches = Vec::new();
     while let Some((msg, next)) = next_message(frame, pos)? {
@@ -222,6 +647,21 @@ fn decode_inner(
                     .data()
                     .ok_or_else(|| DecodeError("dictionary batch without data".into()))?;
                 check_buffers(&data, msg.body_len)?;
+                #[allow(deprecated)]
+                let users = schema.fields_with_dict_id(d.id());
+                let value_type = match users.first().map(|f| f.data_type()) {
+                    Some(DataType::Dictionary(_, v)) => v.as_ref().clone(),
+                    _ => {
+                        return Err(DecodeError(format!(
+                        "dictionary batch for id {}, which no dictionary field of the schema uses",
+                        d.id()
+                    )))
+                    }
+                };
+                // arrow-ipc decodes the values as a one-column batch of this field.
+                let value_field = Field::new("", value_type, true);
+                LayoutWalk::new(&data, &body, version, &dictionaries)?
+                    .batch(&[&value_field], data.length() as u64)?;
                 read_dictionary_impl(
                     &body,
                     d,
@@ -229,7 +669,7 @@ fn decode_inner(
                     &mut dictionaries,
                     &version,
                     true,
-                    skip.clone(),
+                    skip_flag(validation, data.compression().is_some()),
                 )?;
             }
             MessageHeader::RecordBatch => {
@@ -237,6 +677,10 @@ fn decode_inner(
                     .header_as_record_batch()
                     .ok_or_else(|| DecodeError("empty record batch".into()))?;
                 check_buffers(&b, msg.body_len)?;
+                LayoutWalk::new(&b, &body, version, &dictionaries)?
+                    .batch(&fields, b.length() as u64)?;
+                let skip = skip_flag(validation, b.compression().is_some());
+                let trusted = skip.get();
                 let batch = RecordBatchDecoder::try_new(
                     &body,
                     b,
@@ -245,9 +689,9 @@ fn decode_inner(
                     &version,
                 )?
                 .with_require_alignment(true)
-                .with_skip_validation(skip.clone())
+                .with_skip_validation(skip)
                 .read_record_batch()?;
-                if validation == Validation::Trusted {
+                if trusted {
                     for c in batch.columns() {
                         validate_layout(&c.to_data())?;
                     }
@@ -262,6 +706,20 @@ fn decode_inner(
         }
     }
     Ok((schema, batches))
+}
+
+/// arrow-ipc's skip-validation flag for one message: set only at [`Validation::Trusted`] for uncompressed bodies
+/// (decompressed buffers are private copies of unknown size: Arrow validates them in full).
+fn skip_flag(validation: Validation, compressed: bool) -> UnsafeFlag {
+    let mut skip = UnsafeFlag::new();
+    if validation == Validation::Trusted && !compressed {
+        // SAFETY: under the documented Trusted level the body contents are trusted (0600 segment of our own uid,
+        // written by this library under the commit protocol). Metadata is still checked: buffer ranges, counts,
+        // sizes and alignment by `check_buffers` and `LayoutWalk` before arrow-ipc runs, and every decoded array's
+        // layout by `validate_layout` after.
+        unsafe { skip.set(true) };
+    }
+    skip
 }
 
 /// Count buffers of `batches` that lie inside `[start, end)` and those that do not (copies).
@@ -312,4 +770,374 @@ pub fn buffer_ranges(array: &dyn Array) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     walk(&array.to_data(), &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hand-built hostile metadata: each case is something arrow-ipc would slice, index or view without checking.
+    use super::*;
+    use arrow_array::{Int64Array, StringViewArray};
+    use arrow_ipc::{FieldNode, MessageBuilder, RecordBatchBuilder};
+    use arrow_schema::{UnionFields, UnionMode};
+
+    /// The IPC stream bytes of `schema`'s Schema message only (no end marker).
+    fn schema_message(schema: &Schema) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut out, schema).unwrap();
+            w.flush().unwrap();
+        }
+        out
+    }
+
+    /// One encapsulated RecordBatch message whose body starts 64-aligned when the message starts at `pos`.
+    fn batch_message(
+        pos: usize,
+        rows: i64,
+        nodes: &[(i64, i64)],
+        buffers: &[(i64, i64)],
+        variadic: Option<&[i64]>,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut fbb = flatbuffers::FlatBufferBuilder::new();
+        let nodes: Vec<FieldNode> = nodes.iter().map(|&(l, n)| FieldNode::new(l, n)).collect();
+        let nodes = fbb.create_vector(&nodes);
+        let bufs: Vec<arrow_ipc::Buffer> = buffers
+            .iter()
+            .map(|&(o, l)| arrow_ipc::Buffer::new(o, l))
+            .collect();
+        let bufs = fbb.create_vector(&bufs);
+        let variadic = variadic.map(|v| fbb.create_vector(v));
+        let mut rb = RecordBatchBuilder::new(&mut fbb);
+        rb.add_length(rows);
+        rb.add_nodes(nodes);
+        rb.add_buffers(bufs);
+        if let Some(v) = variadic {
+            rb.add_variadicBufferCounts(v);
+        }
+        let rb = rb.finish();
+        let mut mb = MessageBuilder::new(&mut fbb);
+        mb.add_version(MetadataVersion::V5);
+        mb.add_header_type(MessageHeader::RecordBatch);
+        mb.add_header(rb.as_union_value());
+        mb.add_bodyLength(body.len() as i64);
+        let m = mb.finish();
+        fbb.finish(m, None);
+        let meta = fbb.finished_data();
+        let body_start = (pos + 8 + meta.len()).next_multiple_of(64);
+        let meta_len = body_start - pos - 8;
+        let mut out = vec![0xFF, 0xFF, 0xFF, 0xFF];
+        out.extend_from_slice(&(meta_len as i32).to_le_bytes());
+        out.extend_from_slice(meta);
+        out.resize(8 + meta_len, 0);
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn frame(
+        schema: &Schema,
+        rows: i64,
+        nodes: &[(i64, i64)],
+        buffers: &[(i64, i64)],
+        variadic: Option<&[i64]>,
+        body: &[u8],
+    ) -> Buffer {
+        let mut bytes = schema_message(schema);
+        let m = batch_message(bytes.len(), rows, nodes, buffers, variadic, body);
+        bytes.extend_from_slice(&m);
+        bytes.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]);
+        let mut b = MutableBuffer::new(bytes.len());
+        b.extend_from_slice(&bytes);
+        b.into()
+    }
+
+    /// Decoding fails cleanly at both levels, and no panic needed catching.
+    fn assert_rejected(f: &Buffer, why: &str) {
+        for v in [Validation::Trusted, Validation::Full] {
+            let before = caught_panics();
+            let r = decode_frame(f, 0, &mut None, v);
+            assert!(r.is_err(), "{why}: {v:?} accepted the frame");
+            assert_eq!(
+                caught_panics(),
+                before,
+                "{why}: {v:?} needed catch_unwind: {:?}",
+                r.err()
+            );
+        }
+    }
+
+    fn int64_schema() -> Schema {
+        Schema::new(vec![Field::new("x", DataType::Int64, true)])
+    }
+
+    #[test]
+    fn a_valid_hand_built_frame_decodes_at_both_levels() {
+        let body: Vec<u8> = (0..4i64).flat_map(|v| v.to_le_bytes()).collect();
+        let f = frame(
+            &int64_schema(),
+            4,
+            &[(4, 0)],
+            &[(0, 0), (0, 32)],
+            None,
+            &body,
+        );
+        for v in [Validation::Trusted, Validation::Full] {
+            let (_, batches) = decode_frame(&f, 0, &mut None, v).unwrap();
+            let col = batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            assert_eq!(col.values().as_ref(), &[0, 1, 2, 3]);
+        }
+    }
+
+    #[test]
+    fn a_values_buffer_shorter_than_the_node_length_is_rejected() {
+        let f = frame(
+            &int64_schema(),
+            4,
+            &[(4, 0)],
+            &[(0, 0), (0, 16)],
+            None,
+            &[0; 32],
+        );
+        assert_rejected(&f, "short values");
+    }
+
+    #[test]
+    fn a_misaligned_values_buffer_is_rejected_not_a_panic() {
+        let f = frame(
+            &int64_schema(),
+            2,
+            &[(2, 0)],
+            &[(0, 0), (4, 16)],
+            None,
+            &[0; 32],
+        );
+        assert_rejected(&f, "misaligned int64");
+    }
+
+    #[test]
+    fn huge_node_lengths_and_row_counts_are_rejected() {
+        let f = frame(
+            &int64_schema(),
+            1 << 60,
+            &[(1 << 60, 0)],
+            &[(0, 0), (0, 32)],
+            None,
+            &[0; 32],
+        );
+        assert_rejected(&f, "huge length");
+        let f = frame(
+            &int64_schema(),
+            1 << 40,
+            &[(1 << 40, 0)],
+            &[(0, 0), (0, 32)],
+            None,
+            &[0; 32],
+        );
+        assert_rejected(&f, "length far beyond the body");
+    }
+
+    #[test]
+    fn missing_nodes_and_buffers_are_rejected() {
+        assert_rejected(
+            &frame(&int64_schema(), 1, &[], &[(0, 0), (0, 8)], None, &[0; 8]),
+            "no node",
+        );
+        assert_rejected(
+            &frame(&int64_schema(), 1, &[(1, 0)], &[(0, 0)], None, &[0; 8]),
+            "one buffer",
+        );
+    }
+
+    #[test]
+    fn a_column_length_other_than_the_batch_row_count_is_rejected() {
+        let f = frame(
+            &int64_schema(),
+            3,
+            &[(2, 0)],
+            &[(0, 0), (0, 16)],
+            None,
+            &[0; 16],
+        );
+        assert_rejected(&f, "column shorter than the batch");
+    }
+
+    #[test]
+    fn union_type_ids_shorter_than_the_node_length_are_rejected() {
+        let fields = UnionFields::try_new(
+            [0, 1],
+            [
+                Field::new("a", DataType::Int8, true),
+                Field::new("b", DataType::Int8, true),
+            ],
+        )
+        .unwrap();
+        for mode in [UnionMode::Sparse, UnionMode::Dense] {
+            let schema = Schema::new(vec![Field::new(
+                "u",
+                DataType::Union(fields.clone(), mode),
+                false,
+            )]);
+            let mut buffers = vec![(0, 2)]; // type ids: 2 bytes for 8 rows
+            if mode == UnionMode::Dense {
+                buffers.push((64, 32));
+            }
+            let child_len = if mode == UnionMode::Sparse { 8 } else { 1 };
+            buffers.extend([(0, 0), (128, 8), (0, 0), (128, 8)]);
+            let f = frame(
+                &schema,
+                8,
+                &[(8, 0), (child_len, 0), (child_len, 0)],
+                &buffers,
+                None,
+                &[0; 192],
+            );
+            assert_rejected(&f, "short type ids");
+        }
+    }
+
+    #[test]
+    fn dense_union_offsets_that_are_short_or_misaligned_are_rejected() {
+        let fields = UnionFields::try_new([0], [Field::new("a", DataType::Int8, true)]).unwrap();
+        let schema = Schema::new(vec![Field::new(
+            "u",
+            DataType::Union(fields, UnionMode::Dense),
+            false,
+        )]);
+        let short = frame(
+            &schema,
+            4,
+            &[(4, 0), (1, 0)],
+            &[(0, 4), (64, 8), (0, 0), (128, 1)],
+            None,
+            &[0; 192],
+        );
+        assert_rejected(&short, "short dense offsets");
+        let misaligned = frame(
+            &schema,
+            4,
+            &[(4, 0), (1, 0)],
+            &[(0, 4), (66, 16), (0, 0), (128, 1)],
+            None,
+            &[0; 192],
+        );
+        assert_rejected(&misaligned, "misaligned dense offsets");
+    }
+
+    #[test]
+    fn bad_variadic_buffer_counts_are_rejected() {
+        let schema = Schema::new(vec![Field::new("s", DataType::Utf8View, true)]);
+        let views = (0, 32);
+        for (counts, why) in [
+            (None, "missing"),
+            (Some(&[-1i64][..]), "negative"),
+            (Some(&[1 << 40][..]), "huge"),
+            (Some(&[5][..]), "more than the buffers"),
+            (Some(&[0, 0][..]), "more counts than view columns"),
+        ] {
+            let f = frame(&schema, 2, &[(2, 0)], &[(0, 0), views], counts, &[0; 64]);
+            assert_rejected(&f, why);
+        }
+        // A long view (length > 12) pointing at a data buffer that does not exist: contents, caught by Full only,
+        // but a view buffer shorter than 16 bytes per row is metadata and caught at both levels.
+        let f = frame(
+            &schema,
+            2,
+            &[(2, 0)],
+            &[(0, 0), (0, 16)],
+            Some(&[0]),
+            &[0; 64],
+        );
+        assert_rejected(&f, "short views");
+        let a = StringViewArray::from(vec!["x"]);
+        assert_eq!(a.len(), 1);
+    }
+
+    #[test]
+    fn a_dictionary_column_without_its_dictionary_batch_is_rejected() {
+        let dt = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let schema = Schema::new(vec![Field::new("d", dt, true)]);
+        let f = frame(&schema, 2, &[(2, 0)], &[(0, 0), (0, 8)], None, &[0; 64]);
+        assert_rejected(&f, "unknown dictionary id");
+    }
+
+    #[test]
+    fn fixed_size_lists_and_structs_with_too_few_child_values_are_rejected() {
+        let fsl = DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Int8, true)), 4);
+        let schema = Schema::new(vec![Field::new("l", fsl, true)]);
+        let f = frame(
+            &schema,
+            2,
+            &[(2, 0), (3, 0)],
+            &[(0, 0), (0, 0), (0, 8)],
+            None,
+            &[0; 64],
+        );
+        assert_rejected(&f, "fixed-size list child too short");
+        let st = DataType::Struct(vec![Field::new("a", DataType::Int8, true)].into());
+        let schema = Schema::new(vec![Field::new("s", st, true)]);
+        let f = frame(
+            &schema,
+            4,
+            &[(4, 0), (1, 0)],
+            &[(0, 0), (0, 0), (0, 8)],
+            None,
+            &[0; 64],
+        );
+        assert_rejected(&f, "struct child too short");
+    }
+
+    #[test]
+    fn a_struct_validity_bitmap_shorter_than_its_rows_is_rejected() {
+        let st = DataType::Struct(vec![Field::new("a", DataType::Int8, true)].into());
+        let schema = Schema::new(vec![Field::new("s", st, true)]);
+        let f = frame(
+            &schema,
+            64,
+            &[(64, 3), (64, 0)],
+            &[(0, 1), (0, 0), (0, 64)],
+            None,
+            &[0; 64],
+        );
+        assert_rejected(&f, "short struct validity");
+    }
+
+    #[test]
+    fn a_type_nested_deeper_than_the_limit_is_rejected() {
+        let mut dt = DataType::Int8;
+        for _ in 0..200 {
+            dt = DataType::List(Arc::new(Field::new("item", dt, true)));
+        }
+        let schema = Schema::new(vec![Field::new("deep", dt, true)]);
+        let f = frame(&schema, 0, &[], &[], None, &[]);
+        assert_rejected(&f, "nesting bomb");
+    }
+
+    #[test]
+    fn truncated_frames_and_bad_prefixes_are_rejected() {
+        let body: Vec<u8> = (0..4i64).flat_map(|v| v.to_le_bytes()).collect();
+        let good = frame(
+            &int64_schema(),
+            4,
+            &[(4, 0)],
+            &[(0, 0), (0, 32)],
+            None,
+            &body,
+        );
+        for cut in [0, 3, 8, 20, good.len() / 2, good.len() - 9] {
+            let f = good.slice_with_length(0, cut);
+            let r = decode_frame(&f, 0, &mut None, Validation::Trusted);
+            assert!(r.is_err(), "cut at {cut} accepted");
+        }
+        let mut bytes = good.as_slice().to_vec();
+        bytes[4..8].copy_from_slice(&(-8i32).to_le_bytes());
+        assert_rejected(&Buffer::from_vec(bytes.clone()), "negative metadata length");
+        bytes[4..8].copy_from_slice(&i32::MAX.to_le_bytes());
+        assert_rejected(&Buffer::from_vec(bytes.clone()), "huge metadata length");
+        bytes[0] = 0;
+        assert_rejected(&Buffer::from_vec(bytes), "no continuation marker");
+    }
 }

@@ -29,21 +29,31 @@
 //! [`SnapshotWriter`] is `Send` (one writer thread at a time, `&mut self`). [`SnapshotReader`] and [`Frame`] are
 //! `Send + Sync`. Neither works in a child after `fork()`: every call there returns [`Error::Forked`].
 
+mod claim;
 pub mod decode;
 mod encode;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod golden;
+pub mod inspect;
 pub mod layout;
+pub mod loan;
+mod onecopy;
 pub mod options;
 pub mod reader;
 pub mod segment;
 pub mod stats;
+pub mod status;
+pub mod stream;
 pub mod writer;
 
 pub use decode::buffer_ranges;
 pub use error::{Error, Result};
 pub use layout::Mode;
+pub use loan::Loan;
 pub use options::{Compression, ReaderOptions, Validation, WriterOptions};
 pub use reader::{Attachment, Frame, ReaderBuilder, SnapshotReader};
 pub use stats::Stats;
+pub use status::{classify, SegmentStatus};
 pub use writer::{RawWriter, SnapshotWriter, WriteInfo, WriterBuilder};

@@ -1,4 +1,31 @@
 //! Options shared by writers and readers, and their builders.
+//!
+//! # Validation levels
+//!
+//! What a reader checks before it hands out a frame (`docs/VALIDATION.md` has the long form and the measured
+//! costs; `cargo xtask bench` re-measures them with `examples/validation_bench.rs`).
+//!
+//! **Always, at every level** (metadata is never trusted): the header is copied out word by word once and checked
+//! (magic, format version, ABI fingerprint, structure sizes, mode, counts, every region offset recomputed and
+//! compared, file at least as long as the layout, so no SIGBUS); a slot's descriptor is copied once under the lease
+//! (frame number, `len <= slot capacity`, row count equal to what the frame decodes to); every IPC message's
+//! prefix and flatbuffer metadata are copied into private memory and verified (depth and table limits) before
+//! use; the schema's nesting (at most 64) and type parameters are checked; and for every record or dictionary
+//! batch, before arrow-ipc sees it, every field node and buffer it will take must exist, lie inside the body, be
+//! long enough for the node's length and type (validity, offsets, values, views, union type ids and offsets,
+//! dictionary keys) and be aligned for the type, variadic counts must match, child arrays must be long enough,
+//! dictionary ids must be defined with the right value type, and every column must have the batch's row count.
+//! After decoding, Arrow's layout validation runs on every array. Nothing read from shared memory is read
+//! twice for a decision. A last-resort `catch_unwind` around decoding remains, counted by
+//! [`crate::decode::caught_panics`]; the fuzz targets require it to stay at zero.
+//!
+//! | level | adds | guarantees | cost |
+//! |---|---|---|---|
+//! | [`Validation::Trusted`] (default) | nothing | no panic, no read outside the mapping *while decoding*; body contents (offsets, UTF-8, views, dictionary keys, union ids, run ends) are trusted: the segment is 0600, of our uid, written by this library | O(columns), zero-copy |
+//! | [`Validation::Full`] | Arrow's full validation of every array | corruption at rest is an error, so any later access is in bounds; a writer changing bytes *after* the check is not caught | O(rows) for variable-size and dictionary types, zero-copy |
+//! | [`crate::SnapshotReader::read_copied`] | copy every buffer to private memory, then full validation of the copy | safe against a live hostile writer: what was validated is what you hold; no lease held | a full copy + O(rows) |
+//!
+//! Compressed bodies are always decompressed into private memory and fully validated, whatever the level.
 
 use std::time::Duration;
 

@@ -264,6 +264,19 @@ impl LeasedFrame {
                     frame_seq: self.desc.frame_seq,
                     what: e.0,
                 })?;
+        // The descriptor's row count is metadata too: it must agree with what the frame decoded to.
+        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        if rows != self.desc.rows {
+            return Err(Error::CorruptFrame {
+                name: s.name.clone(),
+                slot: self.slot,
+                frame_seq: self.desc.frame_seq,
+                what: format!(
+                    "descriptor says {} rows, the frame holds {rows}",
+                    self.desc.rows
+                ),
+            });
+        }
         let start = s.map.as_ptr() as usize;
         let (inside, outside) = decode::count_buffers(&batches, start, start + s.map.len());
         stats.frames_read.fetch_add(1, Ordering::Relaxed);

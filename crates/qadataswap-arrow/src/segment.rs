@@ -17,6 +17,8 @@ use qadataswap_sync::seqlock::SeqWord;
 use crate::error::{Error, Result};
 use crate::layout::{self, desc, off, state, Geometry, Mode, HEADER_SIZE};
 
+pub use crate::status::{classify, SegmentStatus};
+
 /// A private copy of the header's words, taken once and validated.
 #[derive(Clone, Debug)]
 pub struct HeaderCopy {
@@ -24,8 +26,22 @@ pub struct HeaderCopy {
 }
 
 impl HeaderCopy {
+    /// A header copy from raw bytes (missing bytes read as zero, extra bytes are ignored): for tests and fuzzing.
+    pub fn from_bytes(bytes: &[u8]) -> HeaderCopy {
+        let mut words = Box::new([0u64; HEADER_SIZE / 8]);
+        for (w, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            *w = u64::from_le_bytes(b);
+        }
+        HeaderCopy { words }
+    }
+
     /// Copy the header out of a mapping of at least [`HEADER_SIZE`] bytes (one atomic load per word: a concurrent
     /// writer can change words, but never make this read undefined).
+    ///
+    /// # Panics
+    /// If the mapping is shorter than the header (a caller bug: callers map the header first).
     pub fn read(map: &Mapping) -> HeaderCopy {
         assert!(map.len() >= HEADER_SIZE, "caller maps the whole header");
         let mut words = Box::new([0u64; HEADER_SIZE / 8]);
@@ -46,7 +62,7 @@ impl HeaderCopy {
     /// The u32 at byte offset `off` (4-aligned).
     pub fn u32(&self, off: usize) -> u32 {
         let w = self.words[off / 8];
-        if off % 8 == 0 {
+        if off.is_multiple_of(8) {
             w as u32
         } else {
             (w >> 32) as u32
@@ -115,7 +131,7 @@ impl HeaderCopy {
                 "reader capacity {reader_capacity} out of 1..=4096"
             )));
         }
-        if schema_capacity % layout::ALIGN != 0 {
+        if !schema_capacity.is_multiple_of(layout::ALIGN) {
             return Err(corrupt(format!(
                 "schema capacity {schema_capacity} is not a multiple of 64"
             )));
@@ -148,22 +164,49 @@ impl HeaderCopy {
 }
 
 /// Wait (on the state word's futex) until a segment leaves the INITIALISING state.
+///
+/// Returns early with [`Error::Foreign`] when the magic bytes are neither ours nor still zero (a creator writes
+/// them among its first stores), so a foreign file whose state word happens to be 0 is never mistaken for a
+/// half-built segment (and never reclaimed); and with [`Error::NotInitialised`] as soon as the creator recorded in
+/// the header is dead, instead of waiting for the timeout.
 pub(crate) fn wait_initialised(map: &Mapping, name: &str, timeout: Duration) -> Result<u32> {
-    // SAFETY: the caller mapped at least the header; offset STATE is 4-aligned and only accessed atomically.
+    assert!(map.len() >= HEADER_SIZE, "caller maps the whole header");
+    // SAFETY: the mapping covers the header (asserted); offset STATE is 4-aligned and only accessed atomically.
     let state_word = unsafe { &*(map.as_ptr().add(off::STATE) as *const AtomicU32) };
+    // SAFETY: as above, for the 8-aligned magic word.
+    let magic_word = unsafe { &*(map.as_ptr().add(off::MAGIC) as *const AtomicU64) };
+    // SAFETY: as above, for the 4-aligned creator pid word.
+    let creator_word = unsafe { &*(map.as_ptr().add(off::CREATOR_PID) as *const AtomicU32) };
+    // SAFETY: as above, for the 8-aligned creator start-time word.
+    let creator_start =
+        unsafe { &*(map.as_ptr().add(off::CREATOR_START_TIME) as *const AtomicU64) };
     let start = Instant::now();
     loop {
         let s = state_word.load(Ordering::Acquire);
         if s != state::INITIALISING {
             return Ok(s);
         }
+        let magic = magic_word.load(Ordering::Acquire).to_le_bytes();
+        if magic != layout::MAGIC && magic != [0; 8] {
+            return Err(Error::Foreign {
+                name: name.to_owned(),
+            });
+        }
         let waited = start.elapsed();
-        if waited >= timeout {
-            // SAFETY: as above, for the 4-aligned creator pid word.
-            let creator = unsafe { &*(map.as_ptr().add(off::CREATOR_PID) as *const AtomicU32) };
+        let creator = ProcessIdentity {
+            pid: creator_word.load(Ordering::Acquire),
+            start_time: creator_start.load(Ordering::Acquire),
+        };
+        let creator_dead = creator.pid != 0 && !creator.is_alive();
+        if waited >= timeout || creator_dead {
+            // The state may have flipped while we looked at the creator: one last look before giving up.
+            let s = state_word.load(Ordering::Acquire);
+            if s != state::INITIALISING {
+                return Ok(s);
+            }
             return Err(Error::NotInitialised {
                 name: name.to_owned(),
-                creator_pid: creator.load(Ordering::Relaxed),
+                creator_pid: creator.pid,
                 waited,
             });
         }
@@ -211,7 +254,7 @@ impl Shared {
 
     fn u32_at(&self, offset: usize) -> &AtomicU32 {
         assert!(
-            offset % 4 == 0 && offset + 4 <= self.geo.data_offset,
+            offset.is_multiple_of(4) && offset + 4 <= self.geo.data_offset,
             "control-area word"
         );
         // SAFETY: the offset is 4-aligned and inside the control area of a live, page-aligned mapping (asserted);
@@ -221,7 +264,7 @@ impl Shared {
 
     fn u64_at(&self, offset: usize) -> &AtomicU64 {
         assert!(
-            offset % 8 == 0 && offset + 8 <= self.geo.data_offset,
+            offset.is_multiple_of(8) && offset + 8 <= self.geo.data_offset,
             "control-area word"
         );
         // SAFETY: as in u32_at, for an 8-aligned u64.

@@ -12,7 +12,11 @@ fn golden_path() -> PathBuf {
 }
 
 fn golden_batch() -> arrow_array::RecordBatch {
-    all_types_batch(GoldenOptions { rows: 40, seed: 2026, nulls: true })
+    all_types_batch(GoldenOptions {
+        rows: 40,
+        seed: 2026,
+        nulls: true,
+    })
 }
 
 #[test]
@@ -20,7 +24,14 @@ fn a_golden_version_1_segment_reads_back_exactly() {
     let path = golden_path();
     if std::env::var_os("QADS_REGENERATE_GOLDEN").is_some() {
         let name = format!("qads-golden-gen-{}", std::process::id());
-        let mut w = SnapshotWriter::builder(&name).size(2 * 32 * 1024).slots(2).reader_capacity(4).schema_capacity(8192).persistent(true).create().unwrap();
+        let mut w = SnapshotWriter::builder(&name)
+            .size(2 * 32 * 1024)
+            .slots(2)
+            .reader_capacity(4)
+            .schema_capacity(8192)
+            .persistent(true)
+            .create()
+            .unwrap();
         w.write(&golden_batch()).unwrap();
         w.close().unwrap();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -33,12 +44,18 @@ fn a_golden_version_1_segment_reads_back_exactly() {
     std::fs::set_permissions(&shm, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let result = std::panic::catch_unwind(|| {
         let r = SnapshotReader::open(&name).unwrap();
-        let f = r.try_read().unwrap().expect("the golden segment holds a committed frame");
+        let f = r
+            .try_read()
+            .unwrap()
+            .expect("the golden segment holds a committed frame");
         assert_eq!(f.seq(), 1);
         assert_eq!(f.batches(), &[golden_batch()]);
         assert_eq!(r.stats().copies, 0);
         // Its writer closed cleanly long ago.
-        assert!(matches!(r.read_next(Some(std::time::Duration::from_millis(200))), Err(Error::WriterClosed { .. })));
+        assert!(matches!(
+            r.read_next(Some(std::time::Duration::from_millis(200))),
+            Err(Error::WriterClosed { .. })
+        ));
     });
     let _ = std::fs::remove_file(&shm);
     result.unwrap();
