@@ -48,6 +48,7 @@ fn languages(ws: &Workspace) -> Result<Vec<Lang>> {
     let rust = rust_role(ws)?;
     let py_script = ws.path("bindings/python/tests/crosslang_role.py");
     let python = if py_script.exists() {
+        crate::suite::build_python(ws)?;
         Ok(vec![venv::venv_python(ws), py_script])
     } else {
         Err("bindings/python/tests/crosslang_role.py not written yet".to_owned())
@@ -179,6 +180,12 @@ fn run_pair(
 
 /// Run the matrix. Fails if any pair fails or any language cannot take part.
 pub fn cross_lang(ws: &Workspace) -> Result<()> {
+    let mut summary = String::new();
+    cross_lang_report(ws, &mut summary)
+}
+
+/// As [`cross_lang`], appending the closing "N passed, N failed" line to `summary` for the test counts.
+pub fn cross_lang_report(ws: &Workspace, summary: &mut String) -> Result<()> {
     let langs = languages(ws)?;
     let dir = ws.target_dir.join("cross-lang");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
@@ -219,7 +226,10 @@ pub fn cross_lang(ws: &Workspace) -> Result<()> {
     }
     println!("\ncross-language matrix:\n{}", table.join("\n"));
     let passed = table.len() - failures.len();
-    println!("cross-lang: {passed} passed, {} failed", failures.len());
+    let line = format!("cross-lang: {passed} passed, {} failed", failures.len());
+    println!("{line}");
+    summary.push_str(&line);
+    summary.push('\n');
     if failures.is_empty() {
         Ok(())
     } else {

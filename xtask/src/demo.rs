@@ -11,11 +11,32 @@ struct Demo {
     name: &'static str,
     /// Path relative to the root that must exist for the demo to run.
     requires: &'static str,
-    command: fn(&Workspace) -> Command,
+    command: fn(&Workspace) -> Result<Command>,
 }
 
 /// The demos, in the order they run. Add new ones here.
 const DEMOS: &[Demo] = &[
+    Demo {
+        name: "polyglot: Python writer -> Rust + C++ readers, Rust writer -> Python reader",
+        requires: "bindings/python/examples/polyglot_demo.py",
+        command: |ws| {
+            shell::run(ws.cargo().args([
+                "build",
+                "--release",
+                "-p",
+                "qadataswap-arrow",
+                "--example",
+                "demo",
+            ]))?;
+            crate::suite::build_python(ws)?;
+            let cpp = crate::suite::build_cpp(ws, Some("crosslang_role"))?;
+            let mut cmd = ws.command(crate::venv::venv_python(ws));
+            cmd.arg(ws.path("bindings/python/examples/polyglot_demo.py"))
+                .arg(ws.target_dir.join("release/examples/demo"))
+                .arg(cpp.join("crosslang_role"));
+            Ok(cmd)
+        },
+    },
     Demo {
         name: "arrow: writer and zero-copy reader in two processes",
         requires: "crates/qadataswap-arrow/examples/demo.rs",
@@ -29,7 +50,7 @@ const DEMOS: &[Demo] = &[
                 "--example",
                 "demo",
             ]);
-            cmd
+            Ok(cmd)
         },
     },
     Demo {
@@ -45,7 +66,7 @@ const DEMOS: &[Demo] = &[
                 "--example",
                 "quickstart",
             ]);
-            cmd
+            Ok(cmd)
         },
     },
 ];
@@ -61,7 +82,7 @@ pub fn demo(ws: &Workspace) -> Result<()> {
                     demo.requires
                 )));
             }
-            shell::run(&mut (demo.command)(ws)).map(|()| Outcome::Ran)
+            shell::run(&mut (demo.command)(ws)?).map(|()| Outcome::Ran)
         })?;
     }
     steps.print_summary();

@@ -89,30 +89,13 @@ fn loom_models(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
 
 /// Builds the PyO3 extension into `.venv` with maturin, then runs pytest on `bindings/python/tests`.
 fn python_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
-    let project = ws.path("bindings/python");
-    if !project.join("pyproject.toml").is_file() {
+    if !ws.path("bindings/python/pyproject.toml").is_file() {
         return Ok(Outcome::Skipped(
             "no bindings/python/pyproject.toml yet".into(),
         ));
     }
+    build_python(ws)?;
     let venv_dir = venv::venv_dir(ws);
-    let path = match std::env::var_os("PATH") {
-        Some(path) => {
-            let mut dirs = vec![venv_dir.join("bin")];
-            dirs.extend(std::env::split_paths(&path));
-            std::env::join_paths(dirs).map_err(|e| Error::Unexpected {
-                message: format!("PATH: {e}"),
-            })?
-        }
-        None => venv_dir.join("bin").into_os_string(),
-    };
-    shell::run(
-        ws.command(venv::venv_bin(ws, "maturin"))
-            .current_dir(&project)
-            .env("VIRTUAL_ENV", &venv_dir)
-            .env("PATH", &path)
-            .args(["develop", "--release"]),
-    )?;
     let mut out = String::new();
     let result = shell::run_tee(
         ws.command(venv::venv_python(ws))
@@ -195,20 +178,38 @@ pub fn build_cpp(ws: &Workspace, target: Option<&str>) -> Result<std::path::Path
     Ok(build)
 }
 
-/// Where the cross-language harness will live (a later issue creates it).
-pub const CROSS_LANG_HARNESS: &str = "tests/cross-lang";
-
-/// The cross-language step of `test`: runs only once its harness exists.
-fn cross_lang_step(ws: &Workspace, _tests: &mut TestCounts) -> Result<Outcome> {
-    if !ws.path(CROSS_LANG_HARNESS).exists() {
-        return Ok(Outcome::Skipped(format!(
-            "no {CROSS_LANG_HARNESS}/ harness yet"
-        )));
-    }
-    cross_lang(ws).map(|()| Outcome::Ran)
+/// The cross-language step of `test`: the 9 writer/reader pairs (and the three-language streams).
+fn cross_lang_step(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
+    let mut out = String::new();
+    let r = crate::crosslang::cross_lang_report(ws, &mut out);
+    tests.add_output(&out);
+    r.map(|()| Outcome::Ran)
 }
 
 /// `cargo xtask cross-lang`: writers and readers in Rust, Python and C++ exchanging frames.
 pub fn cross_lang(ws: &Workspace) -> Result<()> {
     crate::crosslang::cross_lang(ws)
+}
+
+/// `maturin develop --release` of `bindings/python` into `.venv` (used by the tests, the demo and cross-lang).
+pub fn build_python(ws: &Workspace) -> Result<()> {
+    let project = ws.path("bindings/python");
+    let venv_dir = venv::venv_dir(ws);
+    let path = match std::env::var_os("PATH") {
+        Some(path) => {
+            let mut dirs = vec![venv_dir.join("bin")];
+            dirs.extend(std::env::split_paths(&path));
+            std::env::join_paths(dirs).map_err(|e| Error::Unexpected {
+                message: format!("PATH: {e}"),
+            })?
+        }
+        None => venv_dir.join("bin").into_os_string(),
+    };
+    shell::run(
+        ws.command(venv::venv_bin(ws, "maturin"))
+            .current_dir(&project)
+            .env("VIRTUAL_ENV", &venv_dir)
+            .env("PATH", &path)
+            .args(["develop", "--release"]),
+    )
 }
