@@ -307,12 +307,14 @@ impl<'a> LayoutWalk<'a> {
         Ok((n.length() as u64, n.null_count() as u64))
     }
 
-    /// The next buffer: at least `need` bytes, its address a multiple of `align`.
+    /// The next buffer, holding elements of `elem` bytes: at least `need` bytes, a whole number of elements (Arrow
+    /// views buffers as `&[T]` and asserts that), its address a multiple of `align`.
     fn buffer(
         &mut self,
         field: &Field,
         what: &str,
         need: u64,
+        elem: usize,
         align: usize,
     ) -> Result<(), DecodeError> {
         let i = self.next_buffer;
@@ -341,6 +343,12 @@ impl<'a> LayoutWalk<'a> {
                 field.name()
             )));
         }
+        if elem > 1 && !len.is_multiple_of(elem as u64) {
+            return Err(DecodeError(format!(
+                "{what} buffer {i} of field {:?} has {len} bytes, not a whole number of {elem}-byte elements",
+                field.name()
+            )));
+        }
         let addr = (self.body_addr as u64).wrapping_add(offset);
         if align > 1 && addr % align as u64 != 0 {
             return Err(DecodeError(format!(
@@ -353,7 +361,7 @@ impl<'a> LayoutWalk<'a> {
 
     fn validity(&mut self, field: &Field, len: u64, nulls: u64) -> Result<(), DecodeError> {
         let need = if nulls > 0 { len.div_ceil(8) } else { 0 };
-        self.buffer(field, "validity", need, 1)
+        self.buffer(field, "validity", need, 1, 1)
     }
 
     /// Walk one field (and its children); returns its node's length.
@@ -379,20 +387,20 @@ impl<'a> LayoutWalk<'a> {
             }
             DataType::Boolean => {
                 self.validity(field, len, nulls)?;
-                self.buffer(field, "values", len.div_ceil(8), 1)?;
+                self.buffer(field, "values", len.div_ceil(8), 1, 1)?;
             }
             DataType::Interval(IntervalUnit::MonthDayNano) => {
                 self.validity(field, len, nulls)?;
-                self.buffer(field, "values", mul(len, 16)?, 8)?;
+                self.buffer(field, "values", mul(len, 16)?, 16, 8)?;
             }
             _ if dt.primitive_width().is_some() => {
                 let w = dt.primitive_width().unwrap_or(1);
                 self.validity(field, len, nulls)?;
-                self.buffer(field, "values", mul(len, w as u64)?, w.min(16))?;
+                self.buffer(field, "values", mul(len, w as u64)?, w, w.min(16))?;
             }
             DataType::FixedSizeBinary(w) => {
                 self.validity(field, len, nulls)?;
-                self.buffer(field, "values", mul(len, *w as u64)?, 1)?;
+                self.buffer(field, "values", mul(len, *w as u64)?, 1, 1)?;
             }
             DataType::Utf8 | DataType::Binary | DataType::LargeUtf8 | DataType::LargeBinary => {
                 let w = if matches!(dt, DataType::Utf8 | DataType::Binary) {
@@ -401,8 +409,14 @@ impl<'a> LayoutWalk<'a> {
                     8
                 };
                 self.validity(field, len, nulls)?;
-                self.buffer(field, "offsets", offsets_need(len, w)?, w as usize)?;
-                self.buffer(field, "data", 0, 1)?;
+                self.buffer(
+                    field,
+                    "offsets",
+                    offsets_need(len, w)?,
+                    w as usize,
+                    w as usize,
+                )?;
+                self.buffer(field, "data", 0, 1, 1)?;
             }
             DataType::Utf8View | DataType::BinaryView => {
                 let count = self
@@ -427,9 +441,9 @@ impl<'a> LayoutWalk<'a> {
                         ))
                     })?;
                 self.validity(field, len, nulls)?;
-                self.buffer(field, "views", mul(len, 16)?, 16)?;
+                self.buffer(field, "views", mul(len, 16)?, 16, 16)?;
                 for _ in 0..count {
-                    self.buffer(field, "view data", 0, 1)?;
+                    self.buffer(field, "view data", 0, 1, 1)?;
                 }
             }
             DataType::List(child) | DataType::LargeList(child) | DataType::Map(child, _) => {
@@ -439,7 +453,13 @@ impl<'a> LayoutWalk<'a> {
                     4
                 };
                 self.validity(field, len, nulls)?;
-                self.buffer(field, "offsets", offsets_need(len, w)?, w as usize)?;
+                self.buffer(
+                    field,
+                    "offsets",
+                    offsets_need(len, w)?,
+                    w as usize,
+                    w as usize,
+                )?;
                 self.field(child, depth + 1)?;
             }
             DataType::ListView(child) | DataType::LargeListView(child) => {
@@ -449,8 +469,8 @@ impl<'a> LayoutWalk<'a> {
                     8
                 };
                 self.validity(field, len, nulls)?;
-                self.buffer(field, "offsets", mul(len, w)?, w as usize)?;
-                self.buffer(field, "sizes", mul(len, w)?, w as usize)?;
+                self.buffer(field, "offsets", mul(len, w)?, w as usize, w as usize)?;
+                self.buffer(field, "sizes", mul(len, w)?, w as usize, w as usize)?;
                 self.field(child, depth + 1)?;
             }
             DataType::FixedSizeList(child, size) => {
@@ -490,7 +510,7 @@ impl<'a> LayoutWalk<'a> {
             DataType::Dictionary(key, value_type) => {
                 let w = key.primitive_width().unwrap_or(8) as u64;
                 self.validity(field, len, nulls)?;
-                self.buffer(field, "keys", mul(len, w)?, w as usize)?;
+                self.buffer(field, "keys", mul(len, w)?, w as usize, w as usize)?;
                 #[allow(deprecated)]
                 let id = field.dict_id();
                 let values = id.and_then(|id| self.dictionaries.get(&id));
@@ -514,11 +534,11 @@ impl<'a> LayoutWalk<'a> {
             }
             DataType::Union(children, mode) => {
                 if self.version < MetadataVersion::V5 {
-                    self.buffer(field, "validity", 0, 1)?;
+                    self.buffer(field, "validity", 0, 1, 1)?;
                 }
-                self.buffer(field, "type ids", len, 1)?;
+                self.buffer(field, "type ids", len, 1, 1)?;
                 if *mode == UnionMode::Dense {
-                    self.buffer(field, "offsets", mul(len, 4)?, 4)?;
+                    self.buffer(field, "offsets", mul(len, 4)?, 4, 4)?;
                 }
                 for (_, child) in children.iter() {
                     let child_len = self.field(child, depth + 1)?;
@@ -916,6 +936,30 @@ mod tests {
             &[0; 32],
         );
         assert_rejected(&f, "misaligned int64");
+    }
+
+    #[test]
+    fn a_values_buffer_that_is_not_a_whole_number_of_elements_is_rejected() {
+        // Found by the fuzzers: Arrow's validation views the buffer as `&[i64]` and asserts on a ragged tail.
+        let f = frame(
+            &int64_schema(),
+            4,
+            &[(4, 0)],
+            &[(0, 0), (0, 33)],
+            None,
+            &[0; 64],
+        );
+        assert_rejected(&f, "ragged values");
+        let schema = Schema::new(vec![Field::new("s", DataType::Utf8, true)]);
+        let f = frame(
+            &schema,
+            1,
+            &[(1, 0)],
+            &[(0, 0), (0, 9), (64, 0)],
+            None,
+            &[0; 64],
+        );
+        assert_rejected(&f, "ragged offsets");
     }
 
     #[test]
