@@ -1,24 +1,89 @@
-//! qadataswap-polars: the Polars adapter (see the crate description).
-//!
-//! For now this crate holds the zero-copy bridge between arrow-rs record batches and Polars
-//! data frames; the shared-memory `SharedDataFrame` API is built on top of it.
+//! qadataswap-polars: share Polars [`DataFrame`](polars_core::frame::DataFrame)s between
+//! processes through named shared memory, and read them without a copy.
 //!
 //! ```
-//! use std::sync::Arc;
-//!
-//! use arrow_array::{Int64Array, RecordBatch};
-//! use arrow_schema::{DataType, Field, Schema};
-//! use qadataswap_polars::ffi::{dataframe_to_record_batches, record_batches_to_dataframe};
-//!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
-//! let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2, 3]))])?;
-//! let df = record_batches_to_dataframe(&schema, &[batch])?;
-//! assert_eq!(df.height(), 3);
-//! let (_schema, batches) = dataframe_to_record_batches(&df)?;
-//! assert_eq!(batches.len(), 1);
+//! use polars_core::prelude::*;
+//! use qadataswap_polars::SharedDataFrame;
+//!
+//! # let name = format!("qads-doc-lib-{}", std::process::id());
+//! # let name = name.as_str();
+//! let df = DataFrame::new(3, vec![
+//!     Column::new("id".into(), [1i64, 2, 3]),
+//!     Column::new("px".into(), [10.5f64, 11.0, 9.75]),
+//! ])?;
+//!
+//! // Writer process:
+//! let mut writer = SharedDataFrame::create_writer(name, 100 * 1024 * 1024)?;
+//! writer.write(&df)?;
+//!
+//! // Reader process:
+//! let reader = SharedDataFrame::create_reader(name)?;
+//! let df = reader.read()?;
+//! println!("{}", df);
+//! assert_eq!(reader.stats().arrow.copies, 0);
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # How
+//!
+//! [`DataFrameWriter::write`] exports the frame's columns in Polars' own Arrow layout (String as
+//! `Utf8View`, Binary as `BinaryView`, List as `LargeList`, Categorical/Enum as dictionaries,
+//! Datetime with its time zone, Duration, Date, Time, Decimal, Struct, Array, Null) without a
+//! copy ([`ffi::dataframe_to_record_batches`]), one record batch per chunk, and
+//! `qadataswap_arrow` encodes them into one slot of the segment (the one copy of the hand-off).
+//! [`DataFrameReader::read`] leases the newest slot and imports its batches back into Polars
+//! through the Arrow C Data Interface ([`ffi::record_batches_to_dataframe`]): every column
+//! buffer points into the mapping, and the slot lease travels with the columns (clones and
+//! slices too) until the last of them is dropped. Each chunk written comes back as a chunk.
+//!
+//! # What is not zero-copy on read
+//!
+//! Every dtype Polars writes comes back without a copy (checked buffer by buffer in
+//! `tests/frame.rs`) except:
+//!
+//! * `Categorical` and `Enum`: Polars re-encodes a dictionary into its own categorical mapping
+//!   on import (new keys; the dictionary values are re-inserted), so these columns are copied.
+//!   They are counted in [`ReaderStats::polars_copied_columns`].
+//! * `Struct` with nulls at the struct level: Polars builds a new validity bitmap for the first
+//!   field (and any field whose nulls do not cover the struct's); values are kept. `len / 8`
+//!   bytes per field.
+//! * `Int128` / `UInt128` cannot be written at all (Polars exports non-standard Arrow formats):
+//!   cast them to `Decimal` first.
+//!
+//! Frames written by other producers (arrow-rs, pyarrow) may use types Polars converts on
+//! import (`Utf8`, `List`, dictionaries, `Timestamp(s)`, ...): see [`ffi`] for the full table.
+//!
+//! # Async
+//!
+//! [`DataFrameReader::read_async`] and [`DataFrameReader::read_next_async`] return a
+//! [`ReadFuture`] that works on any executor: the wait runs on a waiter thread sleeping on the
+//! segment's futex, never on an executor thread, and dropping the future is always safe.
+//!
+//! # Lazy frames
+//!
+//! [`DataFrameWriter::write`] takes anything [`IntoDataFrame`]: a `DataFrame`, a `&DataFrame`,
+//! or a `PolarsResult<DataFrame>` such as `lazy_frame.collect()`, so `writer.write(lf.collect())?`
+//! writes a `LazyFrame`. The crate does not depend on `polars-lazy` itself (its query engine
+//! would more than double the adapter's build time).
 
+pub mod error;
 pub mod ffi;
+mod frame;
+pub mod future;
+pub mod stream;
+
+pub use error::{Error, Result};
+pub use frame::{
+    to_owned, DataFrameReader, DataFrameWriter, IntoDataFrame, ReaderStats, SharedDataFrame,
+    SharedDataFrameBuilder,
+};
+pub use future::ReadFuture;
+/// The `polars-core` this crate is built against (use it to build frames of a matching version).
+pub use polars_core;
+pub use qadataswap_arrow::{Validation, WriteInfo};
+pub use stream::{
+    DataFrameChunks, DataFrameStreamReader, DataFrameStreamWriter, SharedDataStream,
+    SharedDataStreamBuilder,
+};

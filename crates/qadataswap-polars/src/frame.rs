@@ -1,0 +1,525 @@
+//! `SharedDataFrame`: one Polars frame at a time in a named segment, newest wins.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer};
+use arrow_data::{ArrayData, ArrayDataBuilder};
+use arrow_schema::SchemaRef;
+use polars_core::frame::DataFrame;
+use polars_core::prelude::SchemaRef as PolarsSchemaRef;
+use qadataswap_arrow::{
+    Attachment, Frame, ReaderOptions, SnapshotReader, SnapshotWriter, Validation, WriteInfo,
+    WriterOptions,
+};
+
+use crate::error::{Error, Result};
+use crate::ffi::{dataframe_to_record_batches, import_copy_reason, record_batches_to_dataframe};
+use crate::future::{ReadFuture, ReadKind};
+
+/// Anything [`DataFrameWriter::write`] accepts: a [`DataFrame`] (owned or borrowed) or a Polars
+/// result of one.
+///
+/// A `LazyFrame` is written by collecting it first (`writer.write(lf.collect()?)`): this crate
+/// does not depend on `polars-lazy` (it would roughly double the build of the adapter), so the
+/// collect happens in the caller's Polars, which is the one that owns the query anyway.
+pub trait IntoDataFrame<'a> {
+    /// The frame to write, borrowed when possible.
+    ///
+    /// # Errors
+    /// [`Error::Polars`] when producing the frame failed.
+    fn into_dataframe(self) -> Result<Cow<'a, DataFrame>>;
+}
+
+impl<'a> IntoDataFrame<'a> for &'a DataFrame {
+    fn into_dataframe(self) -> Result<Cow<'a, DataFrame>> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+impl<'a> IntoDataFrame<'a> for &'a mut DataFrame {
+    fn into_dataframe(self) -> Result<Cow<'a, DataFrame>> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+impl IntoDataFrame<'static> for DataFrame {
+    fn into_dataframe(self) -> Result<Cow<'static, DataFrame>> {
+        Ok(Cow::Owned(self))
+    }
+}
+
+impl IntoDataFrame<'static> for polars_core::error::PolarsResult<DataFrame> {
+    fn into_dataframe(self) -> Result<Cow<'static, DataFrame>> {
+        self.map(Cow::Owned)
+            .map_err(|source| Error::Polars { source })
+    }
+}
+
+/// Entry point: share Polars [`DataFrame`]s between processes through a named shared-memory
+/// segment. A writer publishes whole frames; readers get the newest one without a copy.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use polars_core::prelude::*;
+/// use qadataswap_polars::SharedDataFrame;
+///
+/// # let name = format!("qads-doc-sdf-{}", std::process::id());
+/// let df = DataFrame::new(3, vec![Column::new("x".into(), [1i64, 2, 3])])?;
+/// let mut writer = SharedDataFrame::create_writer(&name, 1 << 20)?;
+/// writer.write(&df)?;
+///
+/// let reader = SharedDataFrame::create_reader(&name)?;
+/// let read = reader.read()?;
+/// assert!(read.equals_missing(&df));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct SharedDataFrame;
+
+impl SharedDataFrame {
+    /// Create the segment `name` with `size` bytes of data capacity (split across 3 slots: a
+    /// frame must fit in a third of it) and become its writer.
+    ///
+    /// # Errors
+    /// [`Error::Arrow`]: name invalid or taken by a live writer, permissions, out of memory.
+    pub fn create_writer(name: &str, size: usize) -> Result<DataFrameWriter> {
+        Self::builder(name).capacity(size).create_writer()
+    }
+
+    /// Attach to the segment `name` as a reader.
+    ///
+    /// # Errors
+    /// [`Error::Arrow`]: no such segment, not initialised, wrong version or mode, reader table full.
+    pub fn create_reader(name: &str) -> Result<DataFrameReader> {
+        Self::builder(name).create_reader()
+    }
+
+    /// A builder for everything optional (`SharedDataFrame::builder(name).slots(3).capacity(..)
+    /// .create_writer()`).
+    pub fn builder(name: &str) -> SharedDataFrameBuilder {
+        SharedDataFrameBuilder {
+            name: name.to_owned(),
+            writer: WriterOptions::default(),
+            reader: ReaderOptions::default(),
+        }
+    }
+}
+
+/// Options of a [`DataFrameWriter`] or a [`DataFrameReader`]; writer options are ignored by
+/// [`create_reader`](Self::create_reader) and the other way round.
+#[derive(Debug, Clone)]
+pub struct SharedDataFrameBuilder {
+    name: String,
+    writer: WriterOptions,
+    reader: ReaderOptions,
+}
+
+impl SharedDataFrameBuilder {
+    /// Writer: total data capacity in bytes, split across the slots (default 64 MiB).
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.writer.size = bytes;
+        self
+    }
+    /// Writer: number of slots (default 3; 1 makes the writer wait for readers to let go).
+    pub fn slots(mut self, n: usize) -> Self {
+        self.writer.num_buffers = n;
+        self
+    }
+    /// Writer: reader-table capacity (default 64).
+    pub fn reader_capacity(mut self, n: usize) -> Self {
+        self.writer.reader_capacity = n;
+        self
+    }
+    /// Writer: schema-area capacity in bytes (default 64 KiB).
+    pub fn schema_capacity(mut self, bytes: usize) -> Self {
+        self.writer.schema_capacity = bytes;
+        self
+    }
+    /// Writer: file permissions of the segment (default 0o600).
+    pub fn permissions(mut self, mode: u32) -> Self {
+        self.writer.mode = mode;
+        self
+    }
+    /// Writer: keep the segment after the writer closes (default false).
+    pub fn persistent(mut self, yes: bool) -> Self {
+        self.writer.persistent = yes;
+        self
+    }
+    /// Writer: how long a write waits for a slot leased by readers (default 5 s).
+    pub fn lease_timeout(mut self, d: Duration) -> Self {
+        self.writer.lease_timeout = d;
+        self
+    }
+    /// Both: spin iterations before parking on the futex (default 1000).
+    pub fn spin(mut self, n: u32) -> Self {
+        self.writer.spin = n;
+        self.reader.spin = n;
+        self
+    }
+    /// Reader: default timeout of blocking reads (default `None`: until a frame arrives or the
+    /// writer goes away).
+    pub fn timeout(mut self, t: Option<Duration>) -> Self {
+        self.reader.timeout = t;
+        self
+    }
+    /// Reader: how long to wait for a segment still being initialised (default 2 s).
+    pub fn open_timeout(mut self, t: Duration) -> Self {
+        self.reader.open_timeout = t;
+        self
+    }
+    /// Reader: body validation level (default [`Validation::Trusted`]).
+    pub fn validation(mut self, v: Validation) -> Self {
+        self.reader.validation = v;
+        self
+    }
+    /// Reader: accept a segment whose mode lets group/others in (default false).
+    pub fn allow_shared_mode(mut self, yes: bool) -> Self {
+        self.reader.allow_shared_mode = yes;
+        self
+    }
+
+    /// Create the segment and become its writer.
+    ///
+    /// # Errors
+    /// As [`SharedDataFrame::create_writer`].
+    pub fn create_writer(self) -> Result<DataFrameWriter> {
+        let inner = SnapshotWriter::builder(&self.name)
+            .options(self.writer)
+            .create()?;
+        Ok(DataFrameWriter { inner })
+    }
+
+    /// Attach as a reader.
+    ///
+    /// # Errors
+    /// As [`SharedDataFrame::create_reader`].
+    pub fn create_reader(self) -> Result<DataFrameReader> {
+        let timeout = self.reader.timeout;
+        let reader = SnapshotReader::builder(&self.name)
+            .options(self.reader)
+            .open()?;
+        Ok(DataFrameReader {
+            inner: Arc::new(ReaderInner {
+                reader,
+                timeout,
+                polars_copied_columns: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+/// Publishes Polars frames; each [`write`](Self::write) makes a new newest snapshot.
+///
+/// `Send`, one writer thread at a time (`&mut self`). Dropping it closes the segment like
+/// [`close`](Self::close).
+pub struct DataFrameWriter {
+    inner: SnapshotWriter,
+}
+
+impl DataFrameWriter {
+    /// Publish `frame` as the newest snapshot: its columns are exported in Polars' own Arrow
+    /// layout without a copy, one record batch per chunk (not rechunked), and encoded into one
+    /// slot with a single copy.
+    ///
+    /// # Errors
+    /// [`Error::Ffi`] for a dtype without a standard Arrow form (`Int128`), [`Error::Arrow`] when
+    /// the frame does not fit a slot ([`qadataswap_arrow::Error::SlotTooSmall`]) or every slot
+    /// stays leased past the lease timeout, [`Error::Polars`] from a failed `collect`.
+    pub fn write<'a>(&mut self, frame: impl IntoDataFrame<'a>) -> Result<WriteInfo> {
+        let df = frame.into_dataframe()?;
+        let (schema, batches) = dataframe_to_record_batches(&df)?;
+        Ok(self.inner.write_frame(&schema, &batches)?)
+    }
+
+    /// The segment's name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// Counters of this writer.
+    pub fn stats(&self) -> qadataswap_arrow::Stats {
+        self.inner.stats()
+    }
+
+    /// The sequence number the next write will get.
+    pub fn next_seq(&self) -> u64 {
+        self.inner.next_seq()
+    }
+
+    /// The Arrow-level writer (to publish record batches directly).
+    pub fn as_arrow(&mut self) -> &mut SnapshotWriter {
+        &mut self.inner
+    }
+
+    /// Close cleanly: readers keep what they hold and then get
+    /// [`qadataswap_arrow::Error::WriterClosed`]; the name is unlinked unless persistent.
+    ///
+    /// # Errors
+    /// An unlink failure.
+    pub fn close(self) -> Result<()> {
+        Ok(self.inner.close()?)
+    }
+}
+
+pub(crate) struct ReaderInner {
+    pub(crate) reader: SnapshotReader,
+    pub(crate) timeout: Option<Duration>,
+    polars_copied_columns: AtomicU64,
+}
+
+impl ReaderInner {
+    /// A frame's batches as a Polars frame: the columns share the leased buffers.
+    pub(crate) fn to_dataframe(&self, frame: &Frame) -> Result<DataFrame> {
+        let copied = frame
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| import_copy_reason(f.data_type()).is_some())
+            .count() as u64;
+        if copied > 0 {
+            self.polars_copied_columns
+                .fetch_add(copied, Ordering::Relaxed);
+        }
+        Ok(record_batches_to_dataframe(
+            frame.schema(),
+            frame.batches(),
+        )?)
+    }
+}
+
+/// Counters of a [`DataFrameReader`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReaderStats {
+    /// The Arrow layer's counters (`copies` counts buffers found outside the mapping).
+    pub arrow: qadataswap_arrow::Stats,
+    /// Columns Polars had to convert on import, hence copy (Categorical and Enum columns: see
+    /// the crate docs), summed over every read.
+    pub polars_copied_columns: u64,
+}
+
+/// Reads Polars frames: the newest snapshot, zero-copy.
+///
+/// `Send + Sync` and cheap to share: each read takes its own lease on a slot, which travels with
+/// the returned frame's columns (clones and slices included) and is released when the last of
+/// them is dropped. Hold frames briefly: the writer cannot reuse a leased slot.
+pub struct DataFrameReader {
+    inner: Arc<ReaderInner>,
+}
+
+impl DataFrameReader {
+    /// The newest snapshot; blocks (up to the reader's timeout) only until a first one exists.
+    ///
+    /// Zero-copy: every buffer of every column points into the shared mapping, except for the
+    /// dtypes listed in the crate docs.
+    ///
+    /// # Errors
+    /// [`Error::Arrow`]: timeout, writer closed or died before publishing anything, corruption;
+    /// [`Error::Ffi`] for a column Polars cannot hold (only frames not written by Polars).
+    pub fn read(&self) -> Result<DataFrame> {
+        let frame = self.inner.reader.read()?;
+        self.inner.to_dataframe(&frame)
+    }
+
+    /// As [`read`](Self::read) with an explicit timeout.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn read_timeout(&self, timeout: Duration) -> Result<DataFrame> {
+        let frame = self.inner.reader.read_timeout(timeout)?;
+        self.inner.to_dataframe(&frame)
+    }
+
+    /// The newest snapshot if one exists, without blocking.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read), without the timeout.
+    pub fn try_read(&self) -> Result<Option<DataFrame>> {
+        match self.inner.reader.try_read()? {
+            Some(frame) => self.inner.to_dataframe(&frame).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest snapshot strictly newer than the last one this reader returned, waiting up to
+    /// `timeout` (`None`: the reader's default).
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn read_next(&self, timeout: Option<Duration>) -> Result<DataFrame> {
+        let frame = self.inner.reader.read_next(timeout)?;
+        self.inner.to_dataframe(&frame)
+    }
+
+    /// The newest snapshot copied into private memory: holds no lease, so it can be kept for
+    /// long without holding the writer back; fully validated (for untrusted writers).
+    ///
+    /// # Errors
+    /// As [`read`](Self::read), plus validation failures.
+    pub fn read_owned(&self) -> Result<DataFrame> {
+        let frame = self.inner.reader.read_copied()?;
+        self.inner.to_dataframe(&frame)
+    }
+
+    /// The first snapshot for which `predicate` holds, waiting up to `timeout` (`None`: the
+    /// reader's default). The newest frame is converted and tested at each publish (frames
+    /// published in between may be skipped); it sleeps on the segment's futex between publishes,
+    /// it never polls.
+    ///
+    /// # Errors
+    /// [`Error::Arrow`] with [`qadataswap_arrow::Error::Timeout`] if no snapshot satisfied it in
+    /// time; as [`read`](Self::read).
+    pub fn wait_for_condition(
+        &self,
+        mut predicate: impl FnMut(&DataFrame) -> bool,
+        timeout: Option<Duration>,
+    ) -> Result<DataFrame> {
+        let mut found: Option<DataFrame> = None;
+        let mut failed: Option<Error> = None;
+        let frame = self.inner.reader.wait_for_condition(
+            |frame| match self.inner.to_dataframe(frame) {
+                Ok(df) if predicate(&df) => {
+                    found = Some(df);
+                    true
+                }
+                Ok(_) => false,
+                Err(e) => {
+                    failed = Some(e);
+                    true
+                }
+            },
+            timeout.or(self.inner.timeout),
+        )?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        match found {
+            Some(df) => Ok(df),
+            None => self.inner.to_dataframe(&frame),
+        }
+    }
+
+    /// A future of [`read`](Self::read): ready at once when a snapshot exists, otherwise a
+    /// waiter thread sleeps on the segment's futex and wakes the task. Works on any executor,
+    /// never blocks an executor thread, and is cancel-safe: dropping it leaves no lease held
+    /// and its waiter thread exits within one wait slice (50 ms). The reader's default timeout
+    /// applies.
+    pub fn read_async(&self) -> ReadFuture {
+        ReadFuture::new(Arc::clone(&self.inner), ReadKind::Newest)
+    }
+
+    /// A future of [`read_next`](Self::read_next)`(None)`: the next snapshot newer than the last
+    /// one this reader returned. Same guarantees as [`read_async`](Self::read_async).
+    pub fn read_next_async(&self) -> ReadFuture {
+        ReadFuture::new(Arc::clone(&self.inner), ReadKind::Next)
+    }
+
+    /// The Polars schema of the newest snapshot (`None` before the first write), read from the
+    /// segment's schema area without leasing a slot.
+    ///
+    /// # Errors
+    /// [`Error::Arrow`] if the schema area is corrupt, [`Error::Ffi`] if Polars cannot hold one of
+    /// its types.
+    pub fn schema(&self) -> Result<Option<PolarsSchemaRef>> {
+        match self.inner.reader.schema()? {
+            Some(schema) => Ok(Some(
+                record_batches_to_dataframe(&schema, &[])?.schema().clone(),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The Arrow schema of the newest snapshot (`None` before the first write).
+    ///
+    /// # Errors
+    /// [`Error::Arrow`] if the schema area is corrupt.
+    pub fn arrow_schema(&self) -> Result<Option<SchemaRef>> {
+        Ok(self.inner.reader.schema()?)
+    }
+
+    /// Counters of this reader.
+    pub fn stats(&self) -> ReaderStats {
+        ReaderStats {
+            arrow: self.inner.reader.stats(),
+            polars_copied_columns: self.inner.polars_copied_columns.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The sequence number of the last snapshot this reader returned (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.inner.reader.last_seq()
+    }
+
+    /// The segment's name.
+    pub fn name(&self) -> &str {
+        self.inner.reader.name()
+    }
+
+    /// The attachment (mapping and reader-table entry), for address and lease checks.
+    pub fn attachment(&self) -> &Arc<Attachment> {
+        self.inner.reader.attachment()
+    }
+
+    /// The Arrow-level reader (to read record batches directly).
+    pub fn as_arrow(&self) -> &SnapshotReader {
+        &self.inner.reader
+    }
+}
+
+/// A deep copy of `df` in private memory: shares no buffer with `df`, so it holds no lease on a
+/// shared-memory slot (a frame from [`DataFrameReader::read`] can be kept this way without
+/// holding the writer back). Chunks are kept.
+///
+/// # Errors
+/// [`Error::Ffi`] for a dtype without a standard Arrow form (`Int128`); Arrow errors do not
+/// happen for valid frames.
+pub fn to_owned(df: &DataFrame) -> Result<DataFrame> {
+    let (schema, batches) = dataframe_to_record_batches(df)?;
+    let copied = batches
+        .iter()
+        .map(|batch| {
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|c| deep_copy(&c.to_data()).map(arrow_array::make_array))
+                .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
+            RecordBatch::try_new_with_options(
+                batch.schema(),
+                columns,
+                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+            )
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(qadataswap_arrow::Error::from)?;
+    Ok(record_batches_to_dataframe(&schema, &copied)?)
+}
+
+/// Copy every buffer (children, dictionaries and validity included) into fresh memory.
+fn deep_copy(data: &ArrayData) -> std::result::Result<ArrayData, arrow_schema::ArrowError> {
+    let buffers = data
+        .buffers()
+        .iter()
+        .map(|b| Buffer::from_slice_ref(b.as_slice()))
+        .collect::<Vec<_>>();
+    let children = data
+        .child_data()
+        .iter()
+        .map(deep_copy)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let nulls = data.nulls().map(|n| {
+        let bits = Buffer::from_slice_ref(n.buffer().as_slice());
+        NullBuffer::new(BooleanBuffer::new(bits, n.offset(), n.len()))
+    });
+    ArrayDataBuilder::new(data.data_type().clone())
+        .len(data.len())
+        .offset(data.offset())
+        .buffers(buffers)
+        .child_data(children)
+        .nulls(nulls)
+        .build()
+}

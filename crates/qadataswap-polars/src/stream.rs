@@ -1,0 +1,303 @@
+//! The Polars `SharedDataStream`: an ordered, lossless stream of DataFrames from one writer to
+//! any number of readers, over [`qadataswap_stream`].
+//!
+//! Each [`write_chunk`](DataFrameStreamWriter::write_chunk) exports the frame in Polars' Arrow
+//! layout without a copy (one record batch per chunk of the frame) and writes it as one stream
+//! chunk; each chunk read comes back as a DataFrame whose buffers point into shared memory and
+//! hold the slot lease (see [`qadataswap_stream`] for back-pressure, late readers and the end of
+//! the stream). Drop each frame (or [`to_owned`](crate::to_owned) it) before reading many more.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use polars_core::prelude::*;
+//! use qadataswap_polars::SharedDataStream;
+//!
+//! # let name = format!("qads-doc-plstream-{}", std::process::id());
+//! let mut writer = SharedDataStream::create_writer(&name, 1 << 20)?;
+//! let mut reader = SharedDataStream::create_reader(&name)?; // usually in another process
+//! for x in 0..2i64 {
+//!     writer.write_chunk(&DataFrame::new(1, vec![Column::new("x".into(), [x])])?)?;
+//! }
+//! writer.finish()?;
+//! let mut rows = 0;
+//! for df in reader.iter_chunks() {
+//!     rows += df?.height();
+//! }
+//! assert_eq!(rows, 2);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use polars_core::frame::DataFrame;
+use qadataswap_arrow::{Frame, Stats, Validation, WriteInfo};
+use qadataswap_stream::{StartAt, StreamBuilder, StreamReader, StreamWriter};
+
+use crate::error::Result;
+use crate::ffi::{dataframe_to_record_batches, import_copy_reason, record_batches_to_dataframe};
+use crate::frame::IntoDataFrame;
+
+/// Entry point of the Polars stream (the Arrow-level one is [`qadataswap_stream::SharedDataStream`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SharedDataStream;
+
+impl SharedDataStream {
+    /// Create the stream `name` with `size` bytes of data capacity and become its writer.
+    ///
+    /// # Errors
+    /// [`Error::Stream`](crate::Error::Stream): name taken, configuration, permissions.
+    pub fn create_writer(name: &str, size: usize) -> Result<DataFrameStreamWriter> {
+        Self::builder(name).size(size).create_writer()
+    }
+
+    /// Attach to the stream `name` as a reader (from the oldest retained chunk).
+    ///
+    /// # Errors
+    /// [`Error::Stream`](crate::Error::Stream): no such stream, reader table full.
+    pub fn create_reader(name: &str) -> Result<DataFrameStreamReader> {
+        Self::builder(name).create_reader()
+    }
+
+    /// A builder for everything optional.
+    pub fn builder(name: &str) -> SharedDataStreamBuilder {
+        SharedDataStreamBuilder {
+            inner: qadataswap_stream::SharedDataStream::builder(name),
+        }
+    }
+}
+
+/// Options of a Polars stream writer or reader (see [`StreamBuilder`] for each).
+#[derive(Debug, Clone)]
+pub struct SharedDataStreamBuilder {
+    inner: StreamBuilder,
+}
+
+impl SharedDataStreamBuilder {
+    /// Writer: total data capacity in bytes, split across the slots.
+    pub fn size(mut self, bytes: usize) -> Self {
+        self.inner = self.inner.size(bytes);
+        self
+    }
+    /// Writer: slots in the ring.
+    pub fn slots(mut self, n: usize) -> Self {
+        self.inner = self.inner.slots(n);
+        self
+    }
+    /// Both: the timeout of one wait attempt.
+    pub fn timeout(mut self, t: Option<Duration>) -> Self {
+        self.inner = self.inner.timeout(t);
+        self
+    }
+    /// Both: how many times a timed-out wait is retried.
+    pub fn retry_count(mut self, n: u32) -> Self {
+        self.inner = self.inner.retry_count(n);
+        self
+    }
+    /// Writer: reader-table capacity.
+    pub fn reader_capacity(mut self, n: usize) -> Self {
+        self.inner = self.inner.reader_capacity(n);
+        self
+    }
+    /// Writer: keep the segment after the writer closes.
+    pub fn persistent(mut self, yes: bool) -> Self {
+        self.inner = self.inner.persistent(yes);
+        self
+    }
+    /// Both: spin iterations before parking.
+    pub fn spin(mut self, n: u32) -> Self {
+        self.inner = self.inner.spin(n);
+        self
+    }
+    /// Reader: where a reader starts.
+    pub fn start_at(mut self, start: StartAt) -> Self {
+        self.inner = self.inner.start_at(start);
+        self
+    }
+    /// Reader: body validation level.
+    pub fn validation(mut self, v: Validation) -> Self {
+        self.inner = self.inner.validation(v);
+        self
+    }
+    /// The Arrow-level builder, for the options not mirrored here (configuration, compression).
+    pub fn map_arrow(mut self, f: impl FnOnce(StreamBuilder) -> StreamBuilder) -> Self {
+        self.inner = f(self.inner);
+        self
+    }
+    /// Create the stream and become its writer.
+    ///
+    /// # Errors
+    /// As [`SharedDataStream::create_writer`].
+    pub fn create_writer(self) -> Result<DataFrameStreamWriter> {
+        Ok(DataFrameStreamWriter {
+            inner: self.inner.create_writer()?,
+        })
+    }
+    /// Attach as a reader.
+    ///
+    /// # Errors
+    /// As [`SharedDataStream::create_reader`].
+    pub fn create_reader(self) -> Result<DataFrameStreamReader> {
+        Ok(DataFrameStreamReader {
+            inner: self.inner.create_reader()?,
+            polars_copied_columns: 0,
+        })
+    }
+}
+
+/// The writing end of a Polars stream. `Send`; one thread at a time.
+pub struct DataFrameStreamWriter {
+    inner: StreamWriter,
+}
+
+impl DataFrameStreamWriter {
+    /// Write `frame` as the next chunk (its Polars chunks become the chunk's record batches, not
+    /// rechunked), waiting while the slowest reader is a whole ring behind.
+    ///
+    /// # Errors
+    /// [`Error::Ffi`](crate::Error::Ffi) for a dtype without a standard Arrow form;
+    /// [`Error::Stream`](crate::Error::Stream) with `ReadersBehind`, `Finished`, `SlotTooSmall`...
+    pub fn write_chunk<'a>(&mut self, frame: impl IntoDataFrame<'a>) -> Result<WriteInfo> {
+        let df = frame.into_dataframe()?;
+        let (schema, batches) = dataframe_to_record_batches(&df)?;
+        Ok(self.inner.write_frame(&schema, &batches)?)
+    }
+
+    /// End the stream cleanly: readers drain every chunk, then their iteration ends.
+    ///
+    /// # Errors
+    /// As [`StreamWriter::finish`].
+    pub fn finish(&mut self) -> Result<()> {
+        Ok(self.inner.finish()?)
+    }
+
+    /// Wait until at least `n` readers are attached (or `timeout`); returns how many are.
+    ///
+    /// # Errors
+    /// As [`StreamWriter::wait_for_readers`].
+    pub fn wait_for_readers(&self, n: usize, timeout: Duration) -> Result<usize> {
+        Ok(self.inner.wait_for_readers(n, timeout)?)
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// Counters of this writer.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// The Arrow-level writer.
+    pub fn as_arrow(&mut self) -> &mut StreamWriter {
+        &mut self.inner
+    }
+}
+
+/// The reading end of a Polars stream. `Send`; one thread at a time.
+pub struct DataFrameStreamReader {
+    inner: StreamReader,
+    polars_copied_columns: u64,
+}
+
+impl DataFrameStreamReader {
+    fn convert(&mut self, frame: &Frame) -> Result<DataFrame> {
+        self.polars_copied_columns += frame
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| import_copy_reason(f.data_type()).is_some())
+            .count() as u64;
+        Ok(record_batches_to_dataframe(
+            frame.schema(),
+            frame.batches(),
+        )?)
+    }
+
+    /// The next chunk as a DataFrame, waiting up to `timeout` (one attempt; `None`: the configured
+    /// timeout and retries). `Ok(None)` once the stream was finished and every chunk read.
+    ///
+    /// # Errors
+    /// As [`StreamReader::next_chunk`], plus [`Error::Ffi`](crate::Error::Ffi).
+    pub fn next_chunk(&mut self, timeout: Option<Duration>) -> Result<Option<DataFrame>> {
+        match self.inner.next_chunk(timeout)? {
+            Some(chunk) => self.convert(chunk.frame()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The next chunk if one is ready now.
+    ///
+    /// # Errors
+    /// As [`DataFrameStreamReader::next_chunk`].
+    pub fn try_next_chunk(&mut self) -> Result<Option<DataFrame>> {
+        match self.inner.try_next_chunk()? {
+            Some(chunk) => self.convert(chunk.frame()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Iterate over the chunks as DataFrames until the clean end of the stream; an error is
+    /// yielded once and ends the iteration.
+    pub fn iter_chunks(&mut self) -> DataFrameChunks<'_> {
+        DataFrameChunks {
+            reader: self,
+            failed: false,
+        }
+    }
+
+    /// Whether the stream was finished and every chunk read.
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_finished()
+    }
+
+    /// Chunks returned so far.
+    pub fn delivered(&self) -> u64 {
+        self.inner.delivered()
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// Counters of the Arrow layer.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// Columns Polars converted (copied) on import: Categorical and Enum columns.
+    pub fn polars_copied_columns(&self) -> u64 {
+        self.polars_copied_columns
+    }
+
+    /// The Arrow-level reader.
+    pub fn as_arrow(&mut self) -> &mut StreamReader {
+        &mut self.inner
+    }
+}
+
+/// Iterator of [`DataFrameStreamReader::iter_chunks`].
+pub struct DataFrameChunks<'a> {
+    reader: &'a mut DataFrameStreamReader,
+    failed: bool,
+}
+
+impl Iterator for DataFrameChunks<'_> {
+    type Item = Result<DataFrame>;
+
+    fn next(&mut self) -> Option<Result<DataFrame>> {
+        if self.failed || self.reader.is_finished() {
+            return None;
+        }
+        match self.reader.next_chunk(None) {
+            Ok(Some(df)) => Some(Ok(df)),
+            Ok(None) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! `read_async` / `read_next_async` on tokio: ready at once when a snapshot exists, never blocks
+//! the executor while waiting, and dropping a pending future leaves no lease and no thread.
+//!
+//! The tests run one at a time (a lock): the cancellation test counts this process' waiter
+//! threads.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use polars_core::frame::DataFrame;
+use polars_core::prelude::Column;
+use qadataswap_polars::{DataFrameReader, Error, SharedDataFrame};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(tag: &str) -> String {
+    format!(
+        "qads-pla-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn frame(x: i64) -> DataFrame {
+    DataFrame::new(2, vec![Column::new("x".into(), [x, x + 1])]).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+/// Kills the process if a test hangs (a blocked executor cannot time itself out).
+fn watchdog() {
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(120));
+        eprintln!("watchdog: a read_async test hung for 120 s");
+        std::process::exit(101);
+    });
+}
+
+fn leases(reader: &DataFrameReader) -> u32 {
+    let att = reader.attachment();
+    (0..att.shared().geometry().slot_count)
+        .map(|slot| att.entry().lease_count(slot))
+        .sum()
+}
+
+/// Waiter threads of this process, by name.
+fn waiter_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim().starts_with("qadataswap-read"))
+        .count()
+}
+
+/// Waits (bounded) until `done` holds; false if it never did.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    done()
+}
+
+#[test]
+fn read_async_is_ready_at_once_when_a_snapshot_exists() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    watchdog();
+    let name = unique("ready");
+    let mut writer = SharedDataFrame::create_writer(&name, 1 << 20).unwrap();
+    writer.write(frame(1)).unwrap();
+    let reader = SharedDataFrame::create_reader(&name).unwrap();
+    let df = runtime().block_on(reader.read_async()).unwrap();
+    assert!(df.equals_missing(&frame(1)));
+    assert_eq!(waiter_threads(), 0, "no thread for a read that was ready");
+}
+
+#[test]
+fn read_next_async_waits_without_blocking_the_executor() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    watchdog();
+    let name = unique("next");
+    let mut writer = SharedDataFrame::create_writer(&name, 1 << 20).unwrap();
+    writer.write(frame(1)).unwrap();
+    let reader = SharedDataFrame::create_reader(&name).unwrap();
+    assert!(reader.read().unwrap().equals_missing(&frame(1)));
+
+    // The publish is triggered by another task of the same single-threaded executor: if the
+    // pending read blocked the executor thread, that task could never run and nothing would
+    // ever be published.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let publisher = std::thread::spawn(move || {
+        rx.recv().unwrap();
+        writer.write(frame(2)).unwrap();
+        writer
+    });
+    let (read, ()) = runtime().block_on(async {
+        let trigger = async {
+            tokio::task::yield_now().await;
+            tx.send(()).unwrap();
+        };
+        tokio::join!(reader.read_next_async(), trigger)
+    });
+    assert!(read.unwrap().equals_missing(&frame(2)));
+    drop(publisher.join().unwrap());
+}
+
+#[test]
+fn dropping_a_pending_read_leaves_no_lease_and_stops_its_thread() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    watchdog();
+    let name = unique("cancel");
+    let mut writer = SharedDataFrame::create_writer(&name, 1 << 20).unwrap();
+    let reader = SharedDataFrame::create_reader(&name).unwrap();
+
+    let rt = runtime();
+    let timed_out = rt.block_on(async {
+        tokio::time::timeout(Duration::from_millis(20), reader.read_async()).await
+    });
+    assert!(timed_out.is_err(), "nothing was published yet");
+    // The future is dropped; a publish now may be picked up by its thread, which must drop it.
+    writer.write(frame(3)).unwrap();
+    assert!(
+        eventually(|| waiter_threads() == 0),
+        "the waiter thread did not exit"
+    );
+    assert_eq!(leases(&reader), 0);
+
+    // Many cancelled reads in a row leave nothing behind either.
+    for _ in 0..20 {
+        let _ = rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(1), reader.read_next_async()).await
+        });
+    }
+    assert!(eventually(|| waiter_threads() == 0));
+    assert_eq!(leases(&reader), 0);
+    // And the reader still works.
+    assert!(rt
+        .block_on(reader.read_async())
+        .unwrap()
+        .equals_missing(&frame(3)));
+}
+
+#[test]
+fn read_async_reports_the_writer_closing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    watchdog();
+    let name = unique("closed");
+    let writer = SharedDataFrame::create_writer(&name, 1 << 20).unwrap();
+    let reader = SharedDataFrame::create_reader(&name).unwrap();
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        writer.close().unwrap();
+    });
+    let err = runtime().block_on(reader.read_async()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Arrow(qadataswap_arrow::Error::WriterClosed { .. })
+        ),
+        "{err}"
+    );
+    closer.join().unwrap();
+}
+
+#[test]
+fn read_async_honours_the_reader_timeout() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    watchdog();
+    let name = unique("timeout");
+    let _writer = SharedDataFrame::create_writer(&name, 1 << 20).unwrap();
+    let reader = SharedDataFrame::builder(&name)
+        .timeout(Some(Duration::from_millis(120)))
+        .create_reader()
+        .unwrap();
+    let err = runtime().block_on(reader.read_async()).unwrap_err();
+    assert!(
+        matches!(err, Error::Arrow(qadataswap_arrow::Error::Timeout { .. })),
+        "{err}"
+    );
+}
