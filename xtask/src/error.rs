@@ -46,11 +46,6 @@ pub enum Error {
         /// What went wrong inside it.
         source: Box<Error>,
     },
-    /// A subcommand that a later issue will implement.
-    NotImplemented {
-        /// The subcommand.
-        what: &'static str,
-    },
 }
 
 impl Error {
@@ -84,10 +79,6 @@ impl fmt::Display for Error {
             Error::Io { action, source } => write!(f, "{action}: {source}"),
             Error::Unexpected { message } => f.write_str(message),
             Error::Step { step, source } => write!(f, "step `{step}` failed: {source}"),
-            Error::NotImplemented { what } => write!(
-                f,
-                "`cargo xtask {what}` is not yet implemented (it belongs to a later issue)"
-            ),
         }
     }
 }
