@@ -218,15 +218,10 @@ fn reader_never_sees_a_torn_frame_when_the_writer_is_killed_and_a_new_writer_tak
             }
             Err(e) => panic!("unexpected {e}"),
         }
-        // A new writer takes over within a second.
-        let t0 = Instant::now();
+        // A new writer takes over (a live-looking dead writer would keep it retrying until the watchdog in
+        // expect_line fails the test; how fast takeover is belongs to the benches, not to a test).
         writer = child("writer-forever", &name, "child_roles");
         last_gen_line = expect_line(&mut writer, "WRITING");
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "takeover took {:?}",
-            t0.elapsed()
-        );
         let gen: u64 = last_gen_line
             .trim_start_matches("WRITING gen=")
             .parse()
@@ -261,16 +256,13 @@ fn a_reader_killed_while_holding_leases_does_not_wedge_the_writer() {
     w.write(&consistent_batch(3, 100)).unwrap();
     expect_line(&mut c, "HOLDING");
     kill(&mut c);
-    // The dead reader's leases would block every slot but the published one; the writer reclaims them.
-    let t0 = Instant::now();
+    // The dead reader's leases would block every slot but the published one: without reclaim the writes below
+    // fail with AllSlotsLeased after the lease timeout.
     for seq in 4..10 {
         w.write(&consistent_batch(seq, 100)).unwrap();
     }
-    assert!(
-        t0.elapsed() < Duration::from_secs(3),
-        "writer blocked {:?}",
-        t0.elapsed()
-    );
+    let table = w.shared().lease_table();
+    assert!((0..3).all(|slot| table.holders(slot).is_empty()), "the dead reader's leases were reclaimed");
 }
 
 #[test]
