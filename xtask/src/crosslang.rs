@@ -6,6 +6,12 @@
 //! `crates/qadataswap-arrow/examples/crosslang.rs` for the reference):
 //! `ROLE write NAME IN.arrows` (prints a line starting with `READY`, closes when stdin gets a line) and
 //! `ROLE read NAME OUT.arrows` (dumps what it read as an Arrow IPC stream, exits non-zero unless zero-copy).
+//!
+//! Then the three-language streams: for each writer language, one stream of [`STREAM_CHUNKS`] chunks in a ring of
+//! [`STREAM_SLOTS`] slots (so the writer meets back-pressure) is written by one process and read at once by three
+//! reader processes, one per language; every reader checks every chunk's number (in order), content and zero-copy.
+//! Roles: `ROLE stream-write NAME N SLOTS` (prints `READY` once the stream exists, waits for 3 readers, writes chunks
+//! 0..N, finishes) and `ROLE stream-read NAME` (prints `STREAM chunks=N ok ...`, exits non-zero on any mismatch).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -178,6 +184,185 @@ fn run_pair(
     result
 }
 
+/// Chunks of each three-language stream.
+const STREAM_CHUNKS: usize = 200;
+/// Slots in its ring: small, so the writer waits for its readers.
+const STREAM_SLOTS: usize = 4;
+/// Watchdog of one stream run (all four processes).
+const STREAM_WATCHDOG: Duration = Duration::from_secs(180);
+
+/// A role process whose stdout lines and stderr are collected by threads (so a pipe never fills or closes early).
+struct Proc {
+    label: String,
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, label: String) -> std::result::Result<Proc, String> {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawn {label}: {e}"))?;
+        let (tx, lines) = std::sync::mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines() {
+                    match line {
+                        Ok(l) => {
+                            if tx.send(l).is_err() {
+                                return;
+                            }
+                        }
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+        let stderr = child.stderr.take().map(|mut err| {
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = std::io::Read::read_to_string(&mut err, &mut s);
+                s
+            })
+        });
+        Ok(Proc {
+            label,
+            child,
+            lines,
+            stderr,
+        })
+    }
+
+    /// Wait for a stdout line containing `marker`.
+    fn wait_for(&self, marker: &str, timeout: Duration) -> std::result::Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(marker) => return Ok(l),
+                Ok(_) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!("{}: no {marker} within {timeout:?}", self.label))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(format!("{}: exited before printing {marker}", self.label))
+                }
+            }
+        }
+    }
+
+    /// After exit: every stdout line not consumed yet (up to the pipe's end), and stderr.
+    fn output(&mut self) -> (String, String) {
+        let mut out = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            out.push(l);
+        }
+        let err = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        (out.join(" | "), err.trim().to_owned())
+    }
+}
+
+/// One writer in `w`'s language and one reader in each language, at once, on one stream.
+fn run_stream(ws: &Workspace, w: &Lang, langs: &[Lang]) -> std::result::Result<String, String> {
+    let name = format!(
+        "qads-xls-{}-{}",
+        std::process::id(),
+        w.name.replace('+', "p")
+    );
+    let chunks = STREAM_CHUNKS.to_string();
+    let slots = STREAM_SLOTS.to_string();
+    let cmd = w
+        .cmd(ws, &["stream-write", &name, &chunks, &slots])
+        .ok_or("writer unavailable")?;
+    let mut procs = vec![Proc::spawn(cmd, format!("{} writer", w.name))?];
+    let t = Instant::now();
+    let result = (|| {
+        procs[0].wait_for("READY", Duration::from_secs(60))?;
+        for r in langs {
+            let cmd = r
+                .cmd(ws, &["stream-read", &name])
+                .ok_or_else(|| format!("{} reader unavailable", r.name))?;
+            procs.push(Proc::spawn(cmd, format!("{} reader", r.name))?);
+        }
+        // Watchdog: every process must end in time.
+        let deadline = Instant::now() + STREAM_WATCHDOG;
+        let mut statuses = vec![None; procs.len()];
+        while statuses.iter().any(Option::is_none) {
+            for (p, st) in procs.iter_mut().zip(statuses.iter_mut()) {
+                if st.is_none() {
+                    *st = p.child.try_wait().map_err(|e| e.to_string())?;
+                }
+            }
+            if Instant::now() >= deadline {
+                let stuck: Vec<&str> = procs
+                    .iter()
+                    .zip(&statuses)
+                    .filter(|(_, s)| s.is_none())
+                    .map(|(p, _)| p.label.as_str())
+                    .collect();
+                return Err(format!(
+                    "still running after {STREAM_WATCHDOG:?}: {}",
+                    stuck.join(", ")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let elapsed = t.elapsed();
+        let mut problems = Vec::new();
+        let mut writer_line = String::new();
+        let mut readers_ok = Vec::new();
+        for (i, (p, st)) in procs.iter_mut().zip(&statuses).enumerate() {
+            let (out, err) = p.output();
+            let ok = st.is_some_and(|s| s.success());
+            let wanted = format!("STREAM chunks={STREAM_CHUNKS} ok");
+            if !ok {
+                problems.push(format!("{} failed: {out} {err}", p.label));
+            } else if i == 0 {
+                writer_line = out;
+            } else if !out.contains(&wanted) {
+                problems.push(format!("{} did not report {wanted:?}: {out}", p.label));
+            } else {
+                let zero_copy = out
+                    .split_whitespace()
+                    .find_map(|f| f.strip_prefix("zero_copy_buffers="))
+                    .unwrap_or("?");
+                readers_ok.push(format!(
+                    "{} ({zero_copy} bufs)",
+                    p.label.replace(" reader", "")
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        let waits = writer_line
+            .split_whitespace()
+            .find(|f| f.starts_with("lease_waits="))
+            .unwrap_or("");
+        Ok(format!(
+            "{STREAM_CHUNKS} chunks in order, all zero-copy: {}; writer {waits} ({:.0} ms)",
+            readers_ok.join(" + "),
+            elapsed.as_secs_f64() * 1e3
+        ))
+    })();
+    for p in &mut procs {
+        if matches!(p.child.try_wait(), Ok(None)) {
+            let _ = p.child.kill();
+        }
+        let _ = p.child.wait();
+    }
+    let _ = std::fs::remove_file(format!("/dev/shm/{name}"));
+    result
+}
+
 /// Run the matrix. Fails if any pair fails or any language cannot take part.
 pub fn cross_lang(ws: &Workspace) -> Result<()> {
     let mut summary = String::new();
@@ -224,8 +409,29 @@ pub fn cross_lang_report(ws: &Workspace, summary: &mut String) -> Result<()> {
             println!("{}", table.last().map(String::as_str).unwrap_or(""));
         }
     }
+    println!(
+        "\nthree-language streams: 1 writer + 3 readers (Rust, Python, C++) at once, {STREAM_CHUNKS} chunks, \
+         {STREAM_SLOTS}-slot ring"
+    );
+    let mut streams = Vec::new();
+    for w in &langs {
+        let label = format!("{:>6} writes -> Rust + Python + C++ read at once", w.name);
+        let verdict = match langs.iter().find_map(|l| l.command.as_ref().err()) {
+            Some(why) => Err(format!("cannot run: {why}")),
+            None => run_stream(ws, w, &langs),
+        };
+        match &verdict {
+            Ok(detail) => streams.push(format!("  ok    {label}  {detail}")),
+            Err(e) => {
+                streams.push(format!("  FAIL  {label}  {e}"));
+                failures.push(label);
+            }
+        }
+        println!("{}", streams.last().map(String::as_str).unwrap_or(""));
+    }
     println!("\ncross-language matrix:\n{}", table.join("\n"));
-    let passed = table.len() - failures.len();
+    println!("\nthree-language streams:\n{}", streams.join("\n"));
+    let passed = table.len() + streams.len() - failures.len();
     let line = format!("cross-lang: {passed} passed, {} failed", failures.len());
     println!("{line}");
     summary.push_str(&line);
@@ -234,7 +440,7 @@ pub fn cross_lang_report(ws: &Workspace, summary: &mut String) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Unexpected {
-            message: format!("cross-language pairs failed: {}", failures.join("; ")),
+            message: format!("cross-language runs failed: {}", failures.join("; ")),
         })
     }
 }

@@ -59,6 +59,16 @@ pub enum QdsStatus {
     Io = 22,
     /// Anything else.
     Other = 23,
+    /// Not an error: the stream was finished and every chunk was read.
+    EndOfStream = 24,
+    /// A stream write waited through every attempt for the slowest reader, which did not move.
+    ReadersBehind = 25,
+    /// A stream reader still holds the chunk whose slot its next chunk needs.
+    RingHeld = 26,
+    /// Chunks this stream reader had not read are gone (its entry was reclaimed).
+    ChunksLost = 27,
+    /// A write on a stream writer after `finish`.
+    Finished = 28,
 }
 
 /// A failed call: its status and the message for `qds_last_error_message`.
@@ -116,6 +126,28 @@ impl From<Error> for Failure {
             E::WrongMode { .. } => QdsStatus::WrongMode,
             E::InvalidConfig { .. } | E::InvalidFrame { .. } => QdsStatus::InvalidArgument,
             E::Arrow(_) => QdsStatus::Arrow,
+            _ => QdsStatus::Other,
+        };
+        Failure::new(status, e.to_string())
+    }
+}
+
+impl From<qadataswap_stream::Error> for Failure {
+    fn from(e: qadataswap_stream::Error) -> Failure {
+        use qadataswap_stream::Error as E;
+        let e = match e {
+            E::Arrow(inner) => return Failure::from(inner),
+            other => other,
+        };
+        let status = match &e {
+            E::Config(_) => QdsStatus::InvalidArgument,
+            E::ReadersBehind { .. } => QdsStatus::ReadersBehind,
+            E::RingHeld { .. } => QdsStatus::RingHeld,
+            E::ChunksLost { .. } => QdsStatus::ChunksLost,
+            E::WriterDied { .. } => QdsStatus::WriterDied,
+            E::WriterClosed { .. } => QdsStatus::WriterClosed,
+            E::Timeout { .. } => QdsStatus::Timeout,
+            E::Finished { .. } => QdsStatus::Finished,
             _ => QdsStatus::Other,
         };
         Failure::new(status, e.to_string())
@@ -196,6 +228,11 @@ pub extern "C" fn qds_status_string(status: i32) -> *const c_char {
         21 => c"QDS_ERR_PANIC",
         22 => c"QDS_ERR_IO",
         23 => c"QDS_ERR_OTHER",
+        24 => c"QDS_END_OF_STREAM",
+        25 => c"QDS_ERR_READERS_BEHIND",
+        26 => c"QDS_ERR_RING_HELD",
+        27 => c"QDS_ERR_CHUNKS_LOST",
+        28 => c"QDS_ERR_FINISHED",
         _ => c"QDS_UNKNOWN",
     };
     s.as_ptr()

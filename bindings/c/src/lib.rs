@@ -1,4 +1,5 @@
-//! The C ABI of QADataSwap: named shared-memory snapshots exchanged as Arrow C Data Interface structs.
+//! The C ABI of QADataSwap: named shared-memory snapshots, and ordered lossless streams of chunks
+//! (`qds_stream_*`, over `SharedDataStream`), exchanged as Arrow C Data Interface structs.
 //!
 //! The header is `include/qadataswap/qadataswap.h`; it needs only the C standard library. Every function returns a
 //! [`QdsStatus`]; on failure [`qds_last_error_message`] describes what went wrong on the calling thread. Panics never
@@ -49,16 +50,18 @@
 //! ```
 //!
 //! # Threads
-//! A writer handle serialises its callers (one frame at a time); a reader handle may be used by many threads at
-//! once. Neither works in a child after `fork()` ([`QdsStatus::Forked`]). Exported streams and arrays may be moved
+//! A writer handle serialises its callers (one frame at a time); a snapshot reader handle may be used by many threads
+//! at once, a stream reader handle serialises its callers (use one per consuming thread). Neither works in a child after `fork()` ([`QdsStatus::Forked`]). Exported streams and arrays may be moved
 //! to and released on any thread.
 
 mod error;
 mod export;
 mod snapshot;
+mod stream;
 
 pub use error::{qds_last_error_message, qds_status_string, QdsStatus};
 pub use snapshot::*;
+pub use stream::*;
 
 /// The library version as a NUL-terminated string (static storage).
 #[no_mangle]

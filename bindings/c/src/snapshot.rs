@@ -21,7 +21,7 @@ pub const QDS_TIMEOUT_INFINITE: i64 = -1;
 pub const QDS_TIMEOUT_DEFAULT: i64 = -2;
 
 /// Stands in for "forever" where the core wants a `Duration` (136 years).
-const FOREVER: Duration = Duration::from_secs(u32::MAX as u64);
+pub(crate) const FOREVER: Duration = Duration::from_secs(u32::MAX as u64);
 
 /// Writer options (`qds_writer_options`); fill with [`qds_writer_options_init`] and change what you need.
 #[repr(C)]
@@ -103,7 +103,7 @@ pub struct QdsSnapshotReader {
 
 /// # Safety
 /// `p` is null or a NUL-terminated string valid for the call.
-unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
+pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
     if p.is_null() {
         return Err(Failure::invalid(format!("{what} is NULL")));
     }
@@ -115,12 +115,12 @@ unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> 
 
 /// # Safety
 /// `p` is null or a handle returned by this library and not yet freed.
-unsafe fn handle<'a, T>(p: *const T, what: &str) -> Result<&'a T, Failure> {
+pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> Result<&'a T, Failure> {
     // SAFETY: per the caller's contract a non-null `p` is a live handle.
     unsafe { p.as_ref() }.ok_or_else(|| Failure::invalid(format!("{what} is NULL")))
 }
 
-fn closed(what: &str) -> Failure {
+pub(crate) fn closed(what: &str) -> Failure {
     Failure::new(
         QdsStatus::Closed,
         format!("this {what} was closed; open a new one"),
@@ -131,7 +131,7 @@ fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
-fn read_timeout(timeout_ms: i64) -> Result<Option<Duration>, Failure> {
+pub(crate) fn read_timeout(timeout_ms: i64) -> Result<Option<Duration>, Failure> {
     match timeout_ms {
         QDS_TIMEOUT_DEFAULT => Ok(None),
         QDS_TIMEOUT_INFINITE => Ok(Some(FOREVER)),
@@ -308,7 +308,10 @@ pub unsafe extern "C" fn qds_snapshot_writer_write_batch(
     })
 }
 
-fn import_batch(array: FFI_ArrowArray, schema: &FFI_ArrowSchema) -> Result<RecordBatch, Failure> {
+pub(crate) fn import_batch(
+    array: FFI_ArrowArray,
+    schema: &FFI_ArrowSchema,
+) -> Result<RecordBatch, Failure> {
     let rust_schema = Schema::try_from(schema)?;
     // SAFETY: the array and schema are valid C Data Interface structs per the caller's contract, and describe
     // each other (the caller's promise; arrow-rs checks the buffer counts against the type).

@@ -156,6 +156,49 @@ int main(void) {
   qds_snapshot_reader_free(r);
   qds_snapshot_reader_free(NULL);
 
+  /* ---- a stream: two chunks in order, then QDS_END_OF_STREAM ---- */
+  char sname[80];
+  snprintf(sname, sizeof sname, "qads-c-stream-test-%ld", (long)getpid());
+  qds_stream_writer_options swo;
+  qds_stream_writer_options_init(&swo);
+  CHECK(swo.num_buffers == 3);
+  swo.num_buffers = 4;
+  qds_stream_writer* sw = NULL;
+  CHECK(qds_stream_writer_create(sname, 1 << 20, &swo, &sw) == QDS_OK);
+  qds_stream_reader_options sro;
+  qds_stream_reader_options_init(&sro);
+  CHECK(sro.start == QDS_START_OLDEST);
+  sro.start = 7;
+  qds_stream_reader* sr = NULL;
+  CHECK(qds_stream_reader_open(sname, &sro, &sr) == QDS_ERR_INVALID_ARGUMENT);
+  sro.start = QDS_START_OLDEST;
+  CHECK(qds_stream_reader_open(sname, &sro, &sr) == QDS_OK);
+  size_t attached = 0;
+  CHECK(qds_stream_writer_wait_for_readers(sw, 1, 1000, &attached) == QDS_OK && attached == 1);
+  CHECK(qds_stream_reader_try_next_chunk(sr, &stream, &info) == QDS_NO_FRAME);
+  for (int k = 0; k < 2; k++) {
+    make_batch(&batch);
+    CHECK(qds_stream_writer_write_batch(sw, &batch, &schema, &winfo) == QDS_OK);
+    CHECK(winfo.seq == (uint64_t)k + 1);
+  }
+  CHECK(qds_stream_writer_finish(sw) == QDS_OK);
+  CHECK(qds_stream_writer_write_batch(sw, NULL, &schema, NULL) == QDS_ERR_INVALID_ARGUMENT);
+  for (int k = 0; k < 2; k++) {
+    CHECK(qds_stream_reader_next_chunk(sr, 2000, &stream, &info) == QDS_OK);
+    CHECK(info.seq == (uint64_t)k + 1 && info.num_rows == 4);
+    CHECK(stream.get_next(&stream, &got) == 0);
+    CHECK(got.release != NULL && ((const int64_t*)got.children[0]->buffers[1])[3] == 40);
+    got.release(&got);
+    stream.release(&stream);
+  }
+  CHECK(qds_stream_reader_next_chunk(sr, 2000, &stream, &info) == QDS_END_OF_STREAM);
+  CHECK(stream.release == NULL);
+  CHECK(strcmp(qds_status_string(QDS_END_OF_STREAM), "QDS_END_OF_STREAM") == 0);
+  qds_stream_stats sst;
+  CHECK(qds_stream_writer_stats(sw, &sst) == QDS_OK && sst.chunks_written == 2);
+  qds_stream_reader_free(sr);
+  qds_stream_writer_free(sw);
+
   if (failures) {
     fprintf(stderr, "c_api_test: %d checks failed\n", failures);
     return 1;

@@ -5,7 +5,8 @@
  * publishes frames (one or more record batches of one schema) into a ring of slots; readers in any process get the
  * newest frame as an ArrowArrayStream whose buffers point straight into the segment. Every ArrowArray taken from
  * that stream, and every child or dictionary moved out of one, holds the slot's lease until it is released: the
- * writer never overwrites data someone can still see.
+ * writer never overwrites data someone can still see. A stream writer instead publishes an ordered, lossless
+ * sequence of chunks that every reader receives in full (see "stream" below).
  *
  * Needs only the C standard library and the Arrow C Data Interface structs (declared below under their standard
  * guards, so this header coexists with arrow/c/abi.h and nanoarrow).
@@ -127,7 +128,12 @@ typedef enum qds_status {
   QDS_ERR_CLOSED = 20,             /* the handle was closed */
   QDS_ERR_PANIC = 21,              /* internal bug caught at the boundary: please report it */
   QDS_ERR_IO = 22,                 /* operating-system error */
-  QDS_ERR_OTHER = 23
+  QDS_ERR_OTHER = 23,
+  QDS_END_OF_STREAM = 24,          /* not an error: the stream was finished and every chunk was read */
+  QDS_ERR_READERS_BEHIND = 25,     /* a stream write waited through every attempt; the slowest reader did not move */
+  QDS_ERR_RING_HELD = 26,          /* this stream reader still holds the slot its next chunk needs: release chunks */
+  QDS_ERR_CHUNKS_LOST = 27,        /* chunks this stream reader had not read are gone: open a new reader */
+  QDS_ERR_FINISHED = 28            /* write on a stream writer after finish */
 } qds_status;
 
 /* The message of the last failed call on this thread ("" if none). Valid until the next failing call on this
@@ -255,6 +261,146 @@ qds_status qds_snapshot_reader_close(qds_snapshot_reader* reader);
 
 /* Free (detaching first if needed). NULL is ignored. */
 void qds_snapshot_reader_free(qds_snapshot_reader* reader);
+
+/* ---- stream (SharedDataStream): lossless, ordered chunks from one writer to any number of readers ----
+ *
+ * Every reader sees every chunk from its start on, exactly once and in order (chunks are numbered 1, 2, ...). The
+ * writer never overwrites a chunk a live reader has not read: when the slowest reader is a whole ring behind, a
+ * write waits (timeout_ms per attempt, retry_count retries) and then fails with QDS_ERR_READERS_BEHIND. A reader
+ * process that dies stops holding the writer back. qds_stream_writer_finish ends the stream: readers drain every
+ * chunk and then get QDS_END_OF_STREAM. A writer that dies instead is reported, after the drain, as
+ * QDS_ERR_WRITER_DIED; one closed or freed without finish as QDS_ERR_WRITER_CLOSED.
+ *
+ * Chunks are read like snapshots: an ArrowArrayStream over the shared memory whose arrays hold the slot's lease
+ * until released. A reader can keep at most num_buffers - 1 chunks alive while it reads on (else
+ * QDS_ERR_RING_HELD, never a deadlock).
+ *
+ * Defaults come from the configuration (qadataswap.yaml in the working directory or $QADATASWAP_CONFIG, then
+ * QADATASWAP_* variables); explicit options win.
+ *
+ * Threads: both stream handles serialise their callers (a blocking next_chunk holds the reader until it returns);
+ * use one reader per consuming thread. Exported chunks may be released on any thread.
+ *
+ * Example (reader):
+ *   qds_stream_reader* r = NULL;
+ *   if (qds_stream_reader_open("ticks", NULL, &r) != QDS_OK) { ... qds_last_error_message() ... }
+ *   struct ArrowArrayStream chunk;
+ *   qds_frame_info info;
+ *   qds_status st;
+ *   while ((st = qds_stream_reader_next_chunk(r, QDS_TIMEOUT_DEFAULT, &chunk, &info)) == QDS_OK) {
+ *       ... chunk.get_next ...; chunk.release(&chunk);
+ *   }
+ *   if (st != QDS_END_OF_STREAM) { ... the stream did not end cleanly ... }
+ *   qds_stream_reader_free(r);
+ */
+
+#define QDS_START_OLDEST 0u /* a new reader starts at the oldest chunk still in the ring (default) */
+#define QDS_START_NEXT 1u   /* a new reader starts at the first chunk published after it attached */
+
+typedef struct qds_stream_writer_options {
+  size_t num_buffers;     /* slots in the ring (default: memory.num_buffers, 3); size_bytes is split across them */
+  size_t reader_capacity; /* reader-table entries (default 64) */
+  int64_t timeout_ms;     /* one attempt of a write waiting for slow readers (default: sync.timeout_ms, 5000), or
+                             QDS_TIMEOUT_INFINITE */
+  uint32_t retry_count;   /* attempts after the first before QDS_ERR_READERS_BEHIND (default: sync.retry_count, 3) */
+  uint32_t persistent;    /* non-zero: keep the segment after finish (late readers read the retained chunks) */
+  uint32_t spin;          /* spin iterations before parking (default 0) */
+} qds_stream_writer_options;
+
+typedef struct qds_stream_reader_options {
+  int64_t timeout_ms;   /* one attempt of next_chunk(QDS_TIMEOUT_DEFAULT) (default: sync.timeout_ms, 5000), or
+                           QDS_TIMEOUT_INFINITE */
+  uint32_t retry_count; /* attempts after the first of a QDS_TIMEOUT_DEFAULT read (default: sync.retry_count, 3) */
+  uint32_t start;       /* QDS_START_OLDEST (default) or QDS_START_NEXT */
+  uint32_t spin;        /* spin iterations before parking (default 0) */
+  uint32_t validation;  /* QDS_VALIDATION_TRUSTED (default) or QDS_VALIDATION_FULL */
+} qds_stream_reader_options;
+
+/* Fill with defaults, from the configuration (NULL is ignored). */
+void qds_stream_writer_options_init(qds_stream_writer_options* out);
+void qds_stream_reader_options_init(qds_stream_reader_options* out);
+
+typedef struct qds_stream_stats {
+  uint64_t chunks_written; /* writer */
+  uint64_t bytes_written;  /* writer: encoded bytes */
+  uint64_t chunks_read;    /* reader */
+  uint64_t bytes_read;     /* reader: encoded bytes */
+  uint64_t lease_waits;    /* writer: writes that waited for the slowest reader (back-pressure) */
+  uint64_t timeouts;       /* wait attempts that ran out */
+  uint64_t copies;         /* reader: buffers copied into private memory (compressed chunks) */
+} qds_stream_stats;
+
+typedef struct qds_stream_writer qds_stream_writer;
+typedef struct qds_stream_reader qds_stream_reader;
+
+/* Create the stream `name` (or take it over from a dead writer: numbering continues) with `size_bytes` of data
+ * capacity split across the slots. `opts` may be NULL (defaults). */
+qds_status qds_stream_writer_create(const char* name, size_t size_bytes, const qds_stream_writer_options* opts,
+                                    qds_stream_writer** out);
+
+/* Write every record batch of `stream` (struct arrays) as the next chunk, not rechunked; waits while the slowest
+ * reader is a whole ring behind. The stream is consumed (released before this returns, whatever the outcome).
+ * `info` (may be NULL) gets the chunk's number in `seq`. */
+qds_status qds_stream_writer_write_stream(qds_stream_writer* writer, struct ArrowArrayStream* stream,
+                                          qds_write_info* info);
+
+/* Write one record batch, a struct `array` with its struct `schema`, as the next chunk. The array is moved
+ * (released before this returns, whatever the outcome); the schema is borrowed. `info` may be NULL. */
+qds_status qds_stream_writer_write_batch(qds_stream_writer* writer, struct ArrowArray* array,
+                                         const struct ArrowSchema* schema, qds_write_info* info);
+
+/* Wait until at least `n` readers are attached, up to `timeout_ms` (or QDS_TIMEOUT_INFINITE); `*attached` (may be
+ * NULL) gets how many are. QDS_ERR_TIMEOUT if fewer attached in time. */
+qds_status qds_stream_writer_wait_for_readers(const qds_stream_writer* writer, size_t n, int64_t timeout_ms,
+                                              size_t* attached);
+
+/* Readers attached now (dead ones are reclaimed first). */
+qds_status qds_stream_writer_readers(const qds_stream_writer* writer, size_t* out);
+
+/* This writer's counters. */
+qds_status qds_stream_writer_stats(const qds_stream_writer* writer, qds_stream_stats* out);
+
+/* End the stream cleanly: readers drain every chunk, then get QDS_END_OF_STREAM. The name is unlinked unless
+ * persistent; later writes return QDS_ERR_FINISHED. Idempotent. */
+qds_status qds_stream_writer_finish(qds_stream_writer* writer);
+
+/* Close without finishing (if not finished): readers drain, then get QDS_ERR_WRITER_CLOSED. The handle stays
+ * allocated (later calls: QDS_ERR_CLOSED) until freed. */
+qds_status qds_stream_writer_close(qds_stream_writer* writer);
+
+/* Free (closing first, without finishing, if needed). NULL is ignored. */
+void qds_stream_writer_free(qds_stream_writer* writer);
+
+/* Attach a reader to the stream `name`. `opts` may be NULL (defaults: start at the oldest retained chunk). */
+qds_status qds_stream_reader_open(const char* name, const qds_stream_reader_options* opts, qds_stream_reader** out);
+
+/* The next chunk in order, as a stream of record batches in shared memory (no copy), waiting up to `timeout_ms`
+ * (QDS_TIMEOUT_DEFAULT: the reader's timeout_ms with its retries; QDS_TIMEOUT_INFINITE). Returns QDS_OK (release
+ * `*out` when done), QDS_END_OF_STREAM after finish and the last chunk, QDS_ERR_WRITER_DIED / QDS_ERR_WRITER_CLOSED
+ * after the last published chunk, QDS_ERR_TIMEOUT, QDS_ERR_RING_HELD, QDS_ERR_CHUNKS_LOST. On anything but QDS_OK
+ * `*out` is a released stream. `info` (may be NULL) gets the chunk's number in `seq`. */
+qds_status qds_stream_reader_next_chunk(const qds_stream_reader* reader, int64_t timeout_ms,
+                                        struct ArrowArrayStream* out, qds_frame_info* info);
+
+/* The next chunk if one is ready now: QDS_OK, QDS_NO_FRAME (nothing yet), QDS_END_OF_STREAM, or the errors of
+ * next_chunk (without timeouts). */
+qds_status qds_stream_reader_try_next_chunk(const qds_stream_reader* reader, struct ArrowArrayStream* out,
+                                            qds_frame_info* info);
+
+/* The number of the next chunk this reader will return and the number of chunks it returned; either may be NULL. */
+qds_status qds_stream_reader_position(const qds_stream_reader* reader, uint64_t* next, uint64_t* delivered);
+
+/* This reader's counters. */
+qds_status qds_stream_reader_stats(const qds_stream_reader* reader, qds_stream_stats* out);
+
+/* Slot leases this reader holds right now (one per chunk with live exported data). For tests and diagnostics. */
+qds_status qds_stream_reader_lease_count(const qds_stream_reader* reader, uint64_t* out);
+
+/* Detach. Chunks already exported stay valid until released. The handle stays allocated until freed. */
+qds_status qds_stream_reader_close(qds_stream_reader* reader);
+
+/* Free (detaching first if needed). NULL is ignored. */
+void qds_stream_reader_free(qds_stream_reader* reader);
 
 #ifdef __cplusplus
 } /* extern "C" */

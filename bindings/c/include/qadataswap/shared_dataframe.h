@@ -7,6 +7,19 @@
 //   auto result = reader->Read();                           // arrow::Result<std::shared_ptr<arrow::Table>>
 //   auto table = result.ValueOrDie();                       // columns point into shared memory: no copy
 //
+// Streams (lossless, ordered chunks with back-pressure; every reader gets every chunk):
+//
+//   auto sw = qadataswap::SharedDataStream::CreateWriter("ticks", 64 * 1024 * 1024);
+//   sw->WaitForReaders(1, std::chrono::seconds(10));        // optional: wait for the audience
+//   sw->WriteChunk(batch);                                  // waits while the slowest reader is a ring behind
+//   sw->Finish();                                           // readers drain, then see the end of the stream
+//
+//   auto sr = qadataswap::SharedDataStream::CreateReader("ticks");
+//   for (auto& chunk : sr->Chunks()) {                      // arrow::Result<qadataswap::Chunk>, in order
+//     if (!chunk.ok()) { ... chunk.status() ...; break; }   // writer died, timeout...
+//     use(chunk->table, chunk->info.seq);                   // zero-copy; drop it before taking many more
+//   }
+//
 // Code that avoids exceptions uses the arrow::Result forms: SharedDataFrame::MakeWriter / MakeReader and
 // Write(..., std::nothrow). Read and its variants never throw.
 //
@@ -25,7 +38,9 @@
 #include <arrow/c/bridge.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -89,10 +104,15 @@ inline arrow::Status ToStatus(qds_status code) {
     case QDS_ERR_SCHEMA_TOO_LARGE:
     case QDS_ERR_TOO_MANY_READERS:
     case QDS_ERR_ALL_SLOTS_LEASED:
+    case QDS_ERR_READERS_BEHIND:
+    case QDS_ERR_RING_HELD:
       sc = arrow::StatusCode::CapacityError;
       break;
     case QDS_ERR_ARROW:
       sc = arrow::StatusCode::TypeError;
+      break;
+    case QDS_ERR_FINISHED:
+      sc = arrow::StatusCode::Invalid;
       break;
     case QDS_ERR_PANIC:
     case QDS_ERR_OTHER:
@@ -129,6 +149,8 @@ inline struct ArrowArrayStream ReleasedStream() {
 using WriteInfo = qds_write_info;
 /// What a read returned.
 using FrameInfo = qds_frame_info;
+/// Counters of a stream writer or reader.
+using StreamStats = qds_stream_stats;
 
 /// Writer options (defaults from the library; chain the setters).
 struct WriterOptions {
@@ -382,6 +404,338 @@ class SharedDataFrame {
     qds_snapshot_reader* r = nullptr;
     ARROW_RETURN_NOT_OK(detail::ToStatus(qds_snapshot_reader_open(name.c_str(), &options.c, &r)));
     return std::unique_ptr<Reader>(new Reader(r, name));
+  }
+};
+
+// ---- streams ----
+
+/// Stream writer options (defaults from the configuration; chain the setters).
+struct StreamWriterOptions {
+  StreamWriterOptions() { qds_stream_writer_options_init(&c); }
+  StreamWriterOptions& NumBuffers(size_t n) { c.num_buffers = n; return *this; }
+  StreamWriterOptions& ReaderCapacity(size_t n) { c.reader_capacity = n; return *this; }
+  /// One attempt of a write waiting for the slowest reader.
+  template <typename Rep, typename Period>
+  StreamWriterOptions& Timeout(std::chrono::duration<Rep, Period> d) {
+    c.timeout_ms = detail::ToMillis(d);
+    return *this;
+  }
+  /// Writes wait for slow readers without limit (death of a reader still frees the writer).
+  StreamWriterOptions& NoTimeout() { c.timeout_ms = QDS_TIMEOUT_INFINITE; return *this; }
+  StreamWriterOptions& RetryCount(uint32_t n) { c.retry_count = n; return *this; }
+  StreamWriterOptions& Persistent(bool yes) { c.persistent = yes ? 1u : 0u; return *this; }
+  StreamWriterOptions& Spin(uint32_t n) { c.spin = n; return *this; }
+  qds_stream_writer_options c;
+};
+
+/// Stream reader options (defaults from the configuration; chain the setters).
+struct StreamReaderOptions {
+  StreamReaderOptions() { qds_stream_reader_options_init(&c); }
+  /// One attempt of a read with the default timeout.
+  template <typename Rep, typename Period>
+  StreamReaderOptions& Timeout(std::chrono::duration<Rep, Period> d) {
+    c.timeout_ms = detail::ToMillis(d);
+    return *this;
+  }
+  StreamReaderOptions& NoTimeout() { c.timeout_ms = QDS_TIMEOUT_INFINITE; return *this; }
+  StreamReaderOptions& RetryCount(uint32_t n) { c.retry_count = n; return *this; }
+  /// Start at the first chunk published after attaching instead of the oldest one still in the ring.
+  StreamReaderOptions& StartAtNext(bool yes = true) { c.start = yes ? QDS_START_NEXT : QDS_START_OLDEST; return *this; }
+  StreamReaderOptions& Spin(uint32_t n) { c.spin = n; return *this; }
+  StreamReaderOptions& FullValidation(bool yes) {
+    c.validation = yes ? QDS_VALIDATION_FULL : QDS_VALIDATION_TRUSTED;
+    return *this;
+  }
+  qds_stream_reader_options c;
+};
+
+/// Writes the chunks of a named stream it created. Not copyable; closes (without finishing) on destruction, so
+/// readers of a stream whose writer forgot Finish() get QDS_ERR_WRITER_CLOSED, not a clean end.
+class StreamWriter {
+ public:
+  ~StreamWriter() { qds_stream_writer_free(w_); }
+  StreamWriter(const StreamWriter&) = delete;
+  StreamWriter& operator=(const StreamWriter&) = delete;
+
+  /// Write `table` as the next chunk (its chunks become the chunk's batches; not rechunked). Throws Error.
+  WriteInfo WriteChunk(const arrow::Table& table) { return Unwrap(WriteChunk(table, std::nothrow)); }
+  WriteInfo WriteChunk(const std::shared_ptr<arrow::Table>& table) { return WriteChunk(*Checked(table)); }
+  /// Write one record batch as the next chunk. Throws Error.
+  WriteInfo WriteChunk(const arrow::RecordBatch& batch) { return Unwrap(WriteChunk(batch, std::nothrow)); }
+  WriteInfo WriteChunk(const std::shared_ptr<arrow::RecordBatch>& batch) { return WriteChunk(*Checked(batch)); }
+
+  /// Non-throwing forms.
+  arrow::Result<WriteInfo> WriteChunk(const arrow::Table& table, const std::nothrow_t&) {
+    auto batches = std::make_shared<arrow::TableBatchReader>(table);
+    struct ArrowArrayStream stream;
+    ARROW_RETURN_NOT_OK(
+        arrow::ExportRecordBatchReader(std::shared_ptr<arrow::RecordBatchReader>(std::move(batches)), &stream));
+    WriteInfo info{};
+    ARROW_RETURN_NOT_OK(detail::ToStatus(qds_stream_writer_write_stream(w_, &stream, &info)));
+    return info;
+  }
+  arrow::Result<WriteInfo> WriteChunk(const arrow::RecordBatch& batch, const std::nothrow_t&) {
+    struct ArrowArray array;
+    struct ArrowSchema schema;
+    ARROW_RETURN_NOT_OK(arrow::ExportRecordBatch(batch, &array, &schema));
+    WriteInfo info{};
+    qds_status st = qds_stream_writer_write_batch(w_, &array, &schema, &info);
+    schema.release(&schema);
+    ARROW_RETURN_NOT_OK(detail::ToStatus(st));
+    return info;
+  }
+
+  /// Wait until at least `n` readers are attached (QDS_ERR_TIMEOUT if fewer did within `timeout`); returns how
+  /// many are.
+  template <typename Rep, typename Period>
+  arrow::Result<size_t> WaitForReaders(size_t n, std::chrono::duration<Rep, Period> timeout) const {
+    size_t have = 0;
+    ARROW_RETURN_NOT_OK(
+        detail::ToStatus(qds_stream_writer_wait_for_readers(w_, n, detail::ToMillis(timeout), &have)));
+    return have;
+  }
+  /// Readers attached now.
+  arrow::Result<size_t> Readers() const {
+    size_t n = 0;
+    ARROW_RETURN_NOT_OK(detail::ToStatus(qds_stream_writer_readers(w_, &n)));
+    return n;
+  }
+  /// Counters (lease_waits: writes that waited for the slowest reader).
+  arrow::Result<StreamStats> Stats() const {
+    StreamStats s{};
+    ARROW_RETURN_NOT_OK(detail::ToStatus(qds_stream_writer_stats(w_, &s)));
+    return s;
+  }
+  /// End the stream cleanly: readers drain every chunk, then see the end. Later writes fail (QDS_ERR_FINISHED).
+  arrow::Status Finish() { return detail::ToStatus(qds_stream_writer_finish(w_)); }
+  /// Close without finishing (if not finished): readers drain, then get QDS_ERR_WRITER_CLOSED.
+  arrow::Status Close() { return detail::ToStatus(qds_stream_writer_close(w_)); }
+
+  const std::string& name() const { return name_; }
+  /// The C handle, for the C API.
+  qds_stream_writer* handle() const { return w_; }
+
+ private:
+  friend class SharedDataStream;
+  StreamWriter(qds_stream_writer* w, std::string name) : w_(w), name_(std::move(name)) {}
+  static WriteInfo Unwrap(arrow::Result<WriteInfo> r) {
+    if (!r.ok()) detail::Throw(r.status());
+    return *r;
+  }
+  template <typename T>
+  static const std::shared_ptr<T>& Checked(const std::shared_ptr<T>& p) {
+    if (!p) throw Error(QDS_ERR_INVALID_ARGUMENT, "QDS_ERR_INVALID_ARGUMENT: WriteChunk was given a null pointer");
+    return p;
+  }
+  qds_stream_writer* w_;
+  std::string name_;
+};
+
+/// One chunk of a stream: a table over the shared memory (nullptr at the end of the stream) and its number.
+struct Chunk {
+  std::shared_ptr<arrow::Table> table;
+  FrameInfo info;
+  /// False at the end of the stream.
+  explicit operator bool() const { return table != nullptr; }
+};
+
+class StreamReader;
+
+/// Input iterator over a reader's chunks (StreamReader::Chunks()): yields arrow::Result<Chunk> in order until the
+/// clean end of the stream; an error is yielded once and then the iteration ends. Advancing drops the iterator's
+/// reference to the previous chunk.
+class ChunkIterator {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = arrow::Result<Chunk>;
+  using difference_type = std::ptrdiff_t;
+  using pointer = value_type*;
+  using reference = value_type&;
+
+  ChunkIterator() = default;
+  reference operator*() { return current_; }
+  pointer operator->() { return &current_; }
+  inline ChunkIterator& operator++();
+  void operator++(int) { ++*this; }
+  bool operator==(const ChunkIterator& o) const { return r_ == o.r_; }
+  bool operator!=(const ChunkIterator& o) const { return r_ != o.r_; }
+
+ private:
+  friend class ChunkRange;
+  ChunkIterator(StreamReader* r, int64_t timeout_ms) : r_(r), timeout_ms_(timeout_ms) { ++*this; }
+  StreamReader* r_ = nullptr;
+  int64_t timeout_ms_ = QDS_TIMEOUT_DEFAULT;
+  bool failed_ = false;
+  value_type current_ = Chunk{};
+};
+
+/// A range over the chunks of a reader, for range-for.
+class ChunkRange {
+ public:
+  ChunkIterator begin() { return ChunkIterator(r_, timeout_ms_); }
+  ChunkIterator end() { return ChunkIterator(); }
+
+ private:
+  friend class StreamReader;
+  ChunkRange(StreamReader* r, int64_t timeout_ms) : r_(r), timeout_ms_(timeout_ms) {}
+  StreamReader* r_;
+  int64_t timeout_ms_;
+};
+
+/// Reads every chunk of a named stream, in order. Not copyable; detaches on destruction (chunks already read stay
+/// valid). One thread at a time.
+class StreamReader {
+ public:
+  ~StreamReader() { qds_stream_reader_free(r_); }
+  StreamReader(const StreamReader&) = delete;
+  StreamReader& operator=(const StreamReader&) = delete;
+
+  /// The next chunk as a table pointing into shared memory, or nullptr at the clean end of the stream. Waits with
+  /// the reader's default timeout (and retries); fails with QDS_ERR_WRITER_DIED / QDS_ERR_WRITER_CLOSED once every
+  /// published chunk was read, QDS_ERR_TIMEOUT, QDS_ERR_RING_HELD (release older chunks).
+  arrow::Result<std::shared_ptr<arrow::Table>> ReadNext() { return TableOf(NextChunkMs(QDS_TIMEOUT_DEFAULT)); }
+  template <typename Rep, typename Period>
+  arrow::Result<std::shared_ptr<arrow::Table>> ReadNext(std::chrono::duration<Rep, Period> timeout) {
+    return TableOf(NextChunkMs(detail::ToMillis(timeout)));
+  }
+  /// As ReadNext, with the chunk's number and sizes (Chunk::table is nullptr at the end).
+  arrow::Result<Chunk> ReadNextChunk() { return NextChunkMs(QDS_TIMEOUT_DEFAULT); }
+  template <typename Rep, typename Period>
+  arrow::Result<Chunk> ReadNextChunk(std::chrono::duration<Rep, Period> timeout) {
+    return NextChunkMs(detail::ToMillis(timeout));
+  }
+  /// The next chunk if one is ready now; nullptr table if not (then finished() tells whether it is the end).
+  arrow::Result<Chunk> TryReadNextChunk() {
+    struct ArrowArrayStream s = detail::ReleasedStream();
+    Chunk chunk{};
+    qds_status st = qds_stream_reader_try_next_chunk(r_, &s, &chunk.info);
+    if (st == QDS_NO_FRAME) return chunk;
+    if (st == QDS_END_OF_STREAM) {
+      finished_ = true;
+      return chunk;
+    }
+    ARROW_RETURN_NOT_OK(detail::ToStatus(st));
+    ARROW_ASSIGN_OR_RAISE(chunk.table, ToTable(&s));
+    return chunk;
+  }
+
+  /// Range-for over the chunks until the end of the stream, each read with the default timeout (or `timeout`).
+  ChunkRange Chunks() { return ChunkRange(this, QDS_TIMEOUT_DEFAULT); }
+  template <typename Rep, typename Period>
+  ChunkRange Chunks(std::chrono::duration<Rep, Period> timeout) {
+    return ChunkRange(this, detail::ToMillis(timeout));
+  }
+
+  /// Whether the stream was finished and this reader read every chunk.
+  bool finished() const { return finished_; }
+  /// The number of the next chunk this reader will return.
+  arrow::Result<uint64_t> NextSeq() const {
+    uint64_t n = 0;
+    ARROW_RETURN_NOT_OK(detail::ToStatus(qds_stream_reader_position(r_, &n, nullptr)));
+    return n;
+  }
+  /// Chunks returned so far.
+  arrow::Result<uint64_t> Delivered() const {
+    uint64_t n = 0;
+    ARROW_RETURN_NOT_OK(detail::ToStatus(qds_stream_reader_position(r_, nullptr, &n)));
+    return n;
+  }
+  /// Counters.
+  arrow::Result<StreamStats> Stats() const {
+    StreamStats s{};
+    ARROW_RETURN_NOT_OK(detail::ToStatus(qds_stream_reader_stats(r_, &s)));
+    return s;
+  }
+  /// Slot leases this reader holds right now (one per chunk still alive).
+  arrow::Result<uint64_t> LeaseCount() const {
+    uint64_t n = 0;
+    ARROW_RETURN_NOT_OK(detail::ToStatus(qds_stream_reader_lease_count(r_, &n)));
+    return n;
+  }
+  /// Detach now (the destructor does it too).
+  arrow::Status Close() { return detail::ToStatus(qds_stream_reader_close(r_)); }
+
+  const std::string& name() const { return name_; }
+  /// The C handle, for the C API.
+  const qds_stream_reader* handle() const { return r_; }
+
+ private:
+  friend class SharedDataStream;
+  friend class ChunkIterator;
+  StreamReader(qds_stream_reader* r, std::string name) : r_(r), name_(std::move(name)) {}
+
+  static arrow::Result<std::shared_ptr<arrow::Table>> ToTable(struct ArrowArrayStream* s) {
+    ARROW_ASSIGN_OR_RAISE(auto batches, arrow::ImportRecordBatchReader(s));
+    return batches->ToTable();
+  }
+  static arrow::Result<std::shared_ptr<arrow::Table>> TableOf(arrow::Result<Chunk> c) {
+    ARROW_ASSIGN_OR_RAISE(auto chunk, std::move(c));
+    return std::move(chunk.table);
+  }
+  arrow::Result<Chunk> NextChunkMs(int64_t timeout_ms) {
+    struct ArrowArrayStream s = detail::ReleasedStream();
+    Chunk chunk{};
+    qds_status st = qds_stream_reader_next_chunk(r_, timeout_ms, &s, &chunk.info);
+    if (st == QDS_END_OF_STREAM) {
+      finished_ = true;
+      return chunk;
+    }
+    ARROW_RETURN_NOT_OK(detail::ToStatus(st));
+    ARROW_ASSIGN_OR_RAISE(chunk.table, ToTable(&s));
+    return chunk;
+  }
+
+  qds_stream_reader* r_;
+  std::string name_;
+  bool finished_ = false;
+};
+
+inline ChunkIterator& ChunkIterator::operator++() {
+  if (r_ == nullptr) return *this;
+  if (failed_) {
+    r_ = nullptr;
+    return *this;
+  }
+  current_ = Chunk{};  // drop our reference to the previous chunk (and its lease) before reading on
+  auto next = r_->NextChunkMs(timeout_ms_);
+  if (next.ok() && !next->table) {
+    r_ = nullptr;
+    return *this;
+  }
+  failed_ = !next.ok();
+  current_ = std::move(next);
+  return *this;
+}
+
+/// Entry points of streams.
+class SharedDataStream {
+ public:
+  /// Create the stream `name` with `size_bytes` of data capacity (split across the slots). Throws Error.
+  static std::unique_ptr<StreamWriter> CreateWriter(const std::string& name, size_t size_bytes,
+                                                    const StreamWriterOptions& options = StreamWriterOptions()) {
+    auto r = MakeWriter(name, size_bytes, options);
+    if (!r.ok()) detail::Throw(r.status());
+    return std::move(r).ValueUnsafe();
+  }
+  /// Attach a reader to the stream `name`. Throws Error.
+  static std::unique_ptr<StreamReader> CreateReader(const std::string& name,
+                                                    const StreamReaderOptions& options = StreamReaderOptions()) {
+    auto r = MakeReader(name, options);
+    if (!r.ok()) detail::Throw(r.status());
+    return std::move(r).ValueUnsafe();
+  }
+  /// Non-throwing forms.
+  static arrow::Result<std::unique_ptr<StreamWriter>> MakeWriter(
+      const std::string& name, size_t size_bytes, const StreamWriterOptions& options = StreamWriterOptions()) {
+    qds_stream_writer* w = nullptr;
+    ARROW_RETURN_NOT_OK(detail::ToStatus(qds_stream_writer_create(name.c_str(), size_bytes, &options.c, &w)));
+    return std::unique_ptr<StreamWriter>(new StreamWriter(w, name));
+  }
+  static arrow::Result<std::unique_ptr<StreamReader>> MakeReader(
+      const std::string& name, const StreamReaderOptions& options = StreamReaderOptions()) {
+    qds_stream_reader* r = nullptr;
+    ARROW_RETURN_NOT_OK(detail::ToStatus(qds_stream_reader_open(name.c_str(), &options.c, &r)));
+    return std::unique_ptr<StreamReader>(new StreamReader(r, name));
   }
 };
 
