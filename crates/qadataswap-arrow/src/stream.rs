@@ -8,8 +8,31 @@
 //! - [`StreamReaderCore`] leases chunk `cursor` when `cursor <= stream_head`, decodes it zero-copy like a snapshot
 //!   frame, and advances its `cursor` (waking the writer if it is parked).
 //!
+//! - [`StreamFollower`] watches a stream without ever holding the writer back (for viewers such as
+//!   `qadataswap cat --follow`): it registers an entry (it needs one to take leases) but keeps its cursor at
+//!   [`CURSOR_DETACHED`], so the writer's back-pressure ignores it. It leases a chunk only if the slot's commit word
+//!   still says that chunk, copies it out and releases the lease at once; chunks the writer overwrote before the
+//!   follower got to them are reported as [`FollowEvent::Skipped`], and the follower jumps to the oldest retained.
+//!
 //! Both sides report the situations a stream has and a snapshot has not as plain data ([`ChunkWrite::Blocked`],
-//! [`Poll`]); the stream crate turns them into its own errors.
+//! [`Poll`], [`FollowEvent`]); the stream crate turns them into its own errors.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use qadataswap_arrow::stream::{FollowEvent, StartAt, StreamFollower};
+//! use qadataswap_arrow::ReaderOptions;
+//!
+//! let mut f = StreamFollower::open("ticks", &ReaderOptions::default(), StartAt::Newest)?;
+//! loop {
+//!     match f.next(Some(Duration::from_secs(5)))? {
+//!         FollowEvent::Chunk(c) => println!("chunk {}: {} rows", c.seq(), c.num_rows()),
+//!         FollowEvent::Skipped { from, to } => println!("fell behind: chunks {from}..={to} are gone"),
+//!         FollowEvent::End => break,
+//!         _ => {}
+//!     }
+//! }
+//! # Ok::<(), qadataswap_arrow::Error>(())
+//! ```
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -372,6 +395,8 @@ pub enum StartAt {
     Oldest,
     /// At `stream_head + 1`: only chunks published after the reader attached.
     Next,
+    /// At `stream_head`: the newest chunk published so far (chunk 1 if none was published yet).
+    Newest,
 }
 
 /// What a non-blocking look at the stream found.
@@ -441,6 +466,11 @@ impl StreamReaderCore {
                 .load(Ordering::Acquire)
                 .saturating_add(1)
                 .max(tail.load(Ordering::Acquire)),
+            StartAt::Newest => s
+                .header_u64(off::STREAM_HEAD)
+                .load(Ordering::Acquire)
+                .max(tail.load(Ordering::Acquire))
+                .max(1),
         };
         // Publish the cursor, then re-check the tail (fence pair with the writer's tail store in `write_chunk`):
         // either the writer sees our cursor and waits for us, or we see that it gave our start up and move on.
@@ -640,10 +670,237 @@ impl Drop for StreamReaderCore {
     }
 }
 
+/// What [`StreamFollower::next`] found.
+#[derive(Debug)]
+#[must_use]
+#[non_exhaustive]
+pub enum FollowEvent {
+    /// The next chunk, copied into private memory (it holds no lease).
+    Chunk(Frame),
+    /// The writer overwrote chunks `from..=to` before the follower got to them (it never waits for a follower);
+    /// the follower now stands at `to + 1`, the oldest chunk retained when it looked.
+    Skipped {
+        /// The first chunk lost.
+        from: u64,
+        /// The last chunk lost.
+        to: u64,
+    },
+    /// The writer finished the stream and every chunk from the follower's position on was returned or skipped.
+    End,
+}
+
+/// A stream reader that never holds the writer back: see the [module docs](self).
+///
+/// Its reader entry keeps `cursor = CURSOR_DETACHED`, so the writer's "slowest reader" rule ignores it; a lease is
+/// held only while one chunk is copied out. `Send`; one thread at a time (`&mut self`).
+pub struct StreamFollower {
+    att: Arc<Attachment>,
+    cursor: u64,
+    cache: SchemaCache,
+    validation: Validation,
+    spin: u32,
+    stats: StatsCounters,
+    last_liveness: Instant,
+}
+
+impl StreamFollower {
+    /// Attach to the stream segment `name` as a follower, at the chunk `start` names.
+    ///
+    /// # Errors
+    /// As [`Attachment::open`].
+    pub fn open(name: &str, opts: &ReaderOptions, start: StartAt) -> Result<StreamFollower> {
+        let att = Attachment::open(name, Mode::Stream, opts)?;
+        // Detached from the start: a cursor of 0 (just registered) is ignored by the writer too.
+        att.entry().set_cursor(CURSOR_DETACHED);
+        att.entry().touch();
+        let s = att.shared();
+        let head = s.header_u64(off::STREAM_HEAD).load(Ordering::Acquire);
+        let tail = s
+            .header_u64(off::STREAM_TAIL)
+            .load(Ordering::Acquire)
+            .max(1);
+        let cursor = match start {
+            StartAt::Oldest => tail,
+            StartAt::Next => head.saturating_add(1).max(tail),
+            StartAt::Newest => head.max(tail),
+        };
+        Ok(StreamFollower {
+            att,
+            cursor,
+            cache: None,
+            validation: opts.validation,
+            spin: opts.spin,
+            stats: StatsCounters::default(),
+            last_liveness: Instant::now(),
+        })
+    }
+
+    /// The segment.
+    pub fn shared(&self) -> &Arc<Shared> {
+        self.att.shared()
+    }
+
+    /// The number of the next chunk this follower will try to return.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// The newest published chunk (0 if none yet).
+    pub fn head(&self) -> u64 {
+        self.shared()
+            .header_u64(off::STREAM_HEAD)
+            .load(Ordering::Acquire)
+    }
+
+    /// The oldest chunk the writer still retains (chunks before it may already be overwritten).
+    pub fn oldest(&self) -> u64 {
+        self.shared()
+            .header_u64(off::STREAM_TAIL)
+            .load(Ordering::Acquire)
+            .max(1)
+    }
+
+    /// Counters of this follower (`copies` counts buffers copied out; every chunk is copied).
+    pub fn stats(&self) -> Stats {
+        self.stats.snapshot()
+    }
+
+    /// Lease chunk `c` if its slot still holds it, copy it out and release the lease at once.
+    fn copy_chunk(&mut self, c: u64) -> Result<Option<Frame>> {
+        let n = self.shared().geo.slot_count as u64;
+        let slot = ((c - 1) % n) as usize;
+        let Some(leased) = self.att.lease_frame(slot, c)? else {
+            return Ok(None);
+        };
+        let frame = leased.decode(&self.att, &mut self.cache, self.validation, &self.stats)?;
+        let owned = frame.to_owned();
+        // Release before anything else happens (also when the copy failed).
+        drop(frame);
+        let owned = owned?;
+        let buffers: usize = owned
+            .batches()
+            .iter()
+            .flat_map(|b| b.columns())
+            .map(|a| a.to_data().buffers().len())
+            .sum();
+        self.stats
+            .copies
+            .fetch_add(buffers as u64, Ordering::Relaxed);
+        self.att.entry().touch();
+        Ok(Some(owned))
+    }
+
+    /// Look once, without blocking and without checking on the writer. `Ok(None)`: nothing new yet.
+    ///
+    /// # Errors
+    /// [`Error::CorruptFrame`], Arrow errors while copying, [`Error::Forked`].
+    pub fn poll(&mut self) -> Result<Option<FollowEvent>> {
+        self.att.check_owner()?;
+        let c = self.cursor;
+        if c <= self.head() {
+            // Chunks before the tail were given up by the writer: do not even try them (a lease on their slot
+            // could make the writer wait).
+            let tail = self.oldest();
+            if c < tail {
+                self.cursor = tail;
+                return Ok(Some(FollowEvent::Skipped {
+                    from: c,
+                    to: tail - 1,
+                }));
+            }
+            if let Some(f) = self.copy_chunk(c)? {
+                self.cursor = c + 1;
+                return Ok(Some(FollowEvent::Chunk(f)));
+            }
+            // The slot no longer holds chunk c: the writer raised the tail past it before claiming the slot.
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            let next = self.oldest().max(c + 1);
+            self.cursor = next;
+            return Ok(Some(FollowEvent::Skipped {
+                from: c,
+                to: next - 1,
+            }));
+        }
+        let end = self
+            .shared()
+            .header_u64(off::STREAM_END)
+            .load(Ordering::Acquire);
+        if end != 0 && c >= end {
+            return Ok(Some(FollowEvent::End));
+        }
+        Ok(None)
+    }
+
+    /// [`StreamFollower::poll`], and when nothing is new, a check on the writer at most every 20 ms.
+    fn try_next(&mut self) -> Result<Option<FollowEvent>> {
+        let p = self.poll()?;
+        if p.is_some() || self.last_liveness.elapsed() < LIVENESS_EVERY {
+            return Ok(p);
+        }
+        self.last_liveness = Instant::now();
+        let s = Arc::clone(self.att.shared());
+        let gone = if s.state() == state::CLOSED {
+            Some(Error::WriterClosed {
+                name: s.name.clone(),
+            })
+        } else {
+            match s.writer_identity() {
+                Some(w) if !w.is_alive() => Some(Error::WriterDied {
+                    name: s.name.clone(),
+                    pid: w.pid,
+                }),
+                _ => None,
+            }
+        };
+        match gone {
+            // Drain first: a chunk published just before the writer went is still delivered.
+            Some(e) => match self.poll()? {
+                None => Err(e),
+                some => Ok(some),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Wait (spin, then park on the publish notifier) for the next event, up to `timeout` (`None`: until something
+    /// happens).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; [`Error::WriterDied`] / [`Error::WriterClosed`] (closed without `finish`) once every
+    /// chunk published before is returned; [`Error::CorruptFrame`], [`Error::Forked`].
+    pub fn next(&mut self, timeout: Option<Duration>) -> Result<FollowEvent> {
+        if let Some(e) = self.poll()? {
+            return Ok(e);
+        }
+        let start = Instant::now();
+        let deadline = timeout.map(|t| start + t);
+        let att = Arc::clone(&self.att);
+        let s = att.shared();
+        let wait = WaitOptions {
+            spin: SpinBudget(effective_spin(s, self.spin)),
+            deadline,
+            slice: Duration::from_millis(100),
+        };
+        match s.notifier().wait_until(&wait, || self.try_next()) {
+            Ok(e) => Ok(e),
+            Err(WaitError::Aborted(e)) => Err(e),
+            Err(_) => {
+                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(Error::Timeout {
+                    name: s.name.clone(),
+                    what: "waiting for the next stream chunk",
+                    waited: start.elapsed(),
+                })
+            }
+        }
+    }
+}
+
 #[allow(dead_code)]
 fn _assert_send() {
     fn is_send<T: Send>() {}
     is_send::<StreamWriterCore>();
     is_send::<StreamReaderCore>();
+    is_send::<StreamFollower>();
     let _ = AtomicU64::new(0);
 }

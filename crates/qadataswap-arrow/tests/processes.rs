@@ -262,7 +262,10 @@ fn a_reader_killed_while_holding_leases_does_not_wedge_the_writer() {
         w.write(&consistent_batch(seq, 100)).unwrap();
     }
     let table = w.shared().lease_table();
-    assert!((0..3).all(|slot| table.holders(slot).is_empty()), "the dead reader's leases were reclaimed");
+    assert!(
+        (0..3).all(|slot| table.holders(slot).is_empty()),
+        "the dead reader's leases were reclaimed"
+    );
 }
 
 #[test]

@@ -1,13 +1,16 @@
-//! `qadataswap cat`: print the newest snapshot, or follow new frames, as tables.
+//! `qadataswap cat`: print the newest snapshot (or stream chunk), or follow new frames (or chunks), as tables.
 //!
 //! Every frame is copied into private memory and its lease released *before* anything is formatted or printed, so
-//! a slow terminal (or a paused pipe) never keeps the writer off a slot.
+//! a slow terminal (or a paused pipe) never keeps the writer off a slot. On a stream, `cat` is a
+//! [`StreamFollower`]: the writer's back-pressure ignores it, and chunks it could not keep up with are reported as
+//! skipped instead of being waited for.
 
 use std::io::Write;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
-use qadataswap_arrow::{Error as A, Frame, Mode, SnapshotReader};
+use qadataswap_arrow::stream::{FollowEvent, StartAt, StreamFollower};
+use qadataswap_arrow::{Error as A, Frame, Mode, ReaderOptions, SnapshotReader};
 
 use crate::error::{CliError, Result};
 use crate::listing::refusal;
@@ -53,10 +56,21 @@ fn print_frame(
     skipped: u64,
     out: &mut dyn Write,
 ) -> Result<()> {
+    print_item(name, "frame", f, opts, skipped, out)
+}
+
+fn print_item(
+    name: &str,
+    kind: &str,
+    f: &Frame,
+    opts: &CatOptions,
+    skipped: u64,
+    out: &mut dyn Write,
+) -> Result<()> {
     let shown = first_rows(f.batches(), opts.rows);
     let shown_rows: usize = shown.iter().map(RecordBatch::num_rows).sum();
     let mut line = format!(
-        "# {name} frame {}: {} rows in {} batch(es), {} bytes, written {}",
+        "# {name} {kind} {}: {} rows in {} batch(es), {} bytes, written {}",
         f.seq(),
         f.num_rows(),
         f.batches().len(),
@@ -107,7 +121,7 @@ fn no_data(name: &str, e: A) -> CliError {
 ///
 /// # Errors
 /// [`CliError::NotFound`] (3), [`CliError::Foreign`]/[`CliError::Incompatible`] (5), [`CliError::NoData`] (6),
-/// [`CliError::Unsupported`] for stream segments, reader errors.
+/// reader errors; on a stream, the writer's death while following (1).
 pub fn cat(name: &str, opts: &CatOptions, out: &mut dyn Write) -> Result<()> {
     let s = match status::classify(name, None) {
         Ok(s) => s,
@@ -125,12 +139,7 @@ pub fn cat(name: &str, opts: &CatOptions, out: &mut dyn Write) -> Result<()> {
         return Err(e);
     }
     if s.mode() == Some(Mode::Stream) {
-        return Err(CliError::Unsupported {
-            what: format!(
-                "segment '{name}' is a stream; `cat` of streams needs the qadataswap-stream reader, which this \
-                 build does not have yet: `qadataswap inspect {name}` shows its state"
-            ),
-        });
+        return cat_stream(name, opts, out);
     }
     let reader = SnapshotReader::builder(name).timeout(None).open()?;
     // Copy out, then release the lease (dropping the leased frame), then print.
@@ -169,4 +178,87 @@ pub fn cat(name: &str, opts: &CatOptions, out: &mut dyn Write) -> Result<()> {
         printed += 1;
     }
     Ok(())
+}
+
+fn no_chunk(name: &str, e: A) -> CliError {
+    match e {
+        A::Timeout { waited, .. } => CliError::NoData {
+            name: name.to_owned(),
+            why: format!("no chunk was published within {waited:?} (use --timeout to wait longer)"),
+        },
+        A::WriterClosed { .. } => CliError::NoData {
+            name: name.to_owned(),
+            why: "the writer closed the stream without publishing a chunk".into(),
+        },
+        A::WriterDied { pid, .. } => CliError::NoData {
+            name: name.to_owned(),
+            why: format!("the writer (pid {pid}) died without publishing a chunk"),
+        },
+        e => e.into(),
+    }
+}
+
+/// `cat NAME` on a stream: the newest chunk, then (with `--follow`) every chunk as it arrives, skips reported.
+fn cat_stream(name: &str, opts: &CatOptions, out: &mut dyn Write) -> Result<()> {
+    let mut f = StreamFollower::open(name, &ReaderOptions::default(), StartAt::Newest)?;
+    // The first chunk: the newest one. Skips before it are not news (we asked for the newest anyway).
+    let first = loop {
+        match f.next(Some(opts.first_timeout)) {
+            Ok(FollowEvent::Chunk(c)) => break c,
+            Ok(FollowEvent::End) => {
+                return Err(CliError::NoData {
+                    name: name.to_owned(),
+                    why: "the stream ended without a chunk".into(),
+                })
+            }
+            Ok(_) => continue,
+            Err(e) => return Err(no_chunk(name, e)),
+        }
+    };
+    print_item(name, "chunk", &first, opts, 0, out)?;
+    if !opts.follow {
+        return Ok(());
+    }
+    let mut printed = 1u64;
+    drop(first);
+    while opts.count.is_none_or(|c| printed < c) {
+        match f.next(opts.next_timeout) {
+            Ok(FollowEvent::Chunk(c)) => {
+                print_item(name, "chunk", &c, opts, 0, out)?;
+                printed += 1;
+            }
+            Ok(FollowEvent::Skipped { from, to }) => {
+                writeln!(
+                    out,
+                    "# skipped chunks {from}..{to} (the follower fell behind; the writer never waits for it)"
+                )?;
+                out.flush()?;
+            }
+            Ok(FollowEvent::End) => {
+                writeln!(out, "# {name}: end of stream")?;
+                out.flush()?;
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(A::WriterClosed { .. }) => {
+                eprintln!(
+                    "qadataswap: the writer of '{name}' closed the stream without finishing it; stopping"
+                );
+                return Ok(());
+            }
+            // WriterDied (exit 1, with the arrow layer's message), timeouts and the rest.
+            Err(e) => return Err(no_chunk_after_first(name, e)),
+        }
+    }
+    Ok(())
+}
+
+fn no_chunk_after_first(name: &str, e: A) -> CliError {
+    match e {
+        A::Timeout { waited, .. } => CliError::NoData {
+            name: name.to_owned(),
+            why: format!("no new chunk within {waited:?} (use --timeout to wait longer)"),
+        },
+        e => e.into(),
+    }
 }

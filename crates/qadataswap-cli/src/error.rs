@@ -100,12 +100,6 @@ pub enum CliError {
         /// Why.
         why: String,
     },
-    /// A command that does not support this kind of segment yet.
-    #[error("{what}")]
-    Unsupported {
-        /// What is not supported, and what to do instead.
-        what: String,
-    },
     /// From the Arrow layer.
     #[error(transparent)]
     Arrow(#[from] qadataswap_arrow::Error),

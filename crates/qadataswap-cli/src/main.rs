@@ -5,6 +5,7 @@
 //! $ qadataswap inspect prices --json   # header, schema, slots, reader entries
 //! $ qadataswap cat prices --rows 5     # the newest snapshot as a table
 //! $ qadataswap cat prices --follow     # each new frame, never holding the writer back
+//! $ qadataswap cat ticks --follow      # a stream: each chunk, skips reported, until the end of the stream
 //! $ qadataswap rm prices               # remove one segment nobody uses
 //! $ qadataswap gc                      # remove every segment whose processes are all dead
 //! $ qadataswap bench                   # write / read / handoff timings on this machine
@@ -92,7 +93,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Print the newest snapshot as a table, or follow new frames.
+    /// Print the newest snapshot (or stream chunk) as a table, or follow new frames (or chunks).
     #[command(after_help = EXIT_CODES)]
     Cat {
         /// Segment name.
@@ -101,7 +102,9 @@ enum Cmd {
         #[arg(long, short = 'n', default_value_t = 20)]
         rows: usize,
         /// Keep printing each new frame until the writer closes or dies (frames published while one is printed
-        /// are skipped: snapshots keep only the newest). The writer is never held back.
+        /// are skipped: snapshots keep only the newest). On a stream: each chunk until the end of the stream
+        /// (exit 0) or the writer's death (exit 1); chunks overwritten before they could be read are reported as
+        /// skipped. The writer is never held back.
         #[arg(long, short)]
         follow: bool,
         /// With --follow: stop after this many frames.

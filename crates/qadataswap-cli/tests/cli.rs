@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use qadataswap_arrow::{SnapshotReader, SnapshotWriter};
+use qadataswap_arrow::stream::{ChunkWrite, StreamWriterCore};
+use qadataswap_arrow::{SnapshotReader, SnapshotWriter, WriterOptions};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_qadataswap");
@@ -90,13 +91,18 @@ fn shm_path(name: &str) -> String {
 
 /// A child process (this test binary, re-executed) that creates a writer, writes, says READY, and is SIGKILLed.
 fn killed_writer(name: &str) {
+    killed_child(name, "killed-writer");
+}
+
+/// As [`killed_writer`], with the child role `role`.
+fn killed_child(name: &str, role: &str) {
     let mut child: Child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "child_process_role_does_nothing_unless_spawned_by_a_test",
             "--nocapture",
         ])
-        .env(ROLE, "killed-writer")
+        .env(ROLE, role)
         .env(ROLE_NAME, name)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -131,6 +137,18 @@ fn child_process_role_does_nothing_unless_spawned_by_a_test() {
         "killed-writer" => {
             let mut w = SnapshotWriter::create(&name, 1 << 20).unwrap();
             w.write(&batch(7)).unwrap();
+            println!("READY");
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        "killed-stream-writer" => {
+            let mut w = stream_writer(&name);
+            let b = batch(4);
+            assert!(matches!(
+                w.write_chunk(&b.schema(), &[b], Instant::now()).unwrap(),
+                ChunkWrite::Written(_)
+            ));
             println!("READY");
             loop {
                 std::thread::sleep(Duration::from_secs(1));
@@ -521,4 +539,140 @@ fn bench_runs_a_small_measurement_and_prints_json() {
     assert!(whats.iter().any(|w| w.starts_with("write")), "{whats:?}");
     assert!(whats.iter().any(|w| w.starts_with("read()")), "{whats:?}");
     assert!(whats.iter().any(|w| w.starts_with("handoff")), "{whats:?}");
+}
+
+/// A stream writer with a tiny ring (2 slots of 2 MiB).
+fn stream_writer(name: &str) -> StreamWriterCore {
+    StreamWriterCore::create(
+        name,
+        WriterOptions {
+            size: 4 << 20,
+            num_buffers: 2,
+            spin: 0,
+            ..WriterOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Write the next chunk without waiting at all: nothing may hold the writer back.
+fn write_now(w: &mut StreamWriterCore, rows: i64) {
+    let b = batch(rows);
+    match w.write_chunk(&b.schema(), &[b], Instant::now()).unwrap() {
+        ChunkWrite::Written(_) => {}
+        ChunkWrite::Blocked { blockers, .. } => panic!("the writer was held back by {blockers:?}"),
+    }
+}
+
+#[test]
+fn cat_of_a_stream_prints_its_newest_chunk() {
+    let n = name("stream-cat");
+    let mut w = stream_writer(&n);
+    for rows in [3, 4, 5] {
+        write_now(&mut w, rows);
+    }
+    let o = run(&["cat", &n, "--rows", "2"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let t = text(&o.stdout);
+    assert!(t.contains(&format!("# {n} chunk 3: 5 rows")), "{t}");
+    assert!(t.contains("first 2 rows"), "{t}");
+    assert!(t.contains("| row-1 ") && !t.contains("row-2"), "{t}");
+    let after = run(&["inspect", "--json", &n]);
+    assert!(
+        json(&after)["readers"].as_array().unwrap().is_empty(),
+        "cat unregistered"
+    );
+    assert_eq!(w.stats().lease_waits, 0);
+    w.finish().unwrap();
+}
+
+#[test]
+fn cat_follow_on_a_stream_never_holds_the_writer_back_reports_skips_and_exits_0_at_the_end() {
+    let n = name("stream-follow");
+    let mut w = stream_writer(&n);
+    // Big chunks: printing one (all rows) takes far more than a pipe's buffer, so the follower blocks in its
+    // write to stdout while the test does not read, like a paused terminal.
+    const ROWS: i64 = 20_000;
+    write_now(&mut w, ROWS);
+    write_now(&mut w, ROWS);
+    let mut child = Command::new(BIN)
+        .args(["cat", &n, "--follow", "--rows", "0", "--timeout", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while !done.load(Ordering::Relaxed) {
+                if Instant::now() > deadline {
+                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            false
+        })
+    };
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // The header is printed after the chunk was copied out and its lease released; the follower now blocks on
+    // the full pipe, holding nothing.
+    assert!(
+        first.starts_with(&format!("# {n} chunk 2: {ROWS} rows")),
+        "{first}"
+    );
+    for _ in 0..20 {
+        write_now(&mut w, 3);
+    }
+    assert_eq!(
+        w.stats().lease_waits,
+        0,
+        "the writer never waited for the follower"
+    );
+    w.finish().unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    done.store(true, Ordering::Relaxed);
+    assert!(!watchdog.join().unwrap(), "cat --follow hung");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    let headers: Vec<&str> = rest.lines().filter(|l| l.starts_with("# ")).collect();
+    let want = [
+        "# skipped chunks 3..20 (the follower fell behind; the writer never waits for it)"
+            .to_owned(),
+        format!("# {n} chunk 21: 3 rows in 1 batch(es), "),
+        format!("# {n} chunk 22: 3 rows in 1 batch(es), "),
+        format!("# {n}: end of stream"),
+    ];
+    assert_eq!(headers.len(), want.len(), "{rest}");
+    for (got, want) in headers.iter().zip(&want) {
+        assert!(
+            got.starts_with(want.as_str()),
+            "{got:?} should start with {want:?}"
+        );
+    }
+}
+
+#[test]
+fn cat_follow_on_a_stream_exits_1_when_the_writer_dies() {
+    let n = name("stream-dead");
+    killed_child(&n, "killed-stream-writer");
+    let o = run(&["cat", &n, "--follow", "--timeout", "30"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains(&format!("# {n} chunk 1: 4 rows")));
+    assert!(text(&o.stderr).contains("died"), "{}", text(&o.stderr));
+    cleanup(&[&n]);
 }
