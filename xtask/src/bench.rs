@@ -131,6 +131,19 @@ const BENCHES: &[Bench] = &[
         },
     },
     Bench {
+        key: "python-read",
+        title: "Python: reader.read() to a polars.DataFrame (1M, 10M rows), cold first write and segment creation",
+        requires: "bench/python/qadataswap_bench.py",
+        command: |ws, json, opts| {
+            let mut cmd = ws.command(venv::venv_python(ws));
+            cmd.arg("bench/python/qadataswap_bench.py").arg("--no-rivals").arg("--json").arg(json);
+            if opts.quick {
+                cmd.arg("--quick");
+            }
+            cmd
+        },
+    },
+    Bench {
         key: "python-rivals",
         title: "Python rivals: pickle, Arrow IPC over pipe/socket/file/shared_memory, Parquet, vs memcpy",
         requires: "bench/python/rivals.py",
