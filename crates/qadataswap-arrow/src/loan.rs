@@ -35,7 +35,6 @@
 //! # }
 //! ```
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use arrow_array::ArrowPrimitiveType;
@@ -46,10 +45,9 @@ use flatbuffers::FlatBufferBuilder;
 
 use crate::claim::{Claim, Committed};
 use crate::error::{Error, Result};
-use crate::layout::{desc, off, pack_published, unpack_published};
 use crate::onecopy::{self, align};
 use crate::segment::Shared;
-use crate::writer::{SnapshotWriter, WriteInfo};
+use crate::writer::{pick_snapshot_slot, SnapshotWriter, WriteInfo};
 
 /// One loaned column's place in the body (offsets from the body's start).
 #[derive(Clone, Copy, Debug)]
@@ -132,18 +130,6 @@ fn count_ones(bits: &[u8], rows: usize) -> usize {
         n += (bits[full] & ((1u8 << (rows % 8)) - 1)).count_ones() as usize;
     }
     n
-}
-
-/// The snapshot writer's slot choice (as `write_frame`): not the published slot, no lease, oldest frame first.
-fn pick_snapshot_slot(s: &Shared) -> Option<usize> {
-    let n = s.geo.slot_count;
-    let published =
-        unpack_published(s.header_u64(off::PUBLISHED).load(Ordering::Acquire)).map(|(_, sl)| sl);
-    let lt = s.lease_table();
-    (0..n)
-        .filter(|&i| n == 1 || Some(i) != published)
-        .filter(|&i| lt.leases_on(i) == 0)
-        .min_by_key(|&i| s.desc_u64(i, desc::FRAME_SEQ).load(Ordering::Relaxed))
 }
 
 impl SnapshotWriter {
@@ -396,11 +382,7 @@ impl Loan<'_> {
                 copies: 0,
             },
         )?;
-        self.shared
-            .header_u64(off::PUBLISHED)
-            .store(pack_published(info.seq, info.slot), Ordering::Release);
-        self.shared.notifier().notify();
-        self.writer.next_seq += 1;
+        self.writer.publish(&info);
         Ok(info)
     }
 

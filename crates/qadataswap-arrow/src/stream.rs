@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::SchemaRef;
 use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
 
 use crate::decode::SchemaCache;
@@ -211,7 +211,7 @@ impl StreamWriterCore {
                 ),
             });
         }
-        check_frame(schema, batches)?;
+        RawWriter::check_frame(schema, batches)?;
         let shared = Arc::clone(self.shared());
         let n = shared.geo.slot_count as u64;
         let k = self.next;
@@ -369,21 +369,6 @@ fn count_positioned(s: &Shared) -> usize {
             c != 0 && c != CURSOR_DETACHED
         })
         .count()
-}
-
-fn check_frame(schema: &Schema, batches: &[RecordBatch]) -> Result<()> {
-    for (i, b) in batches.iter().enumerate() {
-        if b.schema_ref().fields() != schema.fields() {
-            return Err(Error::InvalidFrame {
-                what: format!(
-                    "batch {i} has schema {:?}, the chunk's is {:?}; a chunk has one schema",
-                    b.schema(),
-                    schema
-                ),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Where a new reader starts.

@@ -318,8 +318,8 @@ impl RawWriter {
         Ok(())
     }
 
-    /// Check a frame's batches against one schema.
-    fn check_frame(schema: &Schema, batches: &[RecordBatch]) -> Result<()> {
+    /// Check a frame's (or a stream chunk's) batches against one schema.
+    pub(crate) fn check_frame(schema: &Schema, batches: &[RecordBatch]) -> Result<()> {
         for (i, b) in batches.iter().enumerate() {
             if b.schema_ref().fields() != schema.fields() {
                 return Err(Error::InvalidFrame {
@@ -499,6 +499,19 @@ impl Drop for RawWriter {
     }
 }
 
+/// The snapshot writer's slot choice: not the published slot (unless there is only one), no lease, oldest frame
+/// first.
+pub(crate) fn pick_snapshot_slot(s: &Shared) -> Option<usize> {
+    let n = s.geo.slot_count;
+    let published =
+        unpack_published(s.header_u64(off::PUBLISHED).load(Ordering::Acquire)).map(|(_, sl)| sl);
+    let lt = s.lease_table();
+    (0..n)
+        .filter(|&i| n == 1 || Some(i) != published)
+        .filter(|&i| lt.leases_on(i) == 0)
+        .min_by_key(|&i| s.desc_u64(i, desc::FRAME_SEQ).load(Ordering::Relaxed))
+}
+
 /// Writes snapshots: each `write` publishes a new newest frame.
 ///
 /// `Send` but not shared: one thread writes at a time (`&mut self`).
@@ -552,30 +565,26 @@ impl SnapshotWriter {
     ) -> Result<WriteInfo> {
         self.raw.check_owner()?;
         RawWriter::check_frame(schema, batches)?;
-        let shared = Arc::clone(&self.raw.shared);
-        let n = shared.geo.slot_count;
-        let pick = |s: &Shared| -> Option<usize> {
-            let published = unpack_published(s.header_u64(off::PUBLISHED).load(Ordering::Acquire))
-                .map(|(_, sl)| sl);
-            let lt = s.lease_table();
-            (0..n)
-                .filter(|&i| n == 1 || Some(i) != published)
-                .filter(|&i| lt.leases_on(i) == 0)
-                .min_by_key(|&i| s.desc_u64(i, desc::FRAME_SEQ).load(Ordering::Relaxed))
-        };
         let info = loop {
-            let slot = self.raw.wait_for_slot(pick)?;
+            let slot = self.raw.wait_for_slot(pick_snapshot_slot)?;
             match self.raw.write_slot(slot, self.next_seq, schema, batches) {
                 Err(Error::AllSlotsLeased { waited, .. }) if waited.is_zero() => continue,
                 other => break other?,
             }
         };
+        self.publish(&info);
+        Ok(info)
+    }
+
+    /// Make a committed frame the newest: one release store of the published word, a wake only if a reader
+    /// sleeps. Shared by `write_frame` and the loan's commit.
+    pub(crate) fn publish(&mut self, info: &WriteInfo) {
+        let shared = &self.raw.shared;
         shared
             .header_u64(off::PUBLISHED)
             .store(pack_published(info.seq, info.slot), Ordering::Release);
         shared.notifier().notify();
         self.next_seq += 1;
-        Ok(info)
     }
 
     /// The segment's name.
