@@ -13,6 +13,12 @@
 //! statistics are over all runs' samples pooled. Futex-based variants are bimodal: when the
 //! partner replies before the waiter is asleep, `FUTEX_WAIT` returns `EAGAIN` at once and a
 //! round trip costs a few hundred ns instead of a full sleep/wake-up.
+//!
+//! So the target "a parked reader costs at most 1.2x a raw futex" is judged by a second part,
+//! wake-up of a sleeping receiver: the sender sleeps 300 µs (far past any spin budget, so the
+//! receiver is asleep in the kernel), stamps CLOCK_MONOTONIC into the mapping and publishes; the
+//! receiver reads the clock as soon as it runs. Each sample is one publish -> running latency,
+//! measured the same way for the Notifier (spin 0 and default spin) and a raw futex wait/wake.
 
 #[cfg(not(qadataswap_loom))]
 #[path = "handoff/bench.rs"]
