@@ -20,6 +20,7 @@ pub fn test(ws: &Workspace, opts: TestOptions) -> Result<()> {
     if ws.soak {
         println!("--soak: slow soak steps are on (children see QADATASWAP_SOAK=1)");
     }
+    warn_if_disk_is_short(ws);
     steps.run("setup (.venv)", |_| venv::setup(ws).map(|()| Outcome::Ran))?;
     steps.run("cargo test --workspace", |tests| cargo_tests(ws, tests))?;
     steps.run("loom models (qadataswap-sync)", |tests| {
@@ -46,6 +47,53 @@ pub fn test(ws: &Workspace, opts: TestOptions) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// What a clean `cargo xtask test` leaves in the target dir (measured: 3.5 GB), plus headroom.
+const DISK_NEEDED_BYTES: u64 = 5 << 30;
+
+/// Says up front when the disk holding the target dir has less room than a clean run needs: running
+/// out mid-build ends in a linker's "No space left on device" far from the cause.
+fn warn_if_disk_is_short(ws: &Workspace) {
+    let mut dir = ws.target_dir.as_path();
+    while !dir.exists() {
+        match dir.parent() {
+            Some(p) => dir = p,
+            None => return,
+        }
+    }
+    let Ok(out) = std::process::Command::new("df")
+        .args(["-Pk"])
+        .arg(dir)
+        .output()
+    else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let free_kib = text
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(free) = free_kib.map(|k| k * 1024) {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        if free < DISK_NEEDED_BYTES {
+            eprintln!(
+                "xtask: warning: only {:.1} GiB free on the disk of {} ; a clean `cargo xtask test` needs about {:.0} GiB. \
+                 Free some space (`cargo clean`, old target dirs) or point CARGO_TARGET_DIR at a bigger disk.",
+                gib(free),
+                ws.target_dir.display(),
+                gib(DISK_NEEDED_BYTES)
+            );
+        } else {
+            println!(
+                "disk: {:.1} GiB free for {} (a clean run needs about {:.0} GiB)",
+                gib(free),
+                ws.target_dir.display(),
+                gib(DISK_NEEDED_BYTES)
+            );
+        }
+    }
 }
 
 /// Unit, integration, doc tests and examples of every workspace member (benches are left to `bench`).
