@@ -258,7 +258,7 @@ fn run_wake(variant: Variant, rounds: u32) -> Vec<u64> {
     let warmup = 50;
     let total = warmup + rounds;
     let mapping = Mapping::create();
-    let mut child: Child = Command::new(std::env::current_exe().expect("current exe"))
+    let child: Child = Command::new(std::env::current_exe().expect("current exe"))
         .args([
             "--child-wake",
             variant.name(),
@@ -292,23 +292,18 @@ fn run_wake(variant: Variant, rounds: u32) -> Vec<u64> {
             samples.push(s.latency.load(Ordering::Relaxed));
         }
     }
+    reap(child, variant);
+    samples
+}
+
+/// Waits for a child and fails the bench if it did not finish cleanly.
+fn reap(mut child: Child, variant: Variant) {
     let status = child.wait().expect("wait for the child");
     assert!(
         status.success(),
         "{} child failed: {status:?}",
         variant.name()
     );
-    samples
-}
-
-/// Median and p99 of one-way wake-up latencies (no halving: each sample is one way).
-fn wake_stats(mut samples: Vec<u64>) -> Stats {
-    samples.sort_unstable();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] as f64;
-    Stats {
-        median_ns: pick(0.5),
-        p99_ns: pick(0.99),
-    }
 }
 
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
@@ -364,21 +359,30 @@ fn run(variant: Variant, round_trips: u32) -> Vec<u64> {
             }
         }
     }
-    let status = child.wait().expect("wait for the child");
-    assert!(
-        status.success(),
-        "{} child failed: {status:?}",
-        variant.name()
-    );
+    reap(child, variant);
     samples
 }
 
-fn stats(mut samples: Vec<u64>) -> Stats {
+/// Median and p99 of `samples / per_sample` (2 for round trips reported one way, 1 for one-way samples).
+fn stats(mut samples: Vec<u64>, per_sample: f64) -> Stats {
     samples.sort_unstable();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] as f64 / 2.0;
+    let pick =
+        |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] as f64 / per_sample;
     Stats {
         median_ns: pick(0.5),
         p99_ns: pick(0.99),
+    }
+}
+
+fn print_table(rows: &[(Variant, Stats)]) {
+    println!("{:<36} {:>10} {:>10}", "variant", "median", "p99");
+    for (v, s) in rows {
+        println!(
+            "{:<36} {:>10} {:>10}",
+            v.label(),
+            fmt_ns(s.median_ns),
+            fmt_ns(s.p99_ns)
+        );
     }
 }
 
@@ -431,7 +435,10 @@ pub fn main() {
             samples.extend(run(*v, round_trips));
         }
     }
-    let results: Vec<(Variant, Stats)> = pooled.into_iter().map(|(v, s)| (v, stats(s))).collect();
+    let results: Vec<(Variant, Stats)> = pooled
+        .into_iter()
+        .map(|(v, s)| (v, stats(s, 2.0)))
+        .collect();
     let get = |v: Variant| &results.iter().find(|(x, _)| *x == v).expect("ran").1;
     let pingpong_parked_vs_futex =
         get(Variant::NotifierPark).median_ns / get(Variant::Futex).median_ns;
@@ -450,7 +457,7 @@ pub fn main() {
     }
     let wake: Vec<(Variant, Stats)> = wake_pooled
         .into_iter()
-        .map(|(v, s)| (v, wake_stats(s)))
+        .map(|(v, s)| (v, stats(s, 1.0)))
         .collect();
     let wget = |v: Variant| &wake.iter().find(|(x, _)| *x == v).expect("ran").1;
     let parked_vs_futex = wget(Variant::NotifierPark).median_ns / wget(Variant::Futex).median_ns;
@@ -458,28 +465,19 @@ pub fn main() {
     let hot_median = get(Variant::Notifier).median_ns;
 
     if json {
-        let rows: Vec<String> = results
-            .iter()
-            .map(|(v, s)| {
-                format!(
-                    "{{\"variant\":\"{}\",\"median_ns\":{:.1},\"p99_ns\":{:.1}}}",
-                    v.name(),
-                    s.median_ns,
-                    s.p99_ns
-                )
-            })
-            .collect();
-        let wake_rows: Vec<String> = wake
-            .iter()
-            .map(|(v, s)| {
-                format!(
-                    "{{\"variant\":\"{}\",\"median_ns\":{:.1},\"p99_ns\":{:.1}}}",
-                    v.name(),
-                    s.median_ns,
-                    s.p99_ns
-                )
-            })
-            .collect();
+        let json_rows = |rows: &[(Variant, Stats)]| -> Vec<String> {
+            rows.iter()
+                .map(|(v, s)| {
+                    format!(
+                        "{{\"variant\":\"{}\",\"median_ns\":{:.1},\"p99_ns\":{:.1}}}",
+                        v.name(),
+                        s.median_ns,
+                        s.p99_ns
+                    )
+                })
+                .collect()
+        };
+        let (rows, wake_rows) = (json_rows(&results), json_rows(&wake));
         println!(
             "{{\"bench\":\"handoff\",\"unit\":\"one-way ns (round trip / 2)\",\"round_trips\":{round_trips},\"repeat\":{repeat},\
              \"default_spin\":{},\"results\":[{}],\"wake_unit\":\"one-way ns from publish to a sleeping receiver running\",\
@@ -496,29 +494,13 @@ pub fn main() {
         return;
     }
     println!("handoff between two processes: one-way latency (round trip / 2), {round_trips} round trips, {repeat} runs pooled");
-    println!("{:<36} {:>10} {:>10}", "variant", "median", "p99");
-    for (v, s) in &results {
-        println!(
-            "{:<36} {:>10} {:>10}",
-            v.label(),
-            fmt_ns(s.median_ns),
-            fmt_ns(s.p99_ns)
-        );
-    }
+    print_table(&results);
     println!();
     println!(
         "wake-up of a sleeping receiver (sender sleeps {WAKE_GAP:?} first, so the receiver is parked): \
          publish -> receiver running, {wake_rounds} rounds, {repeat} runs pooled"
     );
-    println!("{:<36} {:>10} {:>10}", "variant", "median", "p99");
-    for (v, s) in &wake {
-        println!(
-            "{:<36} {:>10} {:>10}",
-            v.label(),
-            fmt_ns(s.median_ns),
-            fmt_ns(s.p99_ns)
-        );
-    }
+    print_table(&wake);
     let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
     println!();
     println!(
