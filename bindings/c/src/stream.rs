@@ -223,7 +223,7 @@ pub unsafe extern "C" fn qds_stream_reader_options_init(out: *mut QdsStreamReade
             timeout_ms: ms_or_infinite(Some(c.timeout())),
             retry_count: c.retry_count,
             start: QDS_START_OLDEST,
-            spin: qadataswap_stream::DEFAULT_SPIN,
+            spin: qadataswap_stream::DEFAULT_READER_SPIN,
             validation: 0,
         };
         // SAFETY: the caller passes null or a writable struct.

@@ -92,6 +92,7 @@ impl RawWriter {
         }
         let shared = &self.shared;
         let slot = claim.slot;
+        let now = now_ns();
         shared
             .desc_u64(slot, desc::FRAME_SEQ)
             .store(claim.seq, Ordering::Relaxed);
@@ -106,7 +107,7 @@ impl RawWriter {
             .store(c.rows as u64, Ordering::Relaxed);
         shared
             .desc_u64(slot, desc::WRITE_NS)
-            .store(now_ns(), Ordering::Relaxed);
+            .store(now, Ordering::Relaxed);
         shared
             .desc_u32(slot, desc::NUM_BATCHES)
             .store(c.batches as u32, Ordering::Relaxed);
@@ -124,7 +125,7 @@ impl RawWriter {
         shared.slot_seq(slot).commit(claim.seq * 2);
         shared
             .header_u64(off::LAST_WRITE_NS)
-            .store(now_ns(), Ordering::Relaxed);
+            .store(now, Ordering::Relaxed);
         shared
             .header_u64(off::FRAMES_WRITTEN)
             .fetch_add(1, Ordering::Relaxed);

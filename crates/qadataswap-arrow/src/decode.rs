@@ -48,8 +48,54 @@ impl From<ArrowError> for DecodeError {
     }
 }
 
-/// A cached schema keyed by the writer's schema version.
-pub(crate) type SchemaCache = Option<(u64, SchemaRef)>;
+/// What a reader keeps from one frame to the next (`None` until its first frame).
+pub(crate) type SchemaCache = Option<DecodeCache>;
+
+/// How many verified metadata copies a [`DecodeCache`] keeps (a stream of uniform chunks needs two: the schema
+/// message and the record batch message).
+const VERIFIED_KEPT: usize = 4;
+
+/// A reader's decoding state across frames: the decoded schema keyed by the writer's schema version, and private
+/// copies of recently verified message metadata. Consecutive frames of a stream usually carry byte-identical
+/// metadata (same schema, same row count, same buffer layout): a message whose metadata bytes equal a kept copy
+/// uses that copy and skips the flatbuffer verification. The comparison reads each shared byte once and only the
+/// private copy is used afterwards, so this is exactly as safe as verifying a fresh copy.
+///
+/// Opaque: readers pass `&mut None` to their first decode and keep what it becomes.
+#[derive(Default)]
+pub struct DecodeCache {
+    schema: Option<(u64, SchemaRef)>,
+    verified: Vec<Buffer>,
+    evict: usize,
+}
+
+impl DecodeCache {
+    /// A kept verified copy equal to `bytes`, or a verified private copy of `bytes` (then kept).
+    fn verified_copy(&mut self, bytes: &[u8]) -> Result<Buffer, DecodeError> {
+        if let Some(m) = self.verified.iter().find(|m| m.as_slice() == bytes) {
+            return Ok(m.clone());
+        }
+        let mut copy = MutableBuffer::new(bytes.len());
+        copy.extend_from_slice(bytes);
+        let meta: Buffer = copy.into();
+        // The verifier bounds table depth (64) and count, so nothing below recurses or allocates without limit.
+        let opts = flatbuffers::VerifierOptions {
+            max_depth: MAX_NESTING,
+            max_tables: 1_000_000,
+            max_apparent_size: 1 << 31,
+            ignore_missing_null_terminator: false,
+        };
+        arrow_ipc::root_as_message_with_opts(&opts, meta.as_slice())
+            .map_err(|e| DecodeError(format!("message metadata is not a valid flatbuffer: {e}")))?;
+        if self.verified.len() < VERIFIED_KEPT {
+            self.verified.push(meta.clone());
+        } else {
+            self.verified[self.evict] = meta.clone();
+            self.evict = (self.evict + 1) % VERIFIED_KEPT;
+        }
+        Ok(meta)
+    }
+}
 
 /// One message's verified metadata (private copy) and the range of its body inside the frame.
 struct Message {
@@ -59,21 +105,19 @@ struct Message {
 }
 
 impl Message {
-    fn fb(&self) -> Result<arrow_ipc::Message<'_>, DecodeError> {
-        // The verifier bounds table depth (64) and count, so nothing below recurses or allocates without limit.
-        let opts = flatbuffers::VerifierOptions {
-            max_depth: MAX_NESTING,
-            max_tables: 1_000_000,
-            max_apparent_size: 1 << 31,
-            ignore_missing_null_terminator: false,
-        };
-        arrow_ipc::root_as_message_with_opts(&opts, self.meta.as_slice())
-            .map_err(|e| DecodeError(format!("message metadata is not a valid flatbuffer: {e}")))
+    fn fb(&self) -> arrow_ipc::Message<'_> {
+        // SAFETY: `meta` is a private, immutable copy that passed the flatbuffer verifier (`verified_copy`, the
+        // only source of `Message::meta`), so every offset the generated accessors follow lies inside it.
+        unsafe { arrow_ipc::root_as_message_unchecked(self.meta.as_slice()) }
     }
 }
 
 /// Read the message starting at `pos` of `frame`. `Ok(None)` at the end-of-stream marker.
-fn next_message(frame: &Buffer, pos: usize) -> Result<Option<(Message, usize)>, DecodeError> {
+fn next_message(
+    frame: &Buffer,
+    pos: usize,
+    cache: &mut DecodeCache,
+) -> Result<Option<(Message, usize)>, DecodeError> {
     let bytes = frame.as_slice();
     let prefix = pos
         .checked_add(8)
@@ -104,14 +148,12 @@ fn next_message(frame: &Buffer, pos: usize) -> Result<Option<(Message, usize)>, 
                 "metadata of {meta_len} bytes at byte {meta_start} runs past the frame"
             ))
         })?;
-    let mut copy = MutableBuffer::new(meta_len);
-    copy.extend_from_slice(src);
     let msg = Message {
-        meta: copy.into(),
+        meta: cache.verified_copy(src)?,
         body_start: meta_start + meta_len,
         body_len: 0,
     };
-    let body_len = msg.fb()?.bodyLength();
+    let body_len = msg.fb().bodyLength();
     let body_len = usize::try_from(body_len)
         .map_err(|_| DecodeError(format!("negative body length {body_len}")))?;
     let end = msg
@@ -623,16 +665,17 @@ fn decode_inner(
     cache: &mut SchemaCache,
     validation: Validation,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), DecodeError> {
+    let cache = cache.get_or_insert_with(DecodeCache::default);
     let (first, mut pos) =
-        next_message(frame, 0)?.ok_or_else(|| DecodeError("frame is empty".into()))?;
-    let fb = first.fb()?;
+        next_message(frame, 0, cache)?.ok_or_else(|| DecodeError("frame is empty".into()))?;
+    let fb = first.fb();
     if fb.header_type() != MessageHeader::Schema {
         return Err(DecodeError(format!(
             "first message is {:?}, not a Schema",
             fb.header_type()
         )));
     }
-    let schema = match cache {
+    let schema = match &cache.schema {
         Some((v, s)) if *v == schema_version && schema_version != 0 => Arc::clone(s),
         _ => {
             let s = fb
@@ -641,16 +684,16 @@ fn decode_inner(
             let s = arrow_ipc::convert::try_fb_to_schema(s)?;
             check_schema(&s)?;
             let s = Arc::new(s);
-            *cache = Some((schema_version, Arc::clone(&s)));
+            cache.schema = Some((schema_version, Arc::clone(&s)));
             s
         }
     };
     let fields: Vec<&Field> = schema.fields().iter().map(|f| f.as_ref()).collect();
     let mut dictionaries: HashMap<i64, ArrayRef> = HashMap::new();
     let mut batches = Vec::new();
-    while let Some((msg, next)) = next_message(frame, pos)? {
+    while let Some((msg, next)) = next_message(frame, pos, cache)? {
         pos = next;
-        let fb = msg.fb()?;
+        let fb = msg.fb();
         let version = fb.version();
         if version != MetadataVersion::V5 && version != MetadataVersion::V4 {
             return Err(DecodeError(format!(

@@ -100,7 +100,7 @@ impl Attachment {
 
     /// Refuse to work in a forked child.
     pub fn check_owner(&self) -> Result<()> {
-        let pid = std::process::id();
+        let pid = qadataswap_sync::process::current_pid();
         if pid != self.pid {
             return Err(Error::Forked {
                 what: "reader",
@@ -198,7 +198,7 @@ impl Attachment {
 
 impl Drop for Attachment {
     fn drop(&mut self) {
-        if std::process::id() == self.pid {
+        if qadataswap_sync::process::current_pid() == self.pid {
             self.entry().unregister();
         }
     }
@@ -212,9 +212,15 @@ struct Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if std::process::id() == self.att.pid {
-            self.att.entry().release(self.slot);
-            self.att.shared.release_notifier().notify();
+        if qadataswap_sync::process::current_pid() == self.att.pid {
+            let (s, entry) = (&self.att.shared, self.att.entry());
+            entry.release(self.slot);
+            if s.geo.mode == Mode::Stream {
+                // Stream writers are woken with hysteresis (a batch of free slots at a time).
+                crate::stream::release_wake(s, entry);
+            } else {
+                s.release_notifier().notify();
+            }
         }
     }
 }

@@ -6,13 +6,20 @@
 //!   publishes `stream_head = k`. While waiting it parks on the release notifier, and reclaims the entries of dead
 //!   readers so that they stop holding it back.
 //! - [`StreamReaderCore`] leases chunk `cursor` when `cursor <= stream_head`, decodes it zero-copy like a snapshot
-//!   frame, and advances its `cursor` (waking the writer if it is parked).
+//!   frame, and advances its `cursor`.
 //!
 //! - [`StreamFollower`] watches a stream without ever holding the writer back (for viewers such as
 //!   `qadataswap cat --follow`): it registers an entry (it needs one to take leases) but keeps its cursor at
 //!   [`CURSOR_DETACHED`], so the writer's back-pressure ignores it. It leases a chunk only if the slot's commit word
 //!   still says that chunk, copies it out and releases the lease at once; chunks the writer overwrote before the
 //!   follower got to them are reported as [`FollowEvent::Skipped`], and the follower jumps to the oldest retained.
+//!
+//! Wake-ups with hysteresis: a parked writer is not woken for every slot a reader frees (that costs a futex wake,
+//! a context switch and a re-park per chunk when the ring is full). A reader wakes it once, as far as that reader
+//! is concerned, the next `max(1, slot_count / 2)` chunks can be written (cursor far enough ahead, no lease on
+//! their slots), or at once while any reader sleeps for chunks. So that nobody waits on a writer left asleep on
+//! purpose, a reader (or follower) about to wait for chunks wakes a parked writer first; and the writer's wait
+//! slices (10 ms) bound how long it sleeps on a slot that came free while no reader needed chunks.
 //!
 //! Both sides report the situations a stream has and a snapshot has not as plain data ([`ChunkWrite::Blocked`],
 //! [`Poll`], [`FollowEvent`]); the stream crate turns them into its own errors.
@@ -50,6 +57,7 @@ use crate::reader::{Attachment, Frame};
 use crate::segment::Shared;
 use crate::stats::{Stats, StatsCounters};
 use crate::writer::{RawWriter, WriteInfo};
+use qadataswap_sync::lease::ReaderEntry;
 
 /// Cursor value of a reader handle that was dropped while some of its chunks are still alive: it no longer holds
 /// the writer back by position, only by its leases.
@@ -171,24 +179,21 @@ impl StreamWriterCore {
     }
 
     /// Whether chunk `chunk`'s slot may be written now (cheap: no `/proc` access).
+    ///
+    /// One pass over the registered entries (a free entry holds no lease: entries are cleared before they are
+    /// freed). This is a pre-check: the claim re-checks the leases under the lease handshake.
     fn slot_free(s: &Shared, chunk: u64, slot: usize) -> bool {
         let n = s.geo.slot_count as u64;
-        let lt = s.lease_table();
-        if lt.leases_on(slot) > 0 {
-            return false;
-        }
-        if chunk > n {
-            let limit = chunk - n;
-            // A cursor of 0 is a reader still choosing its start: it re-checks `stream_tail` after publishing its
-            // cursor (the fence pair in `write_chunk` / `StreamReaderCore::open`), so it cannot start behind us.
-            for (_, e) in lt.registered_entries() {
-                let c = e.cursor().load(Ordering::Acquire);
-                if c != 0 && c <= limit {
-                    return false;
-                }
+        // A cursor of 0 is a reader still choosing its start: it re-checks `stream_tail` after publishing its
+        // cursor (the fence pair in `write_chunk` / `StreamReaderCore::open`), so it cannot start behind us.
+        let limit = chunk.saturating_sub(n);
+        s.lease_table().registered_entries().all(|(_, e)| {
+            if e.lease_count(slot) > 0 {
+                return false;
             }
-        }
-        true
+            let c = e.cursor().load(Ordering::Acquire);
+            !(chunk > n && c != 0 && c <= limit)
+        })
     }
 
     /// Write `batches` (of one schema) as the next chunk, waiting until `deadline` for the slowest reader.
@@ -265,7 +270,9 @@ impl StreamWriterCore {
         let wait = WaitOptions {
             spin: SpinBudget(effective_spin(s, self.raw.options().spin)),
             deadline: Some(deadline),
-            slice: Duration::from_millis(50),
+            // Readers wake a parked writer with hysteresis (`writer_wake_due`): a slot that came free while no
+            // reader needed chunks may go unannounced, and this slice bounds how long the writer then sleeps on.
+            slice: RECLAIM_EVERY,
         };
         let r = s
             .release_notifier()
@@ -369,6 +376,45 @@ fn count_positioned(s: &Shared) -> usize {
             c != 0 && c != CURSOR_DETACHED
         })
         .count()
+}
+
+/// How many slots a reader frees before it wakes a writer parked on a full ring: half the ring (at least one).
+fn wake_batch(slots: u64) -> u64 {
+    (slots / 2).max(1)
+}
+
+/// Whether a parked writer should be woken now by the reader owning `entry`, which just advanced its cursor or
+/// released a lease: yes if some reader (or follower) is parked waiting for chunks, or if, as far as this entry is
+/// concerned, the writer can write a whole batch ([`wake_batch`]) of chunks: `stream_head + 1 ..= stream_head +
+/// batch` are all past its cursor's reach and it holds no lease on their slots.
+///
+/// A wake skipped here is deferred, not lost: every reader about to sleep for chunks wakes a parked writer first
+/// ([`flush_writer`]), and the writer's wait slices bound the delay for a writer nobody is waiting on.
+pub(crate) fn writer_wake_due(s: &Shared, entry: &ReaderEntry) -> bool {
+    if s.notifier().waiting() > 0 {
+        return true;
+    }
+    let n = s.geo.slot_count as u64;
+    let head = s.header_u64(off::STREAM_HEAD).load(Ordering::Acquire);
+    let last = head.saturating_add(wake_batch(n));
+    let c = entry.cursor().load(Ordering::Acquire);
+    if c != 0 && c != CURSOR_DETACHED && last > n && c <= last - n {
+        return false;
+    }
+    (head.saturating_add(1)..=last).all(|j| entry.lease_count(((j - 1) % n) as usize) == 0)
+}
+
+/// After the reader owning `entry` freed something (cursor advanced or lease released; the store is done): the
+/// store-then-load fence, then wake the writer if it is parked and [`writer_wake_due`].
+pub(crate) fn release_wake(s: &Shared, entry: &ReaderEntry) {
+    s.release_notifier()
+        .notify_parked_if(|| writer_wake_due(s, entry));
+}
+
+/// A reader (or follower) about to sleep for lack of chunks: wake the writer if it is parked, since it may have
+/// been left asleep by [`writer_wake_due`] with a free slot. Runs after the reader is counted as a publish waiter.
+fn flush_writer(s: &Shared) {
+    s.release_notifier().notify_parked_if(|| true);
 }
 
 /// Where a new reader starts.
@@ -517,6 +563,11 @@ impl StreamReaderCore {
     /// [`Error::CorruptFrame`], [`Error::Forked`].
     pub fn poll(&mut self) -> Result<Poll> {
         self.att.check_owner()?;
+        self.poll_owned()
+    }
+
+    /// [`StreamReaderCore::poll`] without the fork check (the caller made it).
+    fn poll_owned(&mut self) -> Result<Poll> {
         let s = Arc::clone(self.att.shared());
         let c = self.cursor;
         let head = s.header_u64(off::STREAM_HEAD).load(Ordering::Acquire);
@@ -555,12 +606,8 @@ impl StreamReaderCore {
                 entry.set_cursor(c + 1);
                 entry.touch();
                 // Store-then-load with the writer's park (waiters++, fence, poll cursors): it either sees the new
-                // cursor or is counted, and then we wake it.
-                fence(Ordering::SeqCst);
-                let rn = s.release_notifier();
-                if rn.waiting() > 0 {
-                    rn.notify();
-                }
+                // cursor or is counted, and then we wake it when the wake is due.
+                release_wake(s, entry);
                 Ok(Poll::Chunk(frame))
             }
             None => {
@@ -595,14 +642,20 @@ impl StreamReaderCore {
     /// # Errors
     /// As [`StreamReaderCore::poll`].
     pub fn try_next(&mut self) -> Result<Poll> {
-        let p = self.poll()?;
+        self.att.check_owner()?;
+        self.try_next_owned()
+    }
+
+    /// [`StreamReaderCore::try_next`] without the fork check (the caller made it).
+    fn try_next_owned(&mut self) -> Result<Poll> {
+        let p = self.poll_owned()?;
         if !matches!(p, Poll::Pending) || self.last_liveness.elapsed() < LIVENESS_EVERY {
             return Ok(p);
         }
         self.last_liveness = Instant::now();
         match self.gone() {
             // Drain first: something published just before the writer went is still delivered.
-            Some(g) => match self.poll()? {
+            Some(g) => match self.poll_owned()? {
                 Poll::Pending => Ok(g),
                 other => Ok(other),
             },
@@ -616,23 +669,30 @@ impl StreamReaderCore {
     /// # Errors
     /// As [`StreamReaderCore::poll`].
     pub fn wait(&mut self, deadline: Option<Instant>) -> Result<Poll> {
-        let p = self.poll()?;
+        self.att.check_owner()?;
+        let p = self.poll_owned()?;
         if !matches!(p, Poll::Pending) {
             return Ok(p);
         }
         let att = Arc::clone(&self.att);
-        let notifier = att.shared().notifier();
+        let s = att.shared();
+        // Nothing to read: a writer parked on a full ring must not stay asleep on our account while we spin.
+        flush_writer(s);
         let wait = WaitOptions {
-            spin: SpinBudget(effective_spin(att.shared(), self.spin)),
+            spin: SpinBudget(effective_spin(s, self.spin)),
             deadline,
             slice: Duration::from_millis(100),
         };
-        let r = notifier.wait_until(&wait, || -> Result<Option<Poll>> {
-            match self.try_next()? {
-                Poll::Pending => Ok(None),
-                other => Ok(Some(other)),
-            }
-        });
+        let r = s.notifier().wait_until_then(
+            &wait,
+            || -> Result<Option<Poll>> {
+                match self.try_next_owned()? {
+                    Poll::Pending => Ok(None),
+                    other => Ok(Some(other)),
+                }
+            },
+            || flush_writer(s),
+        );
         match r {
             Ok(p) => Ok(p),
             Err(WaitError::Aborted(e)) => Err(e),
@@ -866,7 +926,10 @@ impl StreamFollower {
             deadline,
             slice: Duration::from_millis(100),
         };
-        match s.notifier().wait_until(&wait, || self.try_next()) {
+        match s
+            .notifier()
+            .wait_until_then(&wait, || self.try_next(), || flush_writer(s))
+        {
             Ok(e) => Ok(e),
             Err(WaitError::Aborted(e)) => Err(e),
             Err(_) => {

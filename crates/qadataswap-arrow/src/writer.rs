@@ -306,7 +306,7 @@ impl RawWriter {
     }
 
     pub(crate) fn check_owner(&self) -> Result<()> {
-        let pid = std::process::id();
+        let pid = qadataswap_sync::process::current_pid();
         if pid != self.me.pid {
             return Err(Error::Forked {
                 what: "writer",
@@ -468,7 +468,7 @@ impl RawWriter {
             return Ok(());
         }
         self.closed = true;
-        if std::process::id() != self.me.pid {
+        if qadataswap_sync::process::current_pid() != self.me.pid {
             // Inherited through fork: the parent owns the segment.
             return Ok(());
         }

@@ -6,7 +6,10 @@
 //! reader checks the first and last value of every chunk (neither side scans all the data), so the numbers measure
 //! the hand-off, not a computation.
 //!
-//! `cargo run --release -p qadataswap-stream --example stream_bench [-- --quick] [--json PATH]`
+//! `cargo run --release -p qadataswap-stream --example stream_bench [-- --quick] [--case small|large] [--json PATH]`
+//!
+//! `-- --per-side` instead measures what each side costs per small chunk without a peer: one thread writes a chunk
+//! and reads it back, 200k times (no waiting, no wake-ups: the encode and decode paths alone).
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -233,6 +236,9 @@ fn main() -> Res<()> {
             _ => read_socket(target, chunks),
         };
     }
+    if args.first().map(String::as_str) == Some("--per-side") {
+        return per_side();
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let json = args
         .iter()
@@ -251,13 +257,22 @@ fn main() -> Res<()> {
             chunks: if quick { 20 } else { 200 },
         },
     ];
+    let only = args
+        .iter()
+        .position(|a| a == "--case")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let mut rows = Vec::new();
-    for case in &cases {
+    for case in cases
+        .iter()
+        .filter(|c| only.as_deref().is_none_or(|o| o == c.label))
+    {
         rows.push(run_shm(case)?);
         rows.push(run_socket(case)?);
     }
     println!(
-        "\nStream throughput, 1 writer process -> 1 reader process, chunks of (int64, float64); {} cores\n",
+        "\nStream throughput, 1 writer process -> 1 reader process, chunks of (int64, float64); {} cores; \
+         SharedDataStream ring: 4 slots, default spin\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
@@ -294,5 +309,41 @@ fn main() -> Res<()> {
         std::fs::write(&path, format!("{{\"results\":[{}]}}\n", items.join(",")))?;
         println!("\nJSON written to {path}");
     }
+    Ok(())
+}
+
+/// `--per-side`: the write and the read of a small chunk, timed separately, in one thread.
+fn per_side() -> Res<()> {
+    let name = format!("qads-bench-per-side-{}", std::process::id());
+    let sample = batch(1_000, 0);
+    let slots = 4;
+    let size = slots * (data_bytes(&sample) + (64 << 10));
+    let mut w = SharedDataStream::builder(&name)
+        .config(Config::default())
+        .size(size)
+        .slots(slots)
+        .create_writer()?;
+    let mut r = SharedDataStream::builder(&name)
+        .config(Config::default())
+        .create_reader()?;
+    let batches: Vec<_> = (0..16).map(|i| batch(1_000, i as i64)).collect();
+    let n = 200_000;
+    let (mut tw, mut tr) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..n {
+        let t0 = Instant::now();
+        w.write_chunk(&batches[i % 16])?;
+        let t1 = Instant::now();
+        let c = r.next_chunk(None)?.ok_or("the stream ended early")?;
+        check(&c.batches()[0], (i % 16) as i64)?;
+        drop(c);
+        tr += t1.elapsed();
+        tw += t1 - t0;
+    }
+    w.finish()?;
+    println!(
+        "per small chunk (1000 rows), one thread: write {:.2} us, read {:.2} us",
+        tw.as_secs_f64() * 1e6 / n as f64,
+        tr.as_secs_f64() * 1e6 / n as f64
+    );
     Ok(())
 }

@@ -166,6 +166,27 @@ impl<'a> Notifier<'a> {
         }
     }
 
+    /// For a publisher that skips wake-ups on purpose (hysteresis): after its data is published,
+    /// a sequentially consistent fence, then [`notify`](Self::notify) only if some waiter is
+    /// parked *and* `due()` says the wake-up is worth a system call and a context switch now.
+    /// Returns whether it notified.
+    ///
+    /// The fence pairs with the one in the waiter's registration (store-then-load both ways):
+    /// either this call sees the waiter counted, or the waiter's next `poll` sees the published
+    /// data. A skipped wake-up (`due()` false) is therefore never lost by a race, only deferred
+    /// on purpose: the protocol built on this must guarantee that whoever comes to need the
+    /// waiter wakes it later (see [`Notifier::wait_until_then`]'s `before_sleep`). The waiter's
+    /// slices bound the delay in any case.
+    pub fn notify_parked_if(&self, due: impl FnOnce() -> bool) -> bool {
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) > 0 && due() {
+            self.notify();
+            true
+        } else {
+            false
+        }
+    }
+
     /// Waits until `poll` returns `Ok(Some(t))`, `Err(e)`, or the deadline passes.
     ///
     /// `poll` runs first, on every spin iteration, after every wake-up and at least every
@@ -179,7 +200,25 @@ impl<'a> Notifier<'a> {
     pub fn wait_until<T, E>(
         &self,
         opts: &WaitOptions,
+        poll: impl FnMut() -> Result<Option<T>, E>,
+    ) -> Result<T, WaitError<E>> {
+        self.wait_until_then(opts, poll, || {})
+    }
+
+    /// [`Notifier::wait_until`], running `before_sleep` each time the waiter is about to sleep on
+    /// the futex: after it is counted as parked (and the fence) and `poll` found nothing, just
+    /// before the system call. A waiter that others skip waking on purpose
+    /// ([`Notifier::notify_parked_if`]) uses it to wake *them* first when it comes to need
+    /// them, so that two parties never sleep on each other.
+    ///
+    /// # Errors
+    ///
+    /// As [`Notifier::wait_until`].
+    pub fn wait_until_then<T, E>(
+        &self,
+        opts: &WaitOptions,
         mut poll: impl FnMut() -> Result<Option<T>, E>,
+        mut before_sleep: impl FnMut(),
     ) -> Result<T, WaitError<E>> {
         // The clock is read only when there is a deadline (keeps the loom models deterministic).
         let start = opts.deadline.map(|_| Instant::now());
@@ -234,6 +273,7 @@ impl<'a> Notifier<'a> {
                     (deadline - now).min(slice)
                 }
             };
+            before_sleep();
             // Every outcome (woken, value changed, slice over, EINTR) leads back to `poll`.
             let _ = park::wait(self.word, seen, Some(sleep));
             drop(parked);

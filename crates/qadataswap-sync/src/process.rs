@@ -77,6 +77,59 @@ fn is_dead_state(state: u8) -> bool {
     matches!(state, b'Z' | b'X' | b'x')
 }
 
+/// This process's pid, normally without a system call: `getpid` once, then a word in a private page the kernel
+/// zeroes in a `fork()` child (`MADV_WIPEONFORK`), so a child re-reads its own pid on its first call. Where that
+/// advice is unavailable (kernels before 4.14), every call is a `getpid`.
+///
+/// For fork checks on hot paths (a handle refusing to work in a child, a lease drop that must not release its
+/// parent's lease): the answer is always the pid of the calling process.
+pub fn current_pid() -> u32 {
+    #[cfg(not(qadataswap_loom))]
+    {
+        if let Some(word) = wipe_on_fork_word() {
+            let pid = word.load(Ordering::Relaxed);
+            if pid != 0 {
+                return pid;
+            }
+            let pid = std::process::id();
+            word.store(pid, Ordering::Relaxed);
+            return pid;
+        }
+    }
+    std::process::id()
+}
+
+/// The pid word of [`current_pid`]: a private anonymous page marked wipe-on-fork, mapped once per process (and
+/// inherited, zeroed, by children).
+#[cfg(not(qadataswap_loom))]
+fn wipe_on_fork_word() -> Option<&'static StdAtomicU32> {
+    static WORD: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let addr = *WORD.get_or_init(|| {
+        use rustix::mm::{madvise, mmap_anonymous, munmap, Advice, MapFlags, ProtFlags};
+        let len = rustix::param::page_size();
+        // SAFETY: a fresh private anonymous mapping at an address of the kernel's choosing: it aliases nothing.
+        let ptr = unsafe {
+            mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE,
+            )
+        }
+        .ok()?;
+        // SAFETY: `ptr..ptr+len` is the mapping just created, used by nothing else yet.
+        if unsafe { madvise(ptr, len, Advice::LinuxWipeOnFork) }.is_err() {
+            // SAFETY: as above; nothing refers to the mapping.
+            let _ = unsafe { munmap(ptr, len) };
+            return None;
+        }
+        Some(ptr as usize)
+    });
+    // SAFETY: the page is mapped read-write for the life of the process (never unmapped once published), page
+    // aligned (so 4-aligned), and accessed only through this atomic; a fork child gets its own zeroed copy.
+    addr.map(|a| unsafe { &*(a as *const StdAtomicU32) })
+}
+
 static CACHED_PID: StdAtomicU32 = StdAtomicU32::new(0);
 static CACHED_START: StdAtomicU64 = StdAtomicU64::new(0);
 
@@ -131,6 +184,13 @@ impl ProcessIdentity {
 #[cfg(all(test, not(qadataswap_loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn current_pid_is_this_process_pid_every_time() {
+        for _ in 0..3 {
+            assert_eq!(current_pid(), std::process::id());
+        }
+    }
 
     #[test]
     fn stat_with_spaces_and_parentheses_in_the_command_name_parses() {

@@ -364,3 +364,111 @@ fn r3_two_reclaimers_and_a_registering_reader_never_lose_a_live_lease() {
         assert_eq!(ring.table().leases_on(0), 0);
     });
 }
+
+// ---------------------------------------------------------------- R4: stream wake-ups with hysteresis
+
+/// A stream of `CHUNKS` chunks through a ring of `RING` slots, one writer and one reader (the
+/// protocol of `qadataswap-arrow`'s stream mode reduced to its counters): `head` = chunks
+/// published, `read` = chunks the reader is done with. The writer parks on `release` while the
+/// ring is full; the reader parks on `publish` while it has caught up.
+///
+/// Releases wake the writer only when `due` says so (`Notifier::notify_parked_if`); the model uses
+/// the most aggressive hysteresis there is, "only when a reader is parked for chunks", so a
+/// writer is left asleep with a free slot whenever possible. What keeps the pair from sleeping
+/// on each other is the reader waking a parked writer before it waits for chunks (at the start
+/// of its wait and before every sleep: `wait_until_then`'s `before_sleep`). The futex model
+/// never times out, so a missing wake-up is a deadlock loom reports.
+struct Pipe {
+    head: AtomicU64,
+    read: AtomicU64,
+    publish: (AtomicU32, AtomicU32),
+    release: (AtomicU32, AtomicU32),
+}
+
+const RING: u64 = 2;
+const CHUNKS: u64 = 3;
+
+impl Pipe {
+    fn new() -> Arc<Self> {
+        Arc::new(Pipe {
+            head: AtomicU64::new(0),
+            read: AtomicU64::new(0),
+            publish: (AtomicU32::new(0), AtomicU32::new(0)),
+            release: (AtomicU32::new(0), AtomicU32::new(0)),
+        })
+    }
+    fn publish(&self) -> Notifier<'_> {
+        Notifier::new(&self.publish.0, &self.publish.1)
+    }
+    fn release(&self) -> Notifier<'_> {
+        Notifier::new(&self.release.0, &self.release.1)
+    }
+
+    fn write_all(&self, spin: u32) {
+        for k in 1..=CHUNKS {
+            self.release()
+                .wait_until(&opts(spin), || {
+                    let free = self.read.load(Ordering::Acquire) + RING >= k;
+                    Ok::<_, Infallible>(free.then_some(()))
+                })
+                .unwrap();
+            self.head.store(k, Ordering::Release);
+            self.publish().notify();
+        }
+    }
+
+    fn read_all(&self, spin: u32, due: impl Fn(&Pipe, u64) -> bool) {
+        let flush = || {
+            self.release().notify_parked_if(|| true);
+        };
+        for c in 1..=CHUNKS {
+            let ready = || {
+                let h = self.head.load(Ordering::Acquire);
+                Ok::<_, Infallible>((h >= c).then_some(h))
+            };
+            if ready().unwrap().is_none() {
+                flush();
+                self.publish()
+                    .wait_until_then(&opts(spin), ready, flush)
+                    .unwrap();
+            }
+            self.read.store(c, Ordering::Release);
+            self.release().notify_parked_if(|| due(self, c));
+        }
+    }
+}
+
+/// The hysteresis rule of the real reader, reduced: wake a parked writer when a reader waits for
+/// chunks, or once a batch of slots is free as far as this reader is concerned; here the batch is
+/// the whole ring (this reader has read everything published).
+fn batch_due(p: &Pipe, c: u64) -> bool {
+    p.publish().waiting() > 0 || c >= p.head.load(Ordering::Acquire)
+}
+
+fn pipe_never_sleeps_on_itself(spin: u32, due: fn(&Pipe, u64) -> bool) {
+    builder(2).check(move || {
+        let p = Pipe::new();
+        let w = Arc::clone(&p);
+        let writer = thread::spawn(move || w.write_all(spin));
+        p.read_all(spin, due);
+        writer.join().unwrap();
+        assert_eq!(p.head.load(Ordering::Relaxed), CHUNKS);
+        assert_eq!(p.release.1.load(Ordering::Relaxed), 0);
+        assert_eq!(p.publish.1.load(Ordering::Relaxed), 0);
+    });
+}
+
+#[test]
+fn r4_writer_left_asleep_on_purpose_is_woken_by_the_reader_before_it_waits() {
+    pipe_never_sleeps_on_itself(0, |p, _| p.publish().waiting() > 0);
+}
+
+#[test]
+fn r4_spinning_reader_with_batched_writer_wake_ups_never_deadlocks() {
+    pipe_never_sleeps_on_itself(1, batch_due);
+}
+
+#[test]
+fn r4_parked_pair_with_batched_writer_wake_ups_never_deadlocks() {
+    pipe_never_sleeps_on_itself(0, batch_due);
+}

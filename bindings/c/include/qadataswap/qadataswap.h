@@ -312,7 +312,7 @@ typedef struct qds_stream_reader_options {
                            QDS_TIMEOUT_INFINITE */
   uint32_t retry_count; /* attempts after the first of a QDS_TIMEOUT_DEFAULT read (default: sync.retry_count, 3) */
   uint32_t start;       /* QDS_START_OLDEST (default) or QDS_START_NEXT */
-  uint32_t spin;        /* spin iterations before parking (default 0) */
+  uint32_t spin;        /* spin iterations before parking (default 50) */
   uint32_t validation;  /* QDS_VALIDATION_TRUSTED (default) or QDS_VALIDATION_FULL */
 } qds_stream_reader_options;
 
