@@ -4,8 +4,9 @@ use std::io;
 
 use arrow_array::RecordBatch;
 use arrow_ipc::writer::{IpcDataGenerator, IpcWriteOptions, StreamWriter};
-use arrow_schema::Schema;
+use arrow_schema::{Schema, SchemaRef};
 
+use crate::onecopy::EncodedSchema;
 use crate::options::Compression;
 
 /// A `Write` over a slot's memory that never writes past the capacity but keeps counting, so an oversized frame
@@ -82,19 +83,21 @@ pub(crate) struct Encoded {
 /// sliced and re-encoded buffers before writing them).
 pub(crate) fn encode_frame(
     cursor: SlotCursor,
-    schema: &Schema,
+    schema: &SchemaRef,
     batches: &[RecordBatch],
     compression: Option<Compression>,
+    cache: &mut Option<EncodedSchema>,
 ) -> Result<Encoded, arrow_schema::ArrowError> {
     if compression.is_some() {
         let len = encode_frame_arrow_ipc(cursor, schema, batches, write_options(compression)?)?;
         return Ok(Encoded { len, copies: 0 });
     }
-    if crate::onecopy::unsupported_type(schema).is_some() {
+    let encoded = EncodedSchema::cached(cache, schema)?;
+    if encoded.unsupported.is_some() {
         let len = encode_frame_arrow_ipc(cursor, schema, batches, write_options(None)?)?;
         return Ok(Encoded { len, copies: 1 });
     }
-    let len = crate::onecopy::encode_frame(cursor, schema, batches)?;
+    let len = crate::onecopy::encode_frame(cursor, encoded, batches)?;
     Ok(Encoded { len, copies: 0 })
 }
 

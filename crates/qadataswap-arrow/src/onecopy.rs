@@ -16,12 +16,13 @@
 //! encodes that frame with arrow-ipc and counts the copy.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_buffer::bit_util;
 use arrow_data::{layout, ArrayData, BufferSpec};
 use arrow_ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteOptions};
-use arrow_schema::{ArrowError, DataType, Schema, UnionMode};
+use arrow_schema::{ArrowError, DataType, Schema, SchemaRef, UnionMode};
 use flatbuffers::FlatBufferBuilder;
 
 use crate::encode::SlotCursor;
@@ -479,30 +480,65 @@ fn write_body(dst: &mut [u8], body: &Body<'_>) {
     }
 }
 
+/// What the one-copy encoder needs from a schema, computed once per schema rather than once per frame (a stream of
+/// small chunks would otherwise re-encode the same schema flatbuffer for every chunk).
+pub(crate) struct EncodedSchema {
+    schema: SchemaRef,
+    /// The Schema message's flatbuffer (not yet framed), as arrow-ipc encodes it.
+    message: Vec<u8>,
+    /// Dictionary ids in the order arrow-ipc assigns them (depth-first over the fields).
+    dict_ids: Vec<i64>,
+    /// The first type the one-copy encoder does not lay out itself (then arrow-ipc writes the frame).
+    pub(crate) unsupported: Option<DataType>,
+}
+
+impl EncodedSchema {
+    /// `cache` if it holds `schema` (the same `Arc`, or an equal schema), else a fresh encoding stored in `cache`.
+    pub(crate) fn cached<'c>(
+        cache: &'c mut Option<EncodedSchema>,
+        schema: &SchemaRef,
+    ) -> Result<&'c EncodedSchema, ArrowError> {
+        let hit = cache
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(&c.schema, schema) || c.schema == *schema);
+        if !hit {
+            let opts = IpcWriteOptions::try_new(ALIGN, false, arrow_ipc::MetadataVersion::V5)?;
+            let mut tracker = DictionaryTracker::new(false);
+            let encoded = IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(
+                schema,
+                &mut tracker,
+                &opts,
+            );
+            return Ok(cache.insert(EncodedSchema {
+                schema: Arc::clone(schema),
+                message: encoded.ipc_message,
+                dict_ids: tracker.dict_id().to_vec(),
+                unsupported: unsupported_type(schema),
+            }));
+        }
+        cache
+            .as_ref()
+            .ok_or_else(|| ArrowError::IpcError("the schema cache lost its entry".into()))
+    }
+}
+
 /// Encode `batches` (all of `schema`) into the cursor's slot as an Arrow IPC stream, copying each body buffer once.
 /// Returns the bytes the frame takes (possibly more than the capacity: then only what fits was written).
 /// The caller checks [`unsupported_type`] first.
 pub(crate) fn encode_frame(
     cursor: SlotCursor,
-    schema: &Schema,
+    schema: &EncodedSchema,
     batches: &[RecordBatch],
 ) -> Result<usize, ArrowError> {
     let (ptr, cap) = cursor.into_raw();
-    let opts = IpcWriteOptions::try_new(ALIGN, false, arrow_ipc::MetadataVersion::V5)?;
-    let mut tracker = DictionaryTracker::new(false);
-    let schema_msg = IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(
-        schema,
-        &mut tracker,
-        &opts,
-    );
-    let dict_ids = tracker.dict_id().to_vec();
+    let dict_ids = &schema.dict_ids;
     let datas: Vec<Vec<ArrayData>> = batches
         .iter()
         .map(|b| b.columns().iter().map(|c| c.to_data()).collect())
         .collect();
     // Plan every message first (metadata is small; bodies are only planned), so that a frame too large for the
     // slot is refused before any byte of the slot changes.
-    let mut messages: Vec<(Vec<u8>, Option<Body<'_>>)> = vec![(schema_msg.ipc_message, None)];
+    let mut messages: Vec<(Vec<u8>, Option<Body<'_>>)> = vec![(schema.message.clone(), None)];
     let mut sent: HashMap<i64, &ArrayData> = HashMap::new();
     let mut fbb = FlatBufferBuilder::with_capacity(4096);
     for (batch, cols) in batches.iter().zip(&datas) {

@@ -42,6 +42,8 @@ pub struct RawWriter {
     pub(crate) opts: WriterOptions,
     pub(crate) schema_version: u64,
     pub(crate) last_schema: Option<SchemaRef>,
+    /// The one-copy encoder's per-schema work (Schema message, dictionary ids), kept across frames.
+    encoded_schema: Option<crate::onecopy::EncodedSchema>,
     pub(crate) stats: StatsCounters,
     closed: bool,
 }
@@ -171,6 +173,7 @@ impl RawWriter {
             opts,
             schema_version: 0,
             last_schema: None,
+            encoded_schema: None,
             stats: StatsCounters::default(),
             closed: false,
         })
@@ -278,6 +281,7 @@ impl RawWriter {
             opts,
             schema_version: copy.u64(off::SCHEMA_VERSION),
             last_schema: None,
+            encoded_schema: None,
             stats: StatsCounters::default(),
             closed: false,
         }))
@@ -403,7 +407,13 @@ impl RawWriter {
         // SAFETY: the slot is claimed (odd sequence, no lease): no reader looks at its bytes until commit, and
         // slot_ptr(slot)..+cap lies inside the writable mapping.
         let cursor = unsafe { SlotCursor::new(shared.slot_ptr(slot), cap) };
-        let encoded = match encode::encode_frame(cursor, schema, batches, self.opts.compression) {
+        let encoded = match encode::encode_frame(
+            cursor,
+            schema,
+            batches,
+            self.opts.compression,
+            &mut self.encoded_schema,
+        ) {
             Ok(e) if e.len <= cap => e,
             Ok(e) => {
                 // The one-copy encoder refuses before writing; arrow-ipc's may have written up to the capacity.
