@@ -79,7 +79,7 @@ def main() -> int:
         print(f"{w.label} ({frame.nbytes / 1e6:.0f} MB)")
         print(f"  reader.read() -> polars.DataFrame, open reader, frame published: median {r['median_us']:.1f} us,"
               f" p90 {r['p90_us']:.1f} us (n={r['n']}; target <= 50 us)")
-        print(f"  warm memcpy of the same bytes: {mem['median']:.2f} ms")
+        print(f"  warm memcpy of the same bytes (3 rotating buffers, as rivals.py): {mem['median']:.2f} ms")
         print(f"  writer, in process: create segment {c['create_ms']:.1f} ms, cold first write"
               f" {c['first_write_ms']:.2f} ms, steady write {c['steady_write_ms']:.2f} ms"
               f" ({c['steady_write_ms'] / mem['median']:.2f}x memcpy)")
