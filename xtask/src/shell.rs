@@ -19,6 +19,27 @@ pub struct Workspace {
     pub soak: bool,
 }
 
+/// `cargo run` (and so `cargo xtask`) prepends the target dir's `debug/deps` and the toolchain's libraries to
+/// `LD_LIBRARY_PATH`. Every program xtask starts would inherit that, and a C++ binary linked against
+/// `target/release/libqadataswap_c.so` (by RUNPATH, which `LD_LIBRARY_PATH` overrides) would load the *debug*
+/// build from `target/debug/deps` instead: measured, the C++ read bench then took 27 µs instead of 4 µs. Drop the
+/// entries cargo added (under the target dir, or a rustup toolchain); keep whatever the user set.
+fn strip_cargo_library_path(target_dir: &Path) {
+    let Some(value) = std::env::var_os("LD_LIBRARY_PATH") else {
+        return;
+    };
+    let kept: Vec<PathBuf> = std::env::split_paths(&value)
+        .filter(|p| {
+            !p.starts_with(target_dir) && !p.components().any(|c| c.as_os_str() == "toolchains")
+        })
+        .collect();
+    if kept.is_empty() {
+        std::env::remove_var("LD_LIBRARY_PATH");
+    } else if let Ok(joined) = std::env::join_paths(kept) {
+        std::env::set_var("LD_LIBRARY_PATH", joined);
+    }
+}
+
 impl Workspace {
     /// Finds the workspace from where xtask was built (`xtask/..`).
     pub fn locate(soak: bool) -> Result<Self> {
@@ -49,6 +70,7 @@ impl Workspace {
             }
             _ => root.join("target"),
         };
+        strip_cargo_library_path(&target_dir);
         Ok(Workspace {
             root,
             target_dir,
