@@ -253,7 +253,7 @@ fn child_wake(variant: Variant, path: &str, total: u32) {
 const WAKE_GAP: Duration = Duration::from_micros(300);
 
 /// Wake-up mode, sending side: before each round, sleep [`WAKE_GAP`] so the receiver is parked in
-/// the kernel, stamp the clock, publish, and collect the receiver's measured latency.
+/// the kernel, collect the receiver's measured latency of the round before, stamp the clock, publish.
 fn run_wake(variant: Variant, rounds: u32) -> Vec<u64> {
     let warmup = 50;
     let total = warmup + rounds;
@@ -281,17 +281,26 @@ fn run_wake(variant: Variant, rounds: u32) -> Vec<u64> {
         inp: (&s.pong, &s.pong_waiters),
     };
     let mut samples = Vec::with_capacity(rounds as usize);
-    for i in 1..=total {
-        std::thread::sleep(WAKE_GAP);
-        s.stamp.store(mono_ns(), Ordering::Release);
-        side.send(i);
+    // The sender behaves like a writer that publishes and goes on with other work (here: sleeping until the next
+    // round), not like one that busy-waits for the reader: a busy sender would keep its core, and the kernel's
+    // wake-affine placement could queue the woken receiver behind it until the next tick.
+    let collect = |i: u32, samples: &mut Vec<u64>| {
         while s.ack.load(Ordering::Acquire) != i {
-            std::hint::spin_loop();
+            std::thread::sleep(Duration::from_micros(20));
         }
         if i > warmup {
             samples.push(s.latency.load(Ordering::Relaxed));
         }
+    };
+    for i in 1..=total {
+        std::thread::sleep(WAKE_GAP);
+        if i > 1 {
+            collect(i - 1, &mut samples);
+        }
+        s.stamp.store(mono_ns(), Ordering::Release);
+        side.send(i);
     }
+    collect(total, &mut samples);
     reap(child, variant);
     samples
 }
