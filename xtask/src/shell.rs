@@ -28,9 +28,13 @@ fn strip_cargo_library_path(target_dir: &Path) {
     let Some(value) = std::env::var_os("LD_LIBRARY_PATH") else {
         return;
     };
+    let toolchains = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")))
+        .map(|r| r.join("toolchains"));
     let kept: Vec<PathBuf> = std::env::split_paths(&value)
         .filter(|p| {
-            !p.starts_with(target_dir) && !p.components().any(|c| c.as_os_str() == "toolchains")
+            !p.starts_with(target_dir) && !toolchains.as_ref().is_some_and(|t| p.starts_with(t))
         })
         .collect();
     if kept.is_empty() {

@@ -84,7 +84,11 @@ impl RawWriter {
     /// Commit a claimed slot whose bytes are written: schema area if the schema changed, descriptor, even
     /// sequence (§8 step 3), counters. Does not publish. On error the slot is given up (marked empty).
     pub(crate) fn commit_slot(&mut self, claim: Claim, c: Committed<'_>) -> Result<WriteInfo> {
-        if self.last_schema.as_ref().is_none_or(|s| s != c.schema) {
+        if self
+            .last_schema
+            .as_ref()
+            .is_none_or(|s| !crate::onecopy::same_schema(s, c.schema))
+        {
             if let Err(e) = self.publish_schema(c.schema) {
                 self.abort_slot(claim, true);
                 return Err(e);

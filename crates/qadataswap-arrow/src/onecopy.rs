@@ -480,6 +480,54 @@ fn write_body(dst: &mut [u8], body: &Body<'_>) {
     }
 }
 
+/// Whether two schemas encode to the same IPC Schema message: the same `Arc`, or equal *and* with the same
+/// `dict_is_ordered` flags (arrow-schema's `Field` equality ignores that flag, the IPC encoding does not).
+pub(crate) fn same_schema(a: &SchemaRef, b: &SchemaRef) -> bool {
+    fn ordered_flags(fields: &arrow_schema::Fields, out: &mut Vec<Option<bool>>) {
+        for f in fields {
+            out.push(f.dict_is_ordered());
+            type_flags(f.data_type(), out);
+        }
+    }
+    fn type_flags(t: &DataType, out: &mut Vec<Option<bool>>) {
+        match t {
+            DataType::Struct(fs) => ordered_flags(fs, out),
+            DataType::List(f)
+            | DataType::LargeList(f)
+            | DataType::ListView(f)
+            | DataType::LargeListView(f)
+            | DataType::FixedSizeList(f, _)
+            | DataType::Map(f, _) => {
+                out.push(f.dict_is_ordered());
+                type_flags(f.data_type(), out);
+            }
+            DataType::Union(fs, _) => {
+                for (_, f) in fs.iter() {
+                    out.push(f.dict_is_ordered());
+                    type_flags(f.data_type(), out);
+                }
+            }
+            DataType::Dictionary(_, v) => type_flags(v, out),
+            DataType::RunEndEncoded(r, v) => {
+                type_flags(r.data_type(), out);
+                out.push(v.dict_is_ordered());
+                type_flags(v.data_type(), out);
+            }
+            _ => {}
+        }
+    }
+    if Arc::ptr_eq(a, b) {
+        return true;
+    }
+    if a != b {
+        return false;
+    }
+    let (mut fa, mut fb) = (Vec::new(), Vec::new());
+    ordered_flags(a.fields(), &mut fa);
+    ordered_flags(b.fields(), &mut fb);
+    fa == fb
+}
+
 /// What the one-copy encoder needs from a schema, computed once per schema rather than once per frame (a stream of
 /// small chunks would otherwise re-encode the same schema flatbuffer for every chunk).
 pub(crate) struct EncodedSchema {
@@ -500,7 +548,7 @@ impl EncodedSchema {
     ) -> Result<&'c EncodedSchema, ArrowError> {
         let hit = cache
             .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(&c.schema, schema) || c.schema == *schema);
+            .is_some_and(|c| same_schema(&c.schema, schema));
         if !hit {
             let opts = IpcWriteOptions::try_new(ALIGN, false, arrow_ipc::MetadataVersion::V5)?;
             let mut tracker = DictionaryTracker::new(false);

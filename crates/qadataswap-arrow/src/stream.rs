@@ -180,16 +180,20 @@ impl StreamWriterCore {
 
     /// Whether chunk `chunk`'s slot may be written now (cheap: no `/proc` access).
     ///
-    /// One pass over the registered entries (a free entry holds no lease: entries are cleared before they are
-    /// freed). This is a pre-check: the claim re-checks the leases under the lease handshake.
+    /// One pass over every entry: leases count in all of them, exactly as the claim counts them (a reader whose
+    /// entry was reclaimed while it lived may still hold a lease there), cursors only in registered ones. This is a
+    /// pre-check: the claim re-checks the leases under the lease handshake.
     fn slot_free(s: &Shared, chunk: u64, slot: usize) -> bool {
         let n = s.geo.slot_count as u64;
         // A cursor of 0 is a reader still choosing its start: it re-checks `stream_tail` after publishing its
         // cursor (the fence pair in `write_chunk` / `StreamReaderCore::open`), so it cannot start behind us.
         let limit = chunk.saturating_sub(n);
-        s.lease_table().registered_entries().all(|(_, e)| {
+        s.lease_table().entries().iter().all(|e| {
             if e.lease_count(slot) > 0 {
                 return false;
+            }
+            if e.pid() == 0 {
+                return true;
             }
             let c = e.cursor().load(Ordering::Acquire);
             !(chunk > n && c != 0 && c <= limit)
@@ -240,8 +244,20 @@ impl StreamWriterCore {
                 });
             }
             match self.raw.write_slot(slot, k, schema, batches) {
-                // A lease appeared between the check and the claim: wait again.
-                Err(Error::AllSlotsLeased { waited, .. }) if waited.is_zero() => continue,
+                // A lease appeared between the check and the claim: wait again (still bounded by the deadline).
+                Err(Error::AllSlotsLeased { waited, .. }) if waited.is_zero() => {
+                    if Instant::now() >= deadline {
+                        self.raw.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                        return Ok(ChunkWrite::Blocked {
+                            chunk: k,
+                            slot,
+                            waited: Duration::ZERO,
+                            blockers: self.blockers(k),
+                        });
+                    }
+                    std::hint::spin_loop();
+                    continue;
+                }
                 other => break other?,
             }
         };
@@ -563,7 +579,13 @@ impl StreamReaderCore {
     /// [`Error::CorruptFrame`], [`Error::Forked`].
     pub fn poll(&mut self) -> Result<Poll> {
         self.att.check_owner()?;
-        self.poll_owned()
+        let p = self.poll_owned()?;
+        if matches!(p, Poll::Pending) {
+            // A reader polling for chunks needs the writer: do not leave it parked on our account (see
+            // `writer_wake_due`). Costs a fence and a load; a system call only when the writer is parked.
+            flush_writer(self.att.shared());
+        }
+        Ok(p)
     }
 
     /// [`StreamReaderCore::poll`] without the fork check (the caller made it).
@@ -643,7 +665,12 @@ impl StreamReaderCore {
     /// As [`StreamReaderCore::poll`].
     pub fn try_next(&mut self) -> Result<Poll> {
         self.att.check_owner()?;
-        self.try_next_owned()
+        let p = self.try_next_owned()?;
+        if matches!(p, Poll::Pending) {
+            // As in `poll`: a polling reader wakes a writer left parked by the hysteresis.
+            flush_writer(self.att.shared());
+        }
+        Ok(p)
     }
 
     /// [`StreamReaderCore::try_next`] without the fork check (the caller made it).
@@ -921,6 +948,8 @@ impl StreamFollower {
         let deadline = timeout.map(|t| start + t);
         let att = Arc::clone(&self.att);
         let s = att.shared();
+        // Nothing to show: wake a writer left parked by the hysteresis before spinning (reader step 4).
+        flush_writer(s);
         let wait = WaitOptions {
             spin: SpinBudget(effective_spin(s, self.spin)),
             deadline,

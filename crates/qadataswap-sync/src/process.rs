@@ -103,31 +103,57 @@ pub fn current_pid() -> u32 {
 /// inherited, zeroed, by children).
 #[cfg(not(qadataswap_loom))]
 fn wipe_on_fork_word() -> Option<&'static StdAtomicU32> {
-    static WORD: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    let addr = *WORD.get_or_init(|| {
-        use rustix::mm::{madvise, mmap_anonymous, munmap, Advice, MapFlags, ProtFlags};
-        let len = rustix::param::page_size();
-        // SAFETY: a fresh private anonymous mapping at an address of the kernel's choosing: it aliases nothing.
-        let ptr = unsafe {
-            mmap_anonymous(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::PRIVATE,
-            )
-        }
-        .ok()?;
-        // SAFETY: `ptr..ptr+len` is the mapping just created, used by nothing else yet.
-        if unsafe { madvise(ptr, len, Advice::LinuxWipeOnFork) }.is_err() {
-            // SAFETY: as above; nothing refers to the mapping.
-            let _ = unsafe { munmap(ptr, len) };
-            return None;
-        }
-        Some(ptr as usize)
-    });
-    // SAFETY: the page is mapped read-write for the life of the process (never unmapped once published), page
-    // aligned (so 4-aligned), and accessed only through this atomic; a fork child gets its own zeroed copy.
-    addr.map(|a| unsafe { &*(a as *const StdAtomicU32) })
+    use std::sync::atomic::AtomicUsize;
+    // 0: not tried yet; 1: unavailable (use getpid); else the page's address. Published by compare-and-swap rather
+    // than a `OnceLock`, so that a fork in the middle of the first call cannot leave the child a lock it would
+    // wait on forever.
+    static WORD: AtomicUsize = AtomicUsize::new(0);
+    let mut addr = WORD.load(Ordering::Acquire);
+    if addr == 0 {
+        let fresh = map_wipe_on_fork_page().unwrap_or(1);
+        addr = match WORD.compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                if fresh > 1 {
+                    // SAFETY: the page this call mapped lost the race and was never published: nothing refers to it.
+                    let _ =
+                        unsafe { rustix::mm::munmap(fresh as *mut _, rustix::param::page_size()) };
+                }
+                winner
+            }
+        };
+    }
+    if addr <= 1 {
+        return None;
+    }
+    // SAFETY: the published page is mapped read-write for the life of the process (never unmapped once
+    // published), page aligned (so 4-aligned), and accessed only through this atomic; a fork child gets its own
+    // zeroed copy.
+    Some(unsafe { &*(addr as *const StdAtomicU32) })
+}
+
+/// A fresh private page marked `MADV_WIPEONFORK`, or `None` where the kernel refuses that advice.
+#[cfg(not(qadataswap_loom))]
+fn map_wipe_on_fork_page() -> Option<usize> {
+    use rustix::mm::{madvise, mmap_anonymous, munmap, Advice, MapFlags, ProtFlags};
+    let len = rustix::param::page_size();
+    // SAFETY: a fresh private anonymous mapping at an address of the kernel's choosing: it aliases nothing.
+    let ptr = unsafe {
+        mmap_anonymous(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE,
+        )
+    }
+    .ok()?;
+    // SAFETY: `ptr..ptr+len` is the mapping just created, used by nothing else yet.
+    if unsafe { madvise(ptr, len, Advice::LinuxWipeOnFork) }.is_err() {
+        // SAFETY: as above; nothing refers to the mapping.
+        let _ = unsafe { munmap(ptr, len) };
+        return None;
+    }
+    Some(ptr as usize)
 }
 
 static CACHED_PID: StdAtomicU32 = StdAtomicU32::new(0);
