@@ -104,31 +104,25 @@ fn run_case(case: &'static str, rows: usize, cols: usize, iters: usize) -> AnyRe
     w.write(&batch)?;
     let first = s.elapsed();
 
-    // Floor: memcpy into warm private buffers, rotating over 3 like the writer's slots.
+    // Floor: memcpy into warm private buffers, rotating over 3 like the writer's slots; then, for information,
+    // into one buffer copied over and over (cache-resident when it fits).
     let mut dsts: Vec<Vec<u8>> = (0..3).map(|_| vec![1u8; bytes]).collect();
-    let floor = time(iters, |i| {
-        let dst = &mut dsts[i % 3];
-        let mut at = 0;
-        for s in &src {
-            dst[at..at + s.len()].copy_from_slice(s);
-            at += s.len();
-        }
-        std::hint::black_box(dst);
-        Ok(())
-    })?;
-    push("memcpy -> warm private x3", floor, None);
-    // For information: one private buffer, copied over and over (cache-resident when it fits).
-    let single = time(iters, |_| {
-        let dst = &mut dsts[0];
-        let mut at = 0;
-        for s in &src {
-            dst[at..at + s.len()].copy_from_slice(s);
-            at += s.len();
-        }
-        std::hint::black_box(dst);
-        Ok(())
-    })?;
-    push("memcpy -> warm private x1", single, None);
+    for (path, rotate) in [
+        ("memcpy -> warm private x3", 3),
+        ("memcpy -> warm private x1", 1),
+    ] {
+        let t = time(iters, |i| {
+            let dst = &mut dsts[i % rotate];
+            let mut at = 0;
+            for s in &src {
+                dst[at..at + s.len()].copy_from_slice(s);
+                at += s.len();
+            }
+            std::hint::black_box(dst);
+            Ok(())
+        })?;
+        push(path, t, None);
+    }
     drop(dsts);
 
     // Floor 2: memcpy into warm slots of a segment (rotating over 3 like the writer).
