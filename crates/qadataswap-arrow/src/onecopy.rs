@@ -15,6 +15,7 @@
 //! Types it does not lay out itself (run-end encoded) make [`encode_frame`] report [`Unsupported`]; the caller then
 //! encodes that frame with arrow-ipc and counts the copy.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -586,7 +587,9 @@ pub(crate) fn encode_frame(
         .collect();
     // Plan every message first (metadata is small; bodies are only planned), so that a frame too large for the
     // slot is refused before any byte of the slot changes.
-    let mut messages: Vec<(Vec<u8>, Option<Body<'_>>)> = vec![(schema.message.clone(), None)];
+    // The Schema message is borrowed from the per-schema cache; batch metadata is built per frame.
+    let mut messages: Vec<(Cow<'_, [u8]>, Option<Body<'_>>)> =
+        vec![(Cow::Borrowed(schema.message.as_slice()), None)];
     let mut sent: HashMap<i64, &ArrayData> = HashMap::new();
     let mut fbb = FlatBufferBuilder::with_capacity(4096);
     for (batch, cols) in batches.iter().zip(&datas) {
@@ -613,7 +616,7 @@ pub(crate) fn encode_frame(
                 db.as_union_value(),
                 body.len,
             );
-            messages.push((fbb.finished_data().to_vec(), Some(body)));
+            messages.push((Cow::Owned(fbb.finished_data().to_vec()), Some(body)));
         }
         let mut body = Body::default();
         for c in cols {
@@ -628,7 +631,7 @@ pub(crate) fn encode_frame(
             rb.as_union_value(),
             body.len,
         );
-        messages.push((fbb.finished_data().to_vec(), Some(body)));
+        messages.push((Cow::Owned(fbb.finished_data().to_vec()), Some(body)));
     }
     let total = messages
         .iter()

@@ -580,12 +580,16 @@ impl StreamReaderCore {
     pub fn poll(&mut self) -> Result<Poll> {
         self.att.check_owner()?;
         let p = self.poll_owned()?;
+        Ok(self.flush_if_pending(p))
+    }
+
+    /// A reader that polls and finds nothing needs the writer: do not leave it parked on our account (see
+    /// `writer_wake_due`). Costs a fence and a load; a system call only when the writer is parked.
+    fn flush_if_pending(&self, p: Poll) -> Poll {
         if matches!(p, Poll::Pending) {
-            // A reader polling for chunks needs the writer: do not leave it parked on our account (see
-            // `writer_wake_due`). Costs a fence and a load; a system call only when the writer is parked.
             flush_writer(self.att.shared());
         }
-        Ok(p)
+        p
     }
 
     /// [`StreamReaderCore::poll`] without the fork check (the caller made it).
@@ -666,11 +670,7 @@ impl StreamReaderCore {
     pub fn try_next(&mut self) -> Result<Poll> {
         self.att.check_owner()?;
         let p = self.try_next_owned()?;
-        if matches!(p, Poll::Pending) {
-            // As in `poll`: a polling reader wakes a writer left parked by the hysteresis.
-            flush_writer(self.att.shared());
-        }
-        Ok(p)
+        Ok(self.flush_if_pending(p))
     }
 
     /// [`StreamReaderCore::try_next`] without the fork check (the caller made it).

@@ -574,13 +574,13 @@ fn export_array(
     unsafe { drop_null_type_buffers(&mut c_array, field.data_type()) };
     // SAFETY: as above; ownership and the release callback move to the arrow-rs value.
     let c_array: FFI_ArrowArray = unsafe { std::mem::transmute(c_array) };
+    let data_type = field.data_type().clone();
     // SAFETY: `c_array` is a valid, unreleased ArrowArray produced by polars' exporter from an
     // array whose type is `field.data_type()` (both come from `Series::to_arrow*` with
     // `CompatLevel::newest()`); arrow-rs takes ownership and calls the release callback when the
     // last buffer referencing it drops.
-    let data =
-        unsafe { arrow_array::ffi::from_ffi_and_data_type(c_array, field.data_type().clone()) }
-            .map_err(|source| arrow_import_error(s, source))?;
+    let imported = unsafe { arrow_array::ffi::from_ffi_and_data_type(c_array, data_type) };
+    let data = imported.map_err(|source| arrow_import_error(s, source))?;
     Ok(arrow_array::make_array(data))
 }
 
