@@ -69,6 +69,10 @@ pub enum QdsStatus {
     ChunksLost = 27,
     /// A write on a stream writer after `finish`.
     Finished = 28,
+    /// Not removed: a live process uses the segment, or dead ones are still registered (see `force`).
+    InUse = 29,
+    /// Not removed: not this library's segment, another user's, or its header cannot be checked.
+    NotOurs = 30,
 }
 
 /// A failed call: its status and the message for `qds_last_error_message`.
@@ -114,7 +118,9 @@ impl From<Error> for Failure {
                 QdsStatus::Corrupt
             }
             E::NotInitialised { .. } => QdsStatus::NotInitialised,
-            E::WriterAlive { .. } => QdsStatus::WriterAlive,
+            E::WriterAlive { .. } | E::WriterUnjudgeable { .. } => QdsStatus::WriterAlive,
+            E::InUse { .. } | E::DeadButRegistered { .. } => QdsStatus::InUse,
+            E::NotOurs { .. } | E::Unverifiable { .. } => QdsStatus::NotOurs,
             E::WriterClosed { .. } => QdsStatus::WriterClosed,
             E::WriterDied { .. } => QdsStatus::WriterDied,
             E::Timeout { .. } => QdsStatus::Timeout,
@@ -233,6 +239,8 @@ pub extern "C" fn qds_status_string(status: i32) -> *const c_char {
         26 => c"QDS_ERR_RING_HELD",
         27 => c"QDS_ERR_CHUNKS_LOST",
         28 => c"QDS_ERR_FINISHED",
+        29 => c"QDS_ERR_IN_USE",
+        30 => c"QDS_ERR_NOT_OURS",
         _ => c"QDS_UNKNOWN",
     };
     s.as_ptr()

@@ -1,6 +1,6 @@
 //! Snapshot writers and readers behind opaque handles.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, c_int, CStr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -367,6 +367,20 @@ pub unsafe extern "C" fn qds_snapshot_writer_free(w: *mut QdsSnapshotWriter) {
         }
         Ok(())
     });
+}
+
+/// Remove the segment `name` if it is ours and unused (`qadataswap_arrow::status::remove`).
+///
+/// # Safety
+/// `name` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn qds_remove(name: *const c_char, force: c_int) -> QdsStatus {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let name = unsafe { str_arg(name, "name") }?;
+        qadataswap_arrow::status::remove(name, force != 0)?;
+        Ok(())
+    })
 }
 
 // ---- reader ----

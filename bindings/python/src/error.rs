@@ -46,6 +46,27 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
             msg,
             &[name_attr(name), ("pid", attr(py, *pid))],
         ),
+        Error::WriterUnjudgeable { name, pid } => raise(
+            py,
+            "WriterAliveError",
+            msg,
+            &[name_attr(name), ("pid", attr(py, *pid))],
+        ),
+        Error::InUse { name, pids, .. } => raise(
+            py,
+            "SegmentInUseError",
+            msg,
+            &[name_attr(name), ("pids", attr(py, pids.clone()))],
+        ),
+        Error::DeadButRegistered { name, pids, .. } => raise(
+            py,
+            "SegmentInUseError",
+            msg,
+            &[name_attr(name), ("pids", attr(py, pids.clone()))],
+        ),
+        Error::NotOurs { name, .. } | Error::Unverifiable { name, .. } => {
+            raise(py, "NotOursError", msg, &[name_attr(name)])
+        }
         Error::WriterClosed { name } => raise(py, "WriterClosedError", msg, &[name_attr(name)]),
         Error::WriterDied { name, pid } => raise(
             py,

@@ -521,9 +521,13 @@ impl PyReader {
     }
 }
 
-/// Remove the segment `name` (for persistent segments). Readers attached keep their mapping.
+/// Remove the segment `name` if it is ours and nobody uses it (the rule of `qadataswap rm`); `force` also removes
+/// one that dead processes are still registered in. Readers attached keep their mapping.
 #[pyfunction]
-pub fn unlink(py: Python<'_>, name: &str) -> PyResult<()> {
-    let n = qadataswap_shm::SegmentName::new(name).map_err(|e| to_py(py, e.into()))?;
-    qadataswap_shm::unlink(&n).map_err(|e| to_py(py, e.into()))
+#[pyo3(signature = (name, force = false))]
+pub fn unlink(py: Python<'_>, name: &str, force: bool) -> PyResult<()> {
+    let name = name.to_owned();
+    py.detach(move || qadataswap_arrow::status::remove(&name, force))
+        .map(|_| ())
+        .map_err(|e| to_py(py, e))
 }

@@ -79,6 +79,26 @@ def stream_reader(name: str) -> None:
     say("chunks", ",".join(map(str, seen)))
 
 
+def live_writer(name: str) -> None:
+    writer = SharedDataFrame.create_writer(name, size_mb=1, persistent=True)
+    writer.write(pl.DataFrame({"a": [1, 2, 3]}))
+    say("ready")
+    sys.stdin.readline()
+    writer.close()
+
+
+def recreate(name: str) -> None:
+    # Another program removed the name by hand; a new writer makes it again.
+    import os
+
+    os.unlink(f"/dev/shm/{name}")
+    writer = SharedDataFrame.create_writer(name, size_mb=1)
+    writer.write(pl.DataFrame({"a": [2] * 100}))
+    say("ready")
+    sys.stdin.readline()
+    writer.close()
+
+
 if __name__ == "__main__":
     role, *args = sys.argv[1:]
     globals()[role](*args)

@@ -88,6 +88,69 @@ pub enum Error {
         pid: u32,
     },
 
+    /// The segment's writer runs in another PID namespace (another container), so this process cannot tell whether
+    /// it is alive; it is never displaced on a guess.
+    #[error(
+        "segment '{name}' has a writer (pid {pid} in another PID namespace) whose liveness this process cannot \
+         check; it was not displaced: stop that writer, or run both sides in one PID namespace (e.g. docker \
+         --pid=host, or the same pod with shareProcessNamespace)"
+    )]
+    WriterUnjudgeable {
+        /// Segment name.
+        name: String,
+        /// The writer's pid, in its own namespace.
+        pid: u32,
+    },
+
+    /// A segment is not removed because processes use it.
+    #[error(
+        "segment '{name}' is in use by {who}; it was not removed: stop them first (a reader closes with its \
+         handle; a writer with close())"
+    )]
+    InUse {
+        /// Segment name.
+        name: String,
+        /// The live (or unjudgeable) pids.
+        pids: Vec<u32>,
+        /// Who, e.g. "writer 12, reader 40".
+        who: String,
+    },
+
+    /// A segment is not removed without `force` because dead processes are still registered in it.
+    #[error(
+        "segment '{name}' still names {who}, which are gone; nobody uses it any more: remove it with \
+         `qadataswap rm --force {name}` (or force=True)"
+    )]
+    DeadButRegistered {
+        /// Segment name.
+        name: String,
+        /// The dead pids.
+        pids: Vec<u32>,
+        /// Who, e.g. "reader 40".
+        who: String,
+    },
+
+    /// A file that is not this library's segment, or not this user's: never removed.
+    #[error("'{name}' in /dev/shm is not ours ({why}); it was left untouched")]
+    NotOurs {
+        /// The file's name.
+        name: String,
+        /// Why it is not ours.
+        why: String,
+    },
+
+    /// A segment whose header cannot be trusted (another version, or corrupt): not removed without `force`.
+    #[error(
+        "segment '{name}' cannot be checked ({why}), so nobody can tell whether it is in use; it was not removed: \
+         remove it with `qadataswap rm --force {name}` once you know its processes are gone"
+    )]
+    Unverifiable {
+        /// Segment name.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+
     /// The writer closed the segment cleanly; nothing newer will come.
     #[error("the writer of '{name}' closed it; no newer frame will be published")]
     WriterClosed {

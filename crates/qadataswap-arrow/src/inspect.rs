@@ -27,7 +27,8 @@ use std::sync::atomic::Ordering;
 
 use arrow_schema::SchemaRef;
 use qadataswap_shm::{Access, OpenOptions, Protection, Segment, SegmentName};
-use qadataswap_sync::process::ProcessIdentity;
+use qadataswap_sync::owner::Holder;
+use qadataswap_sync::process::{Liveness, ProcessIdentity};
 
 use crate::error::{Error, Result};
 use crate::layout::{self, desc, off, state, unpack_published, Geometry, Mode, HEADER_SIZE};
@@ -41,16 +42,37 @@ pub struct ProcessInfo {
     pub pid: u32,
     /// Its start time (clock ticks since boot, FORMAT.md §7), 0 if unknown.
     pub start_time: u64,
-    /// Whether that process (same pid and start time, not a zombie) is running now.
+    /// Whether that process (same pid and start time, not a zombie) is running now, or may be: a process of another
+    /// PID namespace counts as alive, since nobody here can tell (see [`ProcessInfo::liveness`]).
     pub alive: bool,
+    /// What this process can tell about it.
+    pub liveness: Liveness,
 }
 
 impl ProcessInfo {
-    fn of(pid: u32, start_time: u64) -> ProcessInfo {
+    /// Judge `pid`/`start_time` recorded with PID namespace `pidns` (0 = not recorded).
+    pub(crate) fn of(pid: u32, start_time: u64, pidns: u64) -> ProcessInfo {
+        let liveness = if pid == 0 {
+            Liveness::Dead
+        } else {
+            ProcessIdentity { pid, start_time }.liveness(pidns)
+        };
         ProcessInfo {
             pid,
             start_time,
-            alive: pid != 0 && ProcessIdentity { pid, start_time }.is_alive(),
+            alive: liveness.may_be_alive(),
+            liveness,
+        }
+    }
+
+    /// The holder of a version-2 writer role word (its start time is known only in its low 32 bits).
+    fn of_holder(h: &Holder, start_time: u64) -> ProcessInfo {
+        let liveness = h.liveness();
+        ProcessInfo {
+            pid: h.pid,
+            start_time,
+            alive: liveness.may_be_alive(),
+            liveness,
         }
     }
 }
@@ -125,10 +147,26 @@ impl HeaderInfo {
             reader_capacity: h.u32(off::READER_CAPACITY),
             schema_capacity: h.u32(off::SCHEMA_CAPACITY),
             created_ns: h.u64(off::CREATED_NS),
-            creator: ProcessInfo::of(h.u32(off::CREATOR_PID), h.u64(off::CREATOR_START_TIME)),
+            creator: ProcessInfo::of(
+                h.u32(off::CREATOR_PID),
+                h.u64(off::CREATOR_START_TIME),
+                h.u64(off::CREATOR_PIDNS),
+            ),
             state: h.u32(off::STATE),
-            writer: (writer_pid != 0)
-                .then(|| ProcessInfo::of(writer_pid, h.u64(off::WRITER_START_TIME))),
+            // Version 2: the role word decides who the writer is; version 1 (word 0): writer_pid.
+            writer: match Holder::unpack(h.u64(off::WRITER_CLAIM)) {
+                Some(holder) => Some(ProcessInfo::of_holder(
+                    &holder,
+                    h.u64(off::WRITER_START_TIME),
+                )),
+                None => (writer_pid != 0).then(|| {
+                    ProcessInfo::of(
+                        writer_pid,
+                        h.u64(off::WRITER_START_TIME),
+                        h.u64(off::WRITER_PIDNS),
+                    )
+                }),
+            },
             generation: h.u64(off::GENERATION),
             last_write_ns: h.u64(off::LAST_WRITE_NS),
             frames_written: h.u64(off::FRAMES_WRITTEN),
@@ -245,12 +283,20 @@ pub struct Inspection {
 /// - [`Error::VersionMismatch`] for another format version or ABI.
 /// - [`Error::CorruptHeader`] if the header describes an impossible layout or the file is shorter than it says.
 pub fn inspect(name: &str) -> Result<Inspection> {
-    let seg_name = SegmentName::new(name)?;
+    let seg_name = SegmentName::any(name)?;
     let opts = OpenOptions {
         allow_shared_mode: true,
         allow_foreign_owner: true,
     };
     let segment = Segment::open(&seg_name, Access::ReadOnly, &opts)?;
+    inspect_segment(name, segment)
+}
+
+/// [`inspect`] of a segment already open (the very file a caller is about to act on).
+///
+/// # Errors
+/// As [`inspect`].
+pub fn inspect_segment(name: &str, segment: Segment) -> Result<Inspection> {
     let file_size = segment.len() as u64;
     let owner_uid = segment.owner_uid();
     let permissions = segment.mode();
@@ -309,6 +355,7 @@ pub fn inspect(name: &str) -> Result<Inspection> {
 fn read_body(s: &Shared, published: Option<(u64, usize)>) -> BodyInfo {
     let geo = s.geo;
     let table = s.lease_table();
+    let file = s.segment.file_id().ok();
     let slots = (0..geo.slot_count)
         .map(|i| {
             let seq = s.slot_seq(i);
@@ -341,11 +388,21 @@ fn read_body(s: &Shared, published: Option<(u64, usize)>) -> BodyInfo {
     let readers = table
         .registered_entries()
         .map(|(index, e)| {
-            let id = e.identity();
-            let (pid, start_time) = id.map_or((0, 0), |id| (id.pid, id.start_time));
+            let owner = e.owner();
+            let (pid, start_time, pidns) = owner.map_or((0, 0, 0), |o| {
+                (o.identity.pid, o.identity.start_time, o.pidns)
+            });
+            let mut process = ProcessInfo::of(pid, start_time, pidns);
+            if process.liveness == Liveness::Alive
+                && owner.is_some_and(|o| !crate::fork::still_maps(&o, file))
+            {
+                // A fork child that inherited frames and then called exec: it holds nothing any more.
+                process.liveness = Liveness::Dead;
+                process.alive = false;
+            }
             ReaderInfo {
                 index,
-                process: ProcessInfo::of(pid, start_time),
+                process,
                 cursor: e.cursor().load(Ordering::Acquire),
                 heartbeat_ns: e.heartbeat(),
                 leases: (0..geo.slot_count)

@@ -12,8 +12,11 @@ use qadataswap_sync::lease::{ReaderEntry, MAX_SLOTS};
 
 /// The eight bytes a segment of this library starts with.
 pub const MAGIC: [u8; 8] = *b"QADSWAP\0";
-/// The format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes (and the only one a writer takes over).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build still reads. Version 2 only gave meaning to bytes that version 1 kept
+/// reserved (the writer's role word and PID namespaces), so a version-2 reader reads a version-1 segment unchanged.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// Little-endian, 8-byte sequence words, 4-byte futex words, 64-byte alignment.
 pub const ABI_FINGERPRINT: u32 = u32::from_le_bytes([1, 8, 4, 64]);
 /// Size of the header block.
@@ -70,6 +73,10 @@ pub mod off {
     pub const LAST_WRITE_NS: usize = 152;
     pub const FRAMES_WRITTEN: usize = 160;
     pub const BYTES_WRITTEN: usize = 168;
+    /// Version 2: the writer's role word (`qadataswap_sync::owner`), taken over by one compare-and-swap.
+    pub const WRITER_CLAIM: usize = 176;
+    /// Version 2: the writer's PID namespace (inode of `/proc/<pid>/ns/pid`, 0 = unknown).
+    pub const WRITER_PIDNS: usize = 184;
     // line 3: publication (snapshot mode) and its futex
     pub const PUBLISHED: usize = 192;
     pub const NOTIFY: usize = 200;
@@ -85,6 +92,9 @@ pub mod off {
     pub const SCHEMA_SEQ: usize = 384;
     pub const SCHEMA_VERSION: usize = 392;
     pub const SCHEMA_LEN: usize = 400;
+    // line 7: version 2
+    /// Version 2: the creator's PID namespace.
+    pub const CREATOR_PIDNS: usize = 448;
 }
 
 /// Slot-descriptor field offsets (bytes from the descriptor's start).

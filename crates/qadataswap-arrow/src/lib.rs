@@ -33,6 +33,7 @@ mod claim;
 pub mod decode;
 mod encode;
 pub mod error;
+mod fork;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod golden;

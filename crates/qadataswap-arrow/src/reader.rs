@@ -1,17 +1,17 @@
 //! The reader side: attach, lease the newest committed slot, decode it without copying.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
 use arrow_schema::SchemaRef;
-use qadataswap_shm::{Access, OpenOptions, Protection, Segment, SegmentName};
-use qadataswap_sync::lease::{LeaseError, ReaderEntry};
+use qadataswap_shm::{Access, FileId, OpenOptions, Protection, Segment, SegmentName};
+use qadataswap_sync::lease::{LeaseError, ReaderEntry, ENTRY_INHERITED};
 use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
-use qadataswap_sync::process::ProcessIdentity;
+use qadataswap_sync::process::{pid_namespace, ProcessIdentity};
 
 use crate::decode::{self, SchemaCache};
 use crate::error::{Error, Result};
@@ -24,8 +24,38 @@ use crate::stats::{Stats, StatsCounters};
 /// and every lease, so the mapping outlives every buffer that points into it.
 pub struct Attachment {
     shared: Arc<Shared>,
-    entry: usize,
+    /// The process that opened it: the only one whose reader may use it ([`Attachment::check_owner`]).
     pid: u32,
+    /// The reader entry holding this process's leases, and that process: the opener's, or in a `fork()` child that
+    /// inherited frames, the entry registered for it (see [`crate::fork`]).
+    lease_entry: AtomicUsize,
+    lease_pid: AtomicU32,
+    /// Leases held by this process's frames, per slot (what a fork child inherits).
+    local: Box<[AtomicU32]>,
+    /// Between the fork handlers: the entry registered for the child, or [`NO_HANDOFF`].
+    handoff: AtomicUsize,
+    /// The segment file, for the reclaimer's "does this fork child still map it" check.
+    file: Option<FileId>,
+}
+
+const NO_HANDOFF: usize = usize::MAX;
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("name", &self.shared.name)
+            .field("pid", &self.pid)
+            .field("entry", &self.lease_entry.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Frees dead readers' entries in `s` (and those of fork children that no longer map it): what the writer and
+/// registration do before waiting for leases.
+pub(crate) fn reclaim_dead_readers(s: &Shared) -> Vec<ProcessIdentity> {
+    let file = s.segment.file_id().ok();
+    s.lease_table()
+        .reclaim_dead_where(|owner| crate::fork::still_maps(owner, file))
 }
 
 impl Attachment {
@@ -67,7 +97,14 @@ impl Attachment {
             map,
             geo,
         });
-        let entry = match shared.lease_table().register(ProcessIdentity::current()) {
+        let file = shared.segment.file_id().ok();
+        let entry = match shared.lease_table().register_with(
+            ProcessIdentity::current(),
+            pid_namespace(),
+            0,
+            &[],
+            |owner| crate::fork::still_maps(owner, file),
+        ) {
             Ok(i) => i,
             Err(LeaseError::TableFull { capacity }) => {
                 return Err(Error::TooManyReaders {
@@ -81,11 +118,68 @@ impl Attachment {
                 })
             }
         };
-        Ok(Arc::new(Attachment {
+        let slots = shared.geo.slot_count;
+        let att = Arc::new(Attachment {
             shared,
-            entry,
             pid: std::process::id(),
-        }))
+            lease_entry: AtomicUsize::new(entry),
+            lease_pid: AtomicU32::new(std::process::id()),
+            local: (0..slots).map(|_| AtomicU32::new(0)).collect(),
+            handoff: AtomicUsize::new(NO_HANDOFF),
+            file,
+        });
+        crate::fork::register(&att);
+        Ok(att)
+    }
+
+    /// Fork *prepare* handler: register an entry in this process's name holding the leases its frames hold, for
+    /// the child to take over.
+    pub(crate) fn prepare_handoff(&self, me: ProcessIdentity, pidns: u64) {
+        self.handoff.store(NO_HANDOFF, Ordering::Relaxed);
+        if self.lease_pid.load(Ordering::Relaxed) != me.pid {
+            return; // a copy inherited from an ancestor: its frames are not this process's
+        }
+        let held: Vec<(usize, u32)> = self
+            .local
+            .iter()
+            .enumerate()
+            .map(|(slot, n)| (slot, n.load(Ordering::Acquire)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        let file = self.file;
+        if let Ok(i) =
+            self.shared
+                .lease_table()
+                .register_with(me, pidns, ENTRY_INHERITED, &held, |owner| {
+                    crate::fork::still_maps(owner, file)
+                })
+        {
+            self.handoff.store(i, Ordering::Relaxed);
+        }
+    }
+
+    /// Fork *parent* handler: the entry now belongs to the child.
+    pub(crate) fn forget_handoff(&self) {
+        self.handoff.store(NO_HANDOFF, Ordering::Relaxed);
+    }
+
+    /// Fork *child* handler: take over the entry registered for us; our frames release their leases there.
+    pub(crate) fn complete_handoff(&self, me: ProcessIdentity) {
+        let i = self.handoff.swap(NO_HANDOFF, Ordering::Relaxed);
+        if i == NO_HANDOFF {
+            return;
+        }
+        let Some(e) = self.shared.entries().get(i) else {
+            return;
+        };
+        let Some(parent) = e.identity() else { return };
+        if e.hand_over(parent, me) {
+            self.lease_entry.store(i, Ordering::Release);
+            self.lease_pid.store(me.pid, Ordering::Release);
+        }
     }
 
     /// The segment.
@@ -95,7 +189,7 @@ impl Attachment {
 
     /// This reader's entry in the table.
     pub fn entry(&self) -> &ReaderEntry {
-        &self.shared.entries()[self.entry]
+        &self.shared.entries()[self.lease_entry.load(Ordering::Acquire)]
     }
 
     /// Refuse to work in a forked child.
@@ -123,10 +217,10 @@ impl Attachment {
             }
             _ => {}
         }
-        match s.writer_identity() {
-            Some(w) if !w.is_alive() => Some(Error::WriterDied {
+        match s.writer_liveness() {
+            Some((pid, qadataswap_sync::process::Liveness::Dead)) => Some(Error::WriterDied {
                 name: s.name.clone(),
-                pid: w.pid,
+                pid,
             }),
             _ => None,
         }
@@ -147,8 +241,15 @@ impl Attachment {
             });
         }
         let expected = frame_seq.wrapping_mul(2);
-        if !self.entry().try_lease(slot, &s.slot_seq(slot), expected) {
-            return Ok(None);
+        {
+            // Taken and counted together, so that a fork never copies this frame without its lease.
+            let _gate = crate::fork::LeaseGate::enter();
+            if !self.entry().try_lease(slot, &s.slot_seq(slot), expected) {
+                return Ok(None);
+            }
+            if let Some(n) = self.local.get(slot) {
+                n.fetch_add(1, Ordering::AcqRel);
+            }
         }
         let lease = Arc::new(Lease {
             att: Arc::clone(self),
@@ -198,7 +299,8 @@ impl Attachment {
 
 impl Drop for Attachment {
     fn drop(&mut self) {
-        if qadataswap_sync::process::current_pid() == self.pid {
+        // The opener's entry, or in a fork child the entry it took over; another process's copy touches nothing.
+        if qadataswap_sync::process::current_pid() == self.lease_pid.load(Ordering::Acquire) {
             self.entry().unregister();
         }
     }
@@ -212,8 +314,11 @@ struct Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if qadataswap_sync::process::current_pid() == self.att.pid {
+        if qadataswap_sync::process::current_pid() == self.att.lease_pid.load(Ordering::Acquire) {
             let (s, entry) = (&self.att.shared, self.att.entry());
+            if let Some(n) = self.att.local.get(self.slot) {
+                let _ = n.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| c.checked_sub(1));
+            }
             entry.release(self.slot);
             if s.geo.mode == Mode::Stream {
                 // Stream writers are woken with hysteresis (a batch of free slots at a time).

@@ -11,7 +11,8 @@ use qadataswap_shm::{Mapping, Segment};
 use qadataswap_sync::futex;
 use qadataswap_sync::lease::{LeaseTable, ReaderEntry};
 use qadataswap_sync::notify::Notifier;
-use qadataswap_sync::process::ProcessIdentity;
+use qadataswap_sync::owner::OwnerWord;
+use qadataswap_sync::process::{Liveness, ProcessIdentity};
 use qadataswap_sync::seqlock::SeqWord;
 
 use crate::error::{Error, Result};
@@ -69,6 +70,11 @@ impl HeaderCopy {
         }
     }
 
+    /// The `format_version` word.
+    pub fn version(&self) -> u32 {
+        self.u32(off::FORMAT_VERSION)
+    }
+
     /// The magic bytes.
     pub fn magic(&self) -> [u8; 8] {
         self.words[0].to_le_bytes()
@@ -86,7 +92,8 @@ impl HeaderCopy {
         }
         let version = self.u32(off::FORMAT_VERSION);
         let abi = self.u32(off::ABI);
-        if version != layout::FORMAT_VERSION || abi != layout::ABI_FINGERPRINT {
+        let readable = layout::OLDEST_READABLE_VERSION..=layout::FORMAT_VERSION;
+        if !readable.contains(&version) || abi != layout::ABI_FINGERPRINT {
             return Err(Error::VersionMismatch {
                 name: name.to_owned(),
                 found: version,
@@ -104,9 +111,9 @@ impl HeaderCopy {
             || self.u32(off::SLOT_DESC_SIZE) as usize != layout::SLOT_DESC_SIZE
             || self.u32(off::MAX_SLOTS) as usize != layout::MAX_SLOT_COUNT
         {
-            return Err(corrupt(
-                "structure sizes do not match format version 1".into(),
-            ));
+            return Err(corrupt(format!(
+                "structure sizes do not match format version {version}"
+            )));
         }
         let mode = Mode::from_u32(self.u32(off::MODE))
             .ok_or_else(|| corrupt(format!("unknown mode {}", self.u32(off::MODE))))?;
@@ -165,9 +172,8 @@ impl HeaderCopy {
 
 /// Wait (on the state word's futex) until a segment leaves the INITIALISING state.
 ///
-/// Returns early with [`Error::Foreign`] when the magic bytes are neither ours nor still zero (a creator writes
-/// them among its first stores), so a foreign file whose state word happens to be 0 is never mistaken for a
-/// half-built segment (and never reclaimed); and with [`Error::NotInitialised`] as soon as the creator recorded in
+/// Returns early with [`Error::Foreign`] when the magic bytes are not ours, so a foreign file whose state word
+/// happens to be 0 is never mistaken for a half-built segment (and never reclaimed); and with [`Error::NotInitialised`] as soon as the creator recorded in
 /// the header is dead, instead of waiting for the timeout.
 pub(crate) fn wait_initialised(map: &Mapping, name: &str, timeout: Duration) -> Result<u32> {
     assert!(map.len() >= HEADER_SIZE, "caller maps the whole header");
@@ -186,8 +192,10 @@ pub(crate) fn wait_initialised(map: &Mapping, name: &str, timeout: Duration) -> 
         if s != state::INITIALISING {
             return Ok(s);
         }
+        // Segments are published only once built (format version 2), so a file without our magic is someone else's,
+        // all zeros included. (Version-1 creators wrote the magic among their first stores.)
         let magic = magic_word.load(Ordering::Acquire).to_le_bytes();
-        if magic != layout::MAGIC && magic != [0; 8] {
+        if magic != layout::MAGIC {
             return Err(Error::Foreign {
                 name: name.to_owned(),
             });
@@ -341,6 +349,23 @@ impl Shared {
     pub fn schema_ptr(&self) -> *mut u8 {
         // SAFETY: schema_offset + schema_capacity <= data_offset <= mapping length.
         unsafe { self.map.as_mut_ptr().add(self.geo.schema_offset) }
+    }
+
+    /// The writer's role word (format version 2; always 0 in a version-1 segment).
+    pub fn writer_role(&self) -> OwnerWord<'_> {
+        OwnerWord::new(self.u64_at(off::WRITER_CLAIM))
+    }
+
+    /// What this process can tell about the recorded writer: `None` when there is none. In a version-2 segment the
+    /// role word decides (a writer in another PID namespace is [`Liveness::Unknown`]); in a version-1 segment the
+    /// writer's pid and start time do.
+    pub fn writer_liveness(&self) -> Option<(u32, Liveness)> {
+        if let Some(h) = self.writer_role().holder() {
+            return Some((h.pid, h.liveness()));
+        }
+        let w = self.writer_identity()?;
+        let pidns = self.u64_at(off::WRITER_PIDNS).load(Ordering::Acquire);
+        Some((w.pid, w.liveness(pidns)))
     }
 
     /// The header's writer identity (pid 0 = none).

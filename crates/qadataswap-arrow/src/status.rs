@@ -14,18 +14,17 @@
 //! # }
 //! ```
 
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::Ordering;
 
-use qadataswap_shm::{Access, OpenOptions, Protection, Segment, SegmentName, ShmError};
-use qadataswap_sync::process::ProcessIdentity;
+use qadataswap_shm::{
+    Access, OpenOptions, Protection, Segment, SegmentName, ShmError, PRIVATE_PREFIX,
+};
+use qadataswap_sync::owner::{Holder, OwnerWord};
+use qadataswap_sync::process::{pid_namespace, Liveness, ProcessIdentity};
 
 use crate::error::{Error, Result};
 use crate::layout::{self, off, state, HEADER_SIZE};
 use crate::segment::HeaderCopy;
-
-/// How long a segment whose header is still all zeros counts as being created rather than abandoned: the creator
-/// writes its pid right after reserving the memory, so only a creator that died in that window leaves zeros.
-const ZERO_HEADER_GRACE: Duration = Duration::from_secs(2);
 
 /// What a segment is. Only the variants for which [`SegmentStatus::is_reclaimable`] holds may be removed or
 /// taken over; [`SegmentStatus::Foreign`] and [`SegmentStatus::Incompatible`] segments are never touched.
@@ -89,11 +88,16 @@ impl SegmentStatus {
 
 /// Classify the segment `name` by reading (never writing) its header.
 ///
+/// Names starting with [`PRIVATE_PREFIX`] are segments a creator has not published yet: [`SegmentStatus::Initialising`]
+/// while the creator runs, [`SegmentStatus::Stale`] once it is dead, [`SegmentStatus::Foreign`] without our magic
+/// and creator. Any other name without our magic bytes is someone else's file, whatever its bytes (all zeros
+/// included): segments are published only once built.
+///
 /// # Errors
 /// [`Error::Shm`] when the name is invalid or does not exist, or on I/O errors. Everything about the segment
 /// itself, including permission problems, is a [`SegmentStatus`].
 pub fn classify(name: &str) -> Result<SegmentStatus> {
-    let seg_name = SegmentName::new(name)?;
+    let seg_name = SegmentName::any(name)?;
     let opts = OpenOptions {
         allow_shared_mode: true,
         allow_foreign_owner: true,
@@ -106,23 +110,35 @@ pub fn classify(name: &str) -> Result<SegmentStatus> {
         Err(ShmError::NotARegularFile { .. }) => return Ok(foreign("not a regular file")),
         Err(e) => return Err(e.into()),
     };
+    Ok(classify_open(&seg_name, &segment)?.0)
+}
+
+/// The status of an open segment, and its header copy when it has one of ours.
+fn classify_open(
+    name: &SegmentName,
+    segment: &Segment,
+) -> Result<(SegmentStatus, Option<HeaderCopy>)> {
     let me = rustix::process::geteuid().as_raw();
     if segment.owner_uid() != me {
-        return Ok(foreign(&format!(
-            "owned by uid {}, not {me}",
-            segment.owner_uid()
-        )));
+        return Ok((
+            foreign(&format!("owned by uid {}, not {me}", segment.owner_uid())),
+            None,
+        ));
     }
     if segment.len() < HEADER_SIZE {
-        return Ok(foreign(&format!(
-            "{} bytes, shorter than a {HEADER_SIZE}-byte header",
-            segment.len()
-        )));
+        return Ok((
+            foreign(&format!(
+                "{} bytes, shorter than a {HEADER_SIZE}-byte header",
+                segment.len()
+            )),
+            None,
+        ));
     }
     let head = segment.map(0, HEADER_SIZE, Protection::ReadOnly, false)?;
     let copy = HeaderCopy::read(&head);
     drop(head);
-    Ok(classify_header(&copy, segment.len(), || age(&segment)))
+    let status = classify_header(&copy, segment.len(), name.is_private());
+    Ok((status, Some(copy)))
 }
 
 fn foreign(why: &str) -> SegmentStatus {
@@ -131,55 +147,43 @@ fn foreign(why: &str) -> SegmentStatus {
     }
 }
 
-/// Time since the file was last modified (a fresh file's creation).
-fn age(segment: &Segment) -> Duration {
-    let modified = rustix::fs::fstat(segment.as_fd()).ok().map(|st| {
-        SystemTime::UNIX_EPOCH
-            + Duration::new(
-                st.st_mtime.max(0) as u64,
-                st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
-            )
-    });
-    modified
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .unwrap_or(Duration::MAX)
-}
-
-/// The decision, from a private copy of the header (testable without a file).
-fn classify_header(
-    copy: &HeaderCopy,
-    file_len: usize,
-    age: impl FnOnce() -> Duration,
-) -> SegmentStatus {
-    let magic = copy.magic();
-    let st = copy.u32(off::STATE);
+/// The creator's status from its identity in the header (a segment being built).
+fn by_creator(copy: &HeaderCopy) -> SegmentStatus {
     let creator = ProcessIdentity {
         pid: copy.u32(off::CREATOR_PID),
         start_time: copy.u64(off::CREATOR_START_TIME),
     };
-    // A creator stores its pid first and the magic among its first stores, and `state` last: a header with no
-    // magic yet and state 0 is a half-built segment of ours; anything else without our magic is someone else's.
-    let half_built = st == state::INITIALISING && (magic == layout::MAGIC || magic == [0; 8]);
-    if half_built {
-        if creator.pid == 0 {
-            return if age() < ZERO_HEADER_GRACE {
-                SegmentStatus::Initialising { creator_pid: 0 }
-            } else {
-                SegmentStatus::Stale { creator_pid: 0 }
-            };
-        }
-        return if creator.is_alive() {
-            SegmentStatus::Initialising {
-                creator_pid: creator.pid,
-            }
-        } else {
-            SegmentStatus::Stale {
-                creator_pid: creator.pid,
-            }
-        };
+    if creator.pid == 0 {
+        return foreign("it carries no creator");
     }
-    if magic != layout::MAGIC {
+    if creator
+        .liveness(copy.u64(off::CREATOR_PIDNS))
+        .may_be_alive()
+    {
+        SegmentStatus::Initialising {
+            creator_pid: creator.pid,
+        }
+    } else {
+        SegmentStatus::Stale {
+            creator_pid: creator.pid,
+        }
+    }
+}
+
+/// The decision, from a private copy of the header (testable without a file). `private`: the name is a creator's
+/// private one (never published).
+fn classify_header(copy: &HeaderCopy, file_len: usize, private: bool) -> SegmentStatus {
+    if copy.magic() != layout::MAGIC {
         return foreign("it does not start with the qadataswap magic bytes");
+    }
+    let st = copy.u32(off::STATE);
+    if private {
+        // Never published: its creator decides, whatever state it reached.
+        return by_creator(copy);
+    }
+    if st == state::INITIALISING {
+        // Only a version-1 creator published a segment before building it.
+        return by_creator(copy);
     }
     let geo = match copy.validate("") {
         Ok(g) => g,
@@ -201,14 +205,21 @@ fn classify_header(
             ),
         };
     }
-    let writer = ProcessIdentity {
-        pid: copy.u32(off::WRITER_PID),
-        start_time: copy.u64(off::WRITER_START_TIME),
+    // Version 2: the role word names the writer; version 1 (word 0): writer_pid and its start time.
+    let writer = match Holder::unpack(copy.u64(off::WRITER_CLAIM)) {
+        Some(h) => Some((h.pid, h.liveness())),
+        None => {
+            let w = ProcessIdentity {
+                pid: copy.u32(off::WRITER_PID),
+                start_time: copy.u64(off::WRITER_START_TIME),
+            };
+            (w.pid != 0).then(|| (w.pid, w.liveness(copy.u64(off::WRITER_PIDNS))))
+        }
     };
-    match (st, writer.pid) {
-        (state::READY, 0) | (state::CLOSED | state::FINISHED, 0) => SegmentStatus::Closed,
-        (state::READY | state::CLOSED | state::FINISHED, pid) => {
-            if writer.is_alive() {
+    match (st, writer) {
+        (state::READY | state::CLOSED | state::FINISHED, None) => SegmentStatus::Closed,
+        (state::READY | state::CLOSED | state::FINISHED, Some((pid, l))) => {
+            if l.may_be_alive() {
                 SegmentStatus::Live { pid }
             } else {
                 SegmentStatus::WriterDead { pid }
@@ -218,4 +229,213 @@ fn classify_header(
             what: format!("unknown state {other}"),
         },
     }
+}
+
+/// Remove segment `name` only if it is provably ours and nobody uses it: the one rule behind `qadataswap rm`/`gc`,
+/// Python's `unlink`, the C `qds_remove` and [`crate::SnapshotWriter`]'s close.
+///
+/// - Not this user's, not a regular file, or no qadataswap magic: [`Error::NotOurs`], never removed.
+/// - A live (or unjudgeable) writer, creator or reader: [`Error::InUse`].
+/// - Dead processes still registered: [`Error::DeadButRegistered`] unless `force`.
+/// - Another format version or a corrupt header: [`Error::Unverifiable`] unless `force`.
+///
+/// The check and the removal refer to one open file: the name is unlinked only if it still refers to it. For a
+/// version-2 segment whose writer is gone, the writer role is taken first, so no writer can take the segment over
+/// between the check and the unlink. Returns what the segment was.
+///
+/// # Errors
+/// The refusals above; [`Error::Shm`] for a missing or invalid name ([`ShmError::NotFound`]) and I/O errors.
+pub fn remove(name: &str, force: bool) -> Result<SegmentStatus> {
+    remove_with(name, force, false)
+}
+
+/// [`remove`], or with `dry_run` every check of it and nothing removed: `Ok` means "would remove".
+///
+/// # Errors
+/// As [`remove`].
+pub fn remove_with(name: &str, force: bool, dry_run: bool) -> Result<SegmentStatus> {
+    let seg_name = SegmentName::any(name)?;
+    let not_ours = |why: String| Error::NotOurs {
+        name: seg_name.as_str().to_owned(),
+        why,
+    };
+    let opts = OpenOptions {
+        allow_shared_mode: true,
+        allow_foreign_owner: true,
+    };
+    let segment = match Segment::open(&seg_name, Access::ReadWrite, &opts) {
+        Ok(s) => s,
+        Err(ShmError::PermissionDenied { .. }) => {
+            return Err(not_ours("this user may not write it".into()))
+        }
+        Err(ShmError::NotARegularFile { .. }) => return Err(not_ours("not a regular file".into())),
+        Err(e) => return Err(e.into()),
+    };
+    let (status, copy) = classify_open(&seg_name, &segment)?;
+    match &status {
+        SegmentStatus::Foreign { why } => return Err(not_ours(why.clone())),
+        SegmentStatus::Incompatible { found, found_abi } if !force => {
+            return Err(Error::Unverifiable {
+                name: seg_name.as_str().to_owned(),
+                why: format!("format version {found}, ABI {found_abi:#010x}"),
+            })
+        }
+        SegmentStatus::Corrupt { what } if !force => {
+            return Err(Error::Unverifiable {
+                name: seg_name.as_str().to_owned(),
+                why: what.clone(),
+            })
+        }
+        SegmentStatus::Initialising { creator_pid } => {
+            return Err(in_use(&seg_name, &[("creator", *creator_pid)]))
+        }
+        SegmentStatus::Live { pid } => return Err(in_use(&seg_name, &[("writer", *pid)])),
+        SegmentStatus::WriterDead { .. } | SegmentStatus::Closed => {
+            let copy = copy.ok_or_else(|| not_ours("no header".into()))?;
+            return remove_unused(&seg_name, segment, &copy, status, force, dry_run);
+        }
+        _ => {}
+    }
+    if !dry_run {
+        unlink_checked(&seg_name, &segment)?;
+    }
+    Ok(status)
+}
+
+fn in_use(name: &SegmentName, who: &[(&str, u32)]) -> Error {
+    let mut pids: Vec<u32> = who.iter().map(|(_, p)| *p).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    Error::InUse {
+        name: name.as_str().to_owned(),
+        pids,
+        who: describe(who),
+    }
+}
+
+fn describe(who: &[(&str, u32)]) -> String {
+    who.iter()
+        .map(|(role, pid)| format!("{role} {pid}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn unlink_checked(name: &SegmentName, segment: &Segment) -> Result<()> {
+    match qadataswap_shm::unlink_if_same(name, segment) {
+        Ok(()) => Ok(()),
+        Err(ShmError::Replaced { .. }) => Err(Error::NotOurs {
+            name: name.as_str().to_owned(),
+            why: "it was re-created by another process while being checked".into(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A segment whose writer is gone (or closed): hold the writer role, check the readers, unlink.
+fn remove_unused(
+    name: &SegmentName,
+    segment: Segment,
+    copy: &HeaderCopy,
+    status: SegmentStatus,
+    force: bool,
+    dry_run: bool,
+) -> Result<SegmentStatus> {
+    let geo = copy.validate(name.as_str())?;
+    let v2 = copy.version() >= 2;
+    let map = segment.map(0, geo.total_size, Protection::ReadWrite, false)?;
+    let shared = crate::segment::Shared {
+        name: name.as_str().to_owned(),
+        segment,
+        map,
+        geo,
+    };
+    let me = ProcessIdentity::current();
+    let role_word = shared.header_u64(off::WRITER_CLAIM);
+    let before = role_word.load(Ordering::Acquire);
+    if v2 {
+        // Hold the writer role while deciding: a writer taking the segment over now would lose its name to us.
+        if let Err(qadataswap_sync::owner::Refused::Held(h, _)) =
+            OwnerWord::new(role_word).try_take(me, pid_namespace())
+        {
+            return Err(in_use(name, &[("writer", h.pid)]));
+        }
+    }
+    let give_back = || {
+        if v2 {
+            if let Some(mine) = Holder::of(me, pid_namespace()) {
+                let _ = role_word.compare_exchange(
+                    mine.pack(),
+                    before,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    };
+    let body = inspect_readers(&shared);
+    let live: Vec<(&str, u32)> = body
+        .iter()
+        .filter(|(_, alive)| *alive)
+        .map(|(pid, _)| ("reader", *pid))
+        .collect();
+    if !live.is_empty() {
+        give_back();
+        return Err(in_use(name, &live));
+    }
+    let mut dead: Vec<(&str, u32)> = body.iter().map(|(pid, _)| ("reader", *pid)).collect();
+    if let SegmentStatus::WriterDead { pid } = status {
+        dead.insert(0, ("writer", pid));
+    }
+    if !dead.is_empty() && !force {
+        give_back();
+        let mut pids: Vec<u32> = dead.iter().map(|(_, p)| *p).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        return Err(Error::DeadButRegistered {
+            name: name.as_str().to_owned(),
+            pids,
+            who: describe(&dead),
+        });
+    }
+    if dry_run {
+        give_back();
+        return Ok(status);
+    }
+    if let Err(e) = unlink_checked(name, &shared.segment) {
+        give_back();
+        return Err(e);
+    }
+    Ok(status)
+}
+
+/// `(pid, may be alive)` of every registered reader (fork children that called `exec` count as gone).
+fn inspect_readers(s: &crate::segment::Shared) -> Vec<(u32, bool)> {
+    let file = s.segment.file_id().ok();
+    s.lease_table()
+        .registered_entries()
+        .filter_map(|(_, e)| e.owner())
+        .map(|o| {
+            let alive = match o.identity.liveness(o.pidns) {
+                Liveness::Dead => false,
+                Liveness::Unknown => true,
+                Liveness::Alive => crate::fork::still_maps(&o, file),
+            };
+            (o.identity.pid, alive)
+        })
+        .collect()
+}
+
+/// Remove every unpublished segment of this user whose creator is dead (a creator killed while building it), and
+/// return their names. Files with our private prefix but without our magic and creator are left alone.
+pub fn sweep_leftovers() -> Vec<String> {
+    let Ok(entries) = qadataswap_shm::list(PRIVATE_PREFIX) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.into_iter().filter(|e| e.regular) {
+        if let Ok(SegmentStatus::Stale { .. }) = remove(&e.name, false) {
+            removed.push(e.name);
+        }
+    }
+    removed
 }

@@ -298,7 +298,7 @@ impl StreamWriterCore {
                 }
                 if last_reclaim.elapsed() >= RECLAIM_EVERY {
                     last_reclaim = Instant::now();
-                    if !s.lease_table().reclaim_dead().is_empty() {
+                    if !crate::reader::reclaim_dead_readers(s).is_empty() {
                         return Ok(Self::slot_free(s, chunk, slot).then_some(()));
                     }
                 }
@@ -309,7 +309,7 @@ impl StreamWriterCore {
             Err(WaitError::Aborted(e)) => Err(e),
             Err(_) => {
                 // One last look for dead readers, so a deadline that passed just as one died does not fail.
-                s.lease_table().reclaim_dead();
+                crate::reader::reclaim_dead_readers(s);
                 if Self::slot_free(s, chunk, slot) {
                     Ok(None)
                 } else {
@@ -321,8 +321,7 @@ impl StreamWriterCore {
 
     /// Readers attached and positioned (dead readers are reclaimed first, so they do not count).
     pub fn readers(&self) -> usize {
-        let lt = self.shared().lease_table();
-        lt.reclaim_dead();
+        crate::reader::reclaim_dead_readers(self.shared());
         count_positioned(self.shared())
     }
 
@@ -342,7 +341,7 @@ impl StreamWriterCore {
         let r = s
             .release_notifier()
             .wait_until(&wait, || -> Result<Option<usize>, Error> {
-                s.lease_table().reclaim_dead();
+                crate::reader::reclaim_dead_readers(s);
                 let have = count_positioned(s);
                 Ok((have >= n).then_some(have))
             });
@@ -656,8 +655,8 @@ impl StreamReaderCore {
         if s.state() == state::CLOSED {
             return Some(Poll::Closed);
         }
-        match s.writer_identity() {
-            Some(w) if !w.is_alive() => Some(Poll::WriterDied { pid: w.pid }),
+        match s.writer_liveness() {
+            Some((pid, qadataswap_sync::process::Liveness::Dead)) => Some(Poll::WriterDied { pid }),
             _ => None,
         }
     }
@@ -916,10 +915,10 @@ impl StreamFollower {
                 name: s.name.clone(),
             })
         } else {
-            match s.writer_identity() {
-                Some(w) if !w.is_alive() => Some(Error::WriterDied {
+            match s.writer_liveness() {
+                Some((pid, qadataswap_sync::process::Liveness::Dead)) => Some(Error::WriterDied {
                     name: s.name.clone(),
-                    pid: w.pid,
+                    pid,
                 }),
                 _ => None,
             }

@@ -11,7 +11,8 @@ use qadataswap_shm::{
 };
 use qadataswap_sync::futex;
 use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
-use qadataswap_sync::process::ProcessIdentity;
+use qadataswap_sync::owner::{Holder, Refused};
+use qadataswap_sync::process::{pid_namespace, Liveness, ProcessIdentity};
 
 use crate::encode::{self, SlotCursor};
 use crate::error::{Error, Result};
@@ -19,7 +20,7 @@ use crate::layout::{
     self, desc, flags, off, pack_published, state, unpack_published, Geometry, Mode, HEADER_SIZE,
 };
 use crate::options::WriterOptions;
-use crate::segment::{now_ns, wait_initialised, HeaderCopy, Shared};
+use crate::segment::{now_ns, HeaderCopy, Shared};
 use crate::stats::{Stats, StatsCounters};
 
 /// What a committed write produced.
@@ -51,9 +52,15 @@ pub struct RawWriter {
 impl RawWriter {
     /// Create the segment `name` (or take over one whose writer is dead) in `mode`.
     ///
+    /// A new segment is built in full under a private name and then published under `name` atomically and only if
+    /// the name is still free, so no other process ever acts on a half-built segment; of several processes creating
+    /// the same name at once exactly one wins, the others find its live writer. An existing segment is taken over
+    /// only from a writer known to be dead, by one compare-and-swap of its role word.
+    ///
     /// # Errors
     /// Name, permission and space errors from the shm layer; [`Error::WriterAlive`] if a live writer owns the
-    /// name; [`Error::Foreign`] / [`Error::VersionMismatch`] for a segment that is not ours to take.
+    /// name; [`Error::WriterUnjudgeable`] if its writer runs in another PID namespace; [`Error::Foreign`] /
+    /// [`Error::VersionMismatch`] for a segment that is not ours to take.
     pub fn create(name: &str, mode: Mode, opts: WriterOptions) -> Result<RawWriter> {
         let seg_name = SegmentName::new(name)?;
         let geo = Geometry::new(
@@ -64,52 +71,103 @@ impl RawWriter {
             opts.schema_capacity,
         )?;
         let me = ProcessIdentity::current();
-        // Two attempts: the second after removing a half-initialised segment whose creator died.
+        // Whatever dead creators left behind is nobody's: clear it before adding to /dev/shm.
+        crate::status::sweep_leftovers();
         for _ in 0..3 {
-            match Segment::create(
-                &seg_name,
-                geo.total_size,
-                &CreateOptions {
-                    mode: opts.mode,
-                    populate: true,
-                },
-            ) {
-                Ok(segment) => return Self::initialise(seg_name, segment, geo, me, opts),
-                Err(ShmError::AlreadyExists { .. }) => {
-                    match Self::take_over(&seg_name, mode, &geo, me, &opts)? {
-                        Some(w) => return Ok(w),
-                        None => continue,
+            match Self::take_over(&seg_name, mode, me, &opts) {
+                Err(Error::Shm(ShmError::NotFound { .. })) => {}
+                Err(Error::NotInitialised { creator_pid, .. }) => {
+                    // A version-1 creator published it before building it: remove it if the creator is dead (it is
+                    // provably ours and unused), then create.
+                    match crate::status::remove(name, false) {
+                        Ok(_) | Err(Error::Shm(ShmError::NotFound { .. })) => continue,
+                        Err(Error::InUse { .. }) => {
+                            return Err(Error::WriterAlive {
+                                name: name.to_owned(),
+                                pid: creator_pid,
+                            })
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
-                Err(e) => return Err(e.into()),
+                other => return other,
+            }
+            match Self::create_fresh(&seg_name, geo, me, &opts) {
+                // Another creator published the name first: take over (or find its live writer).
+                Err(Error::Shm(ShmError::AlreadyExists { .. })) => continue,
+                other => return other,
             }
         }
         Err(Error::InvalidConfig {
-            what: format!("segment '{name}' keeps appearing while being recreated; another process races this writer"),
+            what: format!(
+                "segment '{name}' keeps appearing and disappearing while being created; another process removes and \
+                 re-creates it in a loop"
+            ),
         })
     }
 
-    fn initialise(
-        name: SegmentName,
-        segment: Segment,
+    /// The first bytes of a new segment, written before it grows: enough for anyone who finds it unpublished to tell
+    /// that it is ours, whose, and still being built (state 0).
+    fn identity_head(me: ProcessIdentity, pidns: u64) -> Vec<u8> {
+        let mut head = vec![0u8; HEADER_SIZE];
+        let mut put = |at: usize, bytes: &[u8]| head[at..at + bytes.len()].copy_from_slice(bytes);
+        put(off::MAGIC, &layout::MAGIC);
+        put(off::FORMAT_VERSION, &layout::FORMAT_VERSION.to_le_bytes());
+        put(off::ABI, &layout::ABI_FINGERPRINT.to_le_bytes());
+        put(off::CREATOR_PID, &me.pid.to_le_bytes());
+        put(off::CREATOR_START_TIME, &me.start_time.to_le_bytes());
+        put(off::CREATOR_PIDNS, &pidns.to_le_bytes());
+        head
+    }
+
+    /// Build a new segment privately, then publish it as `name`. [`Error::Shm`] with `AlreadyExists` if another
+    /// process published the name first (ours is removed).
+    fn create_fresh(
+        name: &SegmentName,
         geo: Geometry,
         me: ProcessIdentity,
-        opts: WriterOptions,
+        opts: &WriterOptions,
     ) -> Result<RawWriter> {
-        let map = match segment.map(0, geo.total_size, Protection::ReadWrite, true) {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = qadataswap_shm::unlink(&name);
-                return Err(e.into());
-            }
-        };
-        let shared = Arc::new(Shared {
+        let pidns = pid_namespace();
+        let segment = Segment::create_private(
+            name,
+            &Self::identity_head(me, pidns),
+            geo.total_size,
+            &CreateOptions {
+                mode: opts.mode,
+                populate: true,
+            },
+        )?;
+        // On any error below, dropping `segment` removes the private name.
+        let map = segment.map(0, geo.total_size, Protection::ReadWrite, true)?;
+        let mut shared = Shared {
             name: name.as_str().to_owned(),
             segment,
             map,
             geo,
-        });
-        let s = &shared;
+        };
+        Self::initialise(&shared, geo, me, pidns, opts);
+        shared.segment.publish(name)?;
+        Ok(RawWriter {
+            shared: Arc::new(shared),
+            me,
+            opts: opts.clone(),
+            schema_version: 0,
+            last_schema: None,
+            encoded_schema: None,
+            stats: StatsCounters::default(),
+            closed: false,
+        })
+    }
+
+    /// Write every header field of a fresh (zeroed past its identity) segment, ending with `state = READY`.
+    fn initialise(
+        s: &Shared,
+        geo: Geometry,
+        me: ProcessIdentity,
+        pidns: u64,
+        opts: &WriterOptions,
+    ) {
         let mut hflags = 0;
         if opts.persistent {
             hflags |= flags::PERSISTENT;
@@ -119,17 +177,8 @@ impl RawWriter {
             Some(crate::options::Compression::Zstd) => hflags |= flags::ZSTD,
             None => {}
         }
-        // The file is fresh (zeroed): state is INITIALISING until the last store below.
-        s.header_u32(off::CREATOR_PID)
-            .store(me.pid, Ordering::Relaxed);
-        s.header_u64(off::CREATOR_START_TIME)
-            .store(me.start_time, Ordering::Relaxed);
-        s.header_u64(off::MAGIC)
-            .store(u64::from_le_bytes(layout::MAGIC), Ordering::Relaxed);
-        s.header_u32(off::FORMAT_VERSION)
-            .store(layout::FORMAT_VERSION, Ordering::Relaxed);
-        s.header_u32(off::ABI)
-            .store(layout::ABI_FINGERPRINT, Ordering::Relaxed);
+        // Magic, version, ABI and the creator were written before the file grew; state is INITIALISING until the
+        // last store below (nobody else can open the file before it is published anyway).
         s.header_u32(off::HEADER_SIZE)
             .store(HEADER_SIZE as u32, Ordering::Relaxed);
         s.header_u32(off::FLAGS).store(hflags, Ordering::Relaxed);
@@ -161,58 +210,61 @@ impl RawWriter {
             .store(geo.schema_offset as u64, Ordering::Relaxed);
         s.header_u64(off::DATA_OFFSET)
             .store(geo.data_offset as u64, Ordering::Relaxed);
+        if let Some(h) = Holder::of(me, pidns) {
+            s.header_u64(off::WRITER_CLAIM)
+                .store(h.pack(), Ordering::Relaxed);
+        }
+        s.header_u64(off::WRITER_PIDNS)
+            .store(pidns, Ordering::Relaxed);
         s.header_u32(off::WRITER_PID)
             .store(me.pid, Ordering::Relaxed);
         s.header_u64(off::WRITER_START_TIME)
             .store(me.start_time, Ordering::Relaxed);
         s.header_u64(off::GENERATION).store(1, Ordering::Relaxed);
         s.set_state(state::READY);
-        Ok(RawWriter {
-            shared,
-            me,
-            opts,
-            schema_version: 0,
-            last_schema: None,
-            encoded_schema: None,
-            stats: StatsCounters::default(),
-            closed: false,
-        })
     }
 
     /// An existing segment: take it over if its writer is gone, refuse if it is alive or not ours.
-    /// `Ok(None)` means it was a dead creator's half-initialised segment and was removed: create again.
+    /// [`Error::Shm`] with `NotFound` when there is no segment of that name.
     fn take_over(
         name: &SegmentName,
         mode: Mode,
-        wanted: &Geometry,
         me: ProcessIdentity,
         opts: &WriterOptions,
-    ) -> Result<Option<RawWriter>> {
+    ) -> Result<RawWriter> {
         let segment = Segment::open(name, Access::ReadWrite, &OpenOptions::default())?;
-        segment.require_len(HEADER_SIZE)?;
-        let head = segment.map(0, HEADER_SIZE, Protection::ReadWrite, false)?;
-        if let Err(Error::NotInitialised { creator_pid, .. }) =
-            wait_initialised(&head, name.as_str(), Duration::from_millis(200))
-        {
-            let copy = HeaderCopy::read(&head);
-            let creator = ProcessIdentity {
-                pid: creator_pid,
-                start_time: copy.u64(off::CREATOR_START_TIME),
-            };
-            if creator_pid != 0 && creator.is_alive() {
-                return Err(Error::WriterAlive {
-                    name: name.as_str().to_owned(),
-                    pid: creator_pid,
-                });
-            }
-            // Creator died during initialisation: nobody can be attached (readers wait for READY); reclaim.
-            drop(head);
-            qadataswap_shm::unlink(name)?;
-            return Ok(None);
+        let foreign = || Error::Foreign {
+            name: name.as_str().to_owned(),
+        };
+        if segment.len() < HEADER_SIZE {
+            return Err(foreign());
         }
+        let head = segment.map(0, HEADER_SIZE, Protection::ReadOnly, false)?;
         let copy = HeaderCopy::read(&head);
-        let geo = copy.validate(name.as_str())?;
         drop(head);
+        // Segments are published only once built, so a public name without our magic is someone else's file, never
+        // a half-built segment of ours: leave it alone.
+        if copy.magic() != layout::MAGIC {
+            return Err(foreign());
+        }
+        if copy.u32(off::STATE) == state::INITIALISING {
+            return Err(Error::NotInitialised {
+                name: name.as_str().to_owned(),
+                creator_pid: copy.u32(off::CREATOR_PID),
+                waited: Duration::ZERO,
+            });
+        }
+        let geo = copy.validate(name.as_str())?;
+        if copy.version() != layout::FORMAT_VERSION {
+            // Readable, but a writer of this version would mix two protocols: refuse to take it over.
+            return Err(Error::VersionMismatch {
+                name: name.as_str().to_owned(),
+                found: copy.version(),
+                expected: layout::FORMAT_VERSION,
+                found_abi: copy.u32(off::ABI),
+                expected_abi: layout::ABI_FINGERPRINT,
+            });
+        }
         if geo.mode != mode {
             return Err(Error::WrongMode {
                 name: name.as_str().to_owned(),
@@ -228,41 +280,42 @@ impl RawWriter {
             map,
             geo,
         });
-        // Claim the writer role: only if the recorded writer is absent or dead.
-        let pid_word = shared.header_u32(off::WRITER_PID);
-        loop {
-            let current = shared.writer_identity();
-            if let Some(w) = current {
-                if w.pid == me.pid && w.start_time == me.start_time {
-                    return Err(Error::WriterAlive {
-                        name: name.as_str().to_owned(),
-                        pid: w.pid,
-                    });
-                }
-                if w.is_alive() {
-                    return Err(Error::WriterAlive {
-                        name: name.as_str().to_owned(),
-                        pid: w.pid,
-                    });
-                }
+        // Claim the writer role: one compare-and-swap from a holder judged dead (or none), so a live writer is
+        // never displaced whatever the interleaving with other claimers.
+        let pidns = pid_namespace();
+        match shared.writer_role().try_take(me, pidns) {
+            Ok(_) => {}
+            Err(Refused::Held(h, Liveness::Unknown)) => {
+                return Err(Error::WriterUnjudgeable {
+                    name: name.as_str().to_owned(),
+                    pid: h.pid,
+                })
             }
-            let old = current.map_or(0, |w| w.pid);
-            if pid_word
-                .compare_exchange(old, me.pid, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                break;
+            Err(Refused::Held(h, _)) => {
+                return Err(Error::WriterAlive {
+                    name: name.as_str().to_owned(),
+                    pid: h.pid,
+                })
+            }
+            Err(Refused::InvalidPid) => {
+                return Err(Error::InvalidConfig {
+                    what: format!("pid {} does not fit a Linux pid", me.pid),
+                })
             }
         }
+        // The role is ours: the informational words follow.
+        shared
+            .header_u64(off::WRITER_PIDNS)
+            .store(pidns, Ordering::Relaxed);
         shared
             .header_u64(off::WRITER_START_TIME)
-            .store(me.start_time, Ordering::Release);
+            .store(me.start_time, Ordering::Relaxed);
+        shared
+            .header_u32(off::WRITER_PID)
+            .store(me.pid, Ordering::Release);
         shared
             .header_u64(off::GENERATION)
             .fetch_add(1, Ordering::AcqRel);
-        if geo != *wanted {
-            // Keep the existing geometry: readers may be attached. Say so only through `geometry()`.
-        }
         // A write the dead writer left half done keeps an odd sequence: mark such slots empty.
         for slot in 0..geo.slot_count {
             let seq = shared.slot_seq(slot);
@@ -270,12 +323,11 @@ impl RawWriter {
                 seq.commit(0);
             }
         }
-        let lt = shared.lease_table();
-        lt.reclaim_dead();
+        crate::reader::reclaim_dead_readers(&shared);
         let mut opts = opts.clone();
         opts.persistent = copy.u32(off::FLAGS) & flags::PERSISTENT != 0 || opts.persistent;
         shared.set_state(state::READY);
-        Ok(Some(RawWriter {
+        Ok(RawWriter {
             shared,
             me,
             opts,
@@ -284,7 +336,7 @@ impl RawWriter {
             encoded_schema: None,
             stats: StatsCounters::default(),
             closed: false,
-        }))
+        })
     }
 
     /// The segment.
@@ -360,7 +412,7 @@ impl RawWriter {
                 if let Some(s) = pick(shared) {
                     return Ok(Some(s));
                 }
-                shared.lease_table().reclaim_dead();
+                crate::reader::reclaim_dead_readers(&shared);
                 Ok(pick(shared))
             });
         match r {
@@ -472,7 +524,11 @@ impl RawWriter {
         Ok(())
     }
 
-    /// Close: mark the segment `final_state`, wake everyone, and unlink it unless persistent.
+    /// Close: unlink the name unless persistent (only if it still names this very segment), then mark the segment
+    /// `final_state`, wake everyone, and give up the writer role.
+    ///
+    /// The name goes first, while this writer still holds the role: nobody can take the segment over in between
+    /// and lose its name to this close. A name that another process re-created since is left alone.
     pub(crate) fn close_with(&mut self, final_state: u32) -> Result<()> {
         if self.closed {
             return Ok(());
@@ -483,23 +539,28 @@ impl RawWriter {
             return Ok(());
         }
         let s = &self.shared;
-        s.set_state(final_state);
-        let _ = s.header_u32(off::WRITER_PID).compare_exchange(
-            self.me.pid,
-            0,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
-        futex::wake(s.header_u32(off::STATE), u32::MAX);
-        if !self.opts.persistent {
+        let still_ours = s.writer_role().holder().is_some_and(|h| h.is(self.me));
+        let mut unlinked = Ok(());
+        if !self.opts.persistent && still_ours {
             if let Some(name) = s.segment.name() {
-                match qadataswap_shm::unlink(name) {
-                    Ok(()) | Err(ShmError::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                unlinked = match qadataswap_shm::unlink_if_same(name, &s.segment) {
+                    Ok(()) | Err(ShmError::NotFound { .. } | ShmError::Replaced { .. }) => Ok(()),
+                    Err(e) => Err(e.into()),
+                };
             }
         }
-        Ok(())
+        if still_ours {
+            s.set_state(final_state);
+            let _ = s.header_u32(off::WRITER_PID).compare_exchange(
+                self.me.pid,
+                0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            s.writer_role().release(self.me);
+            futex::wake(s.header_u32(off::STATE), u32::MAX);
+        }
+        unlinked
     }
 }
 

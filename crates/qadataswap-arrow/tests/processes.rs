@@ -1,15 +1,13 @@
 //! Crash safety with real processes: the test binary re-executes itself with `QADS_ARROW_ROLE` naming a child role.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch};
 use qadataswap_arrow::{Error, Frame, SnapshotReader, SnapshotWriter};
 
-const ROLE: &str = "QADS_ARROW_ROLE";
-const NAME: &str = "QADS_ARROW_NAME";
+mod common;
+use common::{child, expect_line, kill, role, Unlink};
 
 /// A frame whose every value is derived from its sequence number, so a torn frame is detectable.
 fn consistent_batch(seq: i64, rows: usize) -> RecordBatch {
@@ -41,83 +39,6 @@ fn check_consistent(f: &Frame) -> i64 {
         );
     }
     tag
-}
-
-/// A child process running one role, with its stdout read line by line.
-struct Kid {
-    child: Child,
-    out: BufReader<ChildStdout>,
-}
-
-impl Kid {
-    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.child.wait()
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        kill(self);
-    }
-}
-
-fn child(role: &str, name: &str, test: &str) -> Kid {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env(NAME, name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    Kid { child, out }
-}
-
-/// Wait (with a watchdog) for a line from the child's stdout containing `marker`; returns the text from it on.
-fn expect_line(c: &mut Kid, marker: &str) -> String {
-    let pid = c.child.id();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let d2 = Arc::clone(&done);
-    std::thread::spawn(move || {
-        let t0 = Instant::now();
-        while !d2.load(std::sync::atomic::Ordering::Relaxed) {
-            if t0.elapsed() > Duration::from_secs(60) {
-                // Watchdog: a hung child is killed so the test fails instead of hanging.
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if c.out.read_line(&mut line).unwrap() == 0 {
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
-            panic!("child exited before printing {marker}");
-        }
-        if let Some(at) = line.find(marker) {
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
-            return line[at..].trim().to_owned();
-        }
-    }
-}
-
-fn kill(c: &mut Kid) {
-    let _ = c.child.kill();
-    let _ = c.child.wait();
-}
-
-struct Unlink(String);
-impl Drop for Unlink {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(format!("/dev/shm/{}", self.0));
-    }
-}
-
-fn role() -> Option<(String, String)> {
-    Some((std::env::var(ROLE).ok()?, std::env::var(NAME).ok()?))
 }
 
 /// Child roles live inside this test so that `--exact` selects them.

@@ -61,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     child.kill()?;
     child.wait()?;
 
-    // Another format version: a real segment with format_version patched to 2.
+    // Another format version: a real segment with format_version patched to a future 3.
     let mut old = SnapshotWriter::builder("demo-oldversion")
         .size(1 << 20)
         .persistent(true)
@@ -69,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     old.write(&prices(0)?)?;
     old.close()?;
     let mut bytes = std::fs::read("/dev/shm/demo-oldversion")?;
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     std::fs::write("/dev/shm/demo-oldversion", bytes)?;
 
     // Someone else's shared memory.

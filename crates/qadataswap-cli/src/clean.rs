@@ -1,75 +1,30 @@
 //! `qadataswap rm` and `qadataswap gc`: remove segments nobody uses, never one that is in use or not ours.
 //!
-//! The check and the unlink are two steps: a writer that takes a stale segment over in between loses its name (its
-//! mapping stays valid, readers that open the name afterwards get "not found"). Run `gc` when no writer is starting.
+//! Both go through [`qadataswap_arrow::status::remove`], the one rule every API's removal follows (Python's
+//! `unlink`, the C `qds_remove`): it checks and removes the very file it opened, and holds a dead writer's role
+//! while it does, so no writer can take the segment over in between.
 
 use std::io::Write;
 
-use qadataswap_shm::SegmentName;
+use qadataswap_arrow::status;
 use serde::Serialize;
 
 use crate::error::{CliError, Result};
-use crate::listing::refusal;
-use crate::status::{self, Proc, State, Status};
+use crate::status::{list_all, State};
 
-fn describe(procs: &[&Proc]) -> String {
-    procs
-        .iter()
-        .map(|p| format!("{} {}", p.role, p.pid))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn unique_pids(procs: &[&Proc]) -> Vec<u32> {
-    let mut pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
-    pids.sort_unstable();
-    pids.dedup();
-    pids
-}
-
-/// Whether `s` may be removed: `Ok(())`, or the refusal.
-fn check_removable(s: &Status, force: bool) -> Result<()> {
-    if s.state == State::Foreign {
-        return Err(refusal(s).unwrap_or(CliError::Foreign {
-            name: s.name.clone(),
-            reason: "not ours".into(),
-        }));
-    }
-    if matches!(s.state, State::Incompatible | State::Corrupt) && !force {
-        // Its reader table cannot be trusted, so nobody can tell whether it is in use.
-        return Err(refusal(s).unwrap_or(CliError::Incompatible {
-            name: s.name.clone(),
-            reason: "unreadable".into(),
-        }));
-    }
-    let procs = s.processes();
-    let live: Vec<&Proc> = procs.iter().filter(|p| p.alive).collect();
-    if !live.is_empty() {
-        return Err(CliError::InUse {
-            name: s.name.clone(),
-            pids: unique_pids(&live),
-            who: describe(&live),
-        });
-    }
-    let dead: Vec<&Proc> = procs.iter().filter(|p| !p.alive && p.pid != 0).collect();
-    if !dead.is_empty() && !force {
-        return Err(CliError::DeadButRegistered {
-            name: s.name.clone(),
-            pids: unique_pids(&dead),
-            who: describe(&dead),
-        });
-    }
-    Ok(())
-}
-
-fn unlink(name: &str) -> Result<()> {
-    let n = SegmentName::new(name)?;
-    match qadataswap_shm::unlink(&n) {
-        Ok(()) => Ok(()),
-        Err(qadataswap_shm::ShmError::NotFound { .. }) => Err(CliError::NotFound {
+/// The CLI's error for a refusal of the shared rule.
+fn refused(name: &str, e: qadataswap_arrow::Error) -> CliError {
+    use qadataswap_arrow::Error as A;
+    use qadataswap_shm::ShmError as S;
+    match e {
+        A::Shm(S::NotFound { .. }) => CliError::NotFound {
             name: name.to_owned(),
-        }),
-        Err(e) => Err(e.into()),
+        },
+        A::InUse { name, pids, who } => CliError::InUse { name, pids, who },
+        A::DeadButRegistered { name, pids, who } => CliError::DeadButRegistered { name, pids, who },
+        A::NotOurs { name, why } => CliError::Foreign { name, reason: why },
+        A::Unverifiable { name, why } => CliError::Incompatible { name, reason: why },
+        other => CliError::Arrow(other),
     }
 }
 
@@ -79,22 +34,24 @@ fn unlink(name: &str) -> Result<()> {
 /// [`CliError::NotFound`] (3); [`CliError::InUse`] / [`CliError::DeadButRegistered`] (4); [`CliError::Foreign`] /
 /// [`CliError::Incompatible`] (5).
 pub fn rm(name: &str, force: bool, out: &mut dyn Write) -> Result<()> {
-    let s = match status::classify(name, None) {
-        Ok(s) => s,
-        Err(qadataswap_arrow::Error::Shm(
-            qadataswap_shm::ShmError::NotFound { .. }
-            | qadataswap_shm::ShmError::InvalidName { .. },
-        )) => {
-            return Err(CliError::NotFound {
-                name: name.to_owned(),
-            })
-        }
-        Err(e) => return Err(e.into()),
-    };
-    check_removable(&s, force)?;
-    unlink(name)?;
-    writeln!(out, "removed {name} (was {})", s.state.as_str())?;
+    let was = status::remove(name, force).map_err(|e| refused(name, e))?;
+    writeln!(out, "removed {name} (was {})", describe(&was))?;
     Ok(())
+}
+
+fn describe(s: &status::SegmentStatus) -> &'static str {
+    use status::SegmentStatus as S;
+    match s {
+        S::Live { .. } => "live",
+        S::WriterDead { .. } => "writer-dead",
+        S::Closed => "closed",
+        S::Stale { .. } => "stale",
+        S::Initialising { .. } => "initialising",
+        S::Foreign { .. } => "foreign",
+        S::Incompatible { .. } => "incompatible",
+        S::Corrupt { .. } => "corrupt",
+        _ => "unknown",
+    }
 }
 
 #[derive(Serialize)]
@@ -117,7 +74,7 @@ pub fn gc(
     out: &mut dyn Write,
 ) -> Result<()> {
     let mut report = Vec::new();
-    let statuses = status::list_all(prefix)?;
+    let statuses = list_all(prefix)?;
     for s in &statuses {
         let candidate = s.state == State::Stale
             || (closed && s.state == State::Closed && s.processes().iter().all(|p| !p.alive));
@@ -125,13 +82,15 @@ pub fn gc(
             continue;
         }
         // Dead registrations are what makes a segment stale: gc is the `--force` for them, never for live ones.
-        let (action, why) = match check_removable(s, true) {
-            Err(e) => ("kept", Some(e.to_string())),
-            Ok(()) if dry_run => ("would remove", None),
-            Ok(()) => match unlink(&s.name) {
-                Ok(()) => ("removed", None),
-                Err(CliError::NotFound { .. }) => ("gone", None),
-                Err(e) => ("failed", Some(e.to_string())),
+        let (action, why) = match status::remove_with(&s.name, true, dry_run) {
+            Ok(_) if dry_run => ("would remove", None),
+            Ok(_) => ("removed", None),
+            Err(e) => match refused(&s.name, e) {
+                CliError::NotFound { .. } => ("gone", None),
+                e @ (CliError::InUse { .. }
+                | CliError::Foreign { .. }
+                | CliError::Incompatible { .. }) => ("kept", Some(e.to_string())),
+                e => ("failed", Some(e.to_string())),
             },
         };
         report.push(GcEntry {

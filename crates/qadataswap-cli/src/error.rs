@@ -143,7 +143,13 @@ impl CliError {
             CliError::Arrow(
                 A::Foreign { .. } | A::VersionMismatch { .. } | A::CorruptHeader { .. },
             ) => ExitCode::Foreign,
-            CliError::Arrow(A::WriterAlive { .. }) => ExitCode::InUse,
+            CliError::Arrow(
+                A::WriterAlive { .. }
+                | A::WriterUnjudgeable { .. }
+                | A::InUse { .. }
+                | A::DeadButRegistered { .. },
+            ) => ExitCode::InUse,
+            CliError::Arrow(A::NotOurs { .. } | A::Unverifiable { .. }) => ExitCode::Foreign,
             _ => ExitCode::Error,
         }
     }

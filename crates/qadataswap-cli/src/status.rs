@@ -143,7 +143,10 @@ pub fn classify(name: &str, size: Option<u64>) -> Result<Status, qadataswap_arro
         }) => {
             st.state = State::Incompatible;
             st.reason = Some(if found != expected {
-                format!("format version {found}, this tool reads version {expected}")
+                format!(
+                    "format version {found}, this tool reads versions {} to {expected}",
+                    qadataswap_arrow::layout::OLDEST_READABLE_VERSION
+                )
             } else {
                 format!("ABI {found_abi:#010x}, this tool reads ABI {expected_abi:#010x}")
             });

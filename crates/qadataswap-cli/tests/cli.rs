@@ -381,7 +381,7 @@ fn inspect_shows_header_schema_slots_and_readers_without_registering() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let j = json(&o);
     assert_eq!(j["state"], "live");
-    assert_eq!(j["header"]["format_version"], 1);
+    assert_eq!(j["header"]["format_version"], 2);
     assert_eq!(j["header"]["published_seq"], 1);
     assert_eq!(j["header"]["slot_count"], 3);
     assert_eq!(j["schema"][0]["name"], "id");
@@ -675,4 +675,32 @@ fn cat_follow_on_a_stream_exits_1_when_the_writer_dies() {
     assert!(text(&o.stdout).contains(&format!("# {n} chunk 1: 4 rows")));
     assert!(text(&o.stderr).contains("died"), "{}", text(&o.stderr));
     cleanup(&[&n]);
+}
+
+#[test]
+fn ls_gc_and_rm_never_claim_another_applications_zero_filled_file() {
+    // `head -c 65536 /dev/zero > /dev/shm/otherapp-pool`, aged by an hour: not ours, whatever its bytes.
+    let other = name("otherapp-pool");
+    std::fs::write(shm_path(&other), vec![0u8; 65536]).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(shm_path(&other))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    let o = run(&["ls", "--all", "--json"]);
+    let listed = json(&o);
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == other.as_str())
+        .expect("ls --all lists it");
+    assert_eq!(entry["state"], "foreign", "{entry}");
+    let o = run(&["gc", "--prefix", &prefix()]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(!text(&o.stdout).contains(&other), "{}", text(&o.stdout));
+    assert_eq!(code(&run(&["rm", "--force", &other])), 5);
+    assert_eq!(std::fs::read(shm_path(&other)).unwrap(), vec![0u8; 65536]);
+    cleanup(&[&other]);
 }

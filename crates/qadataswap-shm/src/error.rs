@@ -137,6 +137,17 @@ pub enum ShmError {
         page_size: usize,
     },
 
+    /// The name no longer refers to the file this process opened: another process removed it and created a new
+    /// segment under the same name. That one is not ours and was left alone.
+    #[error(
+        "shared-memory segment '{name}' was re-created by another process since this one opened it: the new \
+         segment is not ours and was left alone (ours has no name any more and disappears with its last user)"
+    )]
+    Replaced {
+        /// The segment.
+        name: String,
+    },
+
     /// Any other operating-system error.
     #[error("{op} failed for shared-memory segment '{name}': {source}; check /dev/shm and the system logs")]
     Io {

@@ -38,9 +38,10 @@ mod segment;
 
 pub use error::ShmError;
 pub use mapping::{Mapping, Protection};
-pub use name::{SegmentName, MAX_NAME_LEN};
+pub use name::{SegmentName, MAX_NAME_LEN, PRIVATE_PREFIX};
 pub use segment::{
-    list, unlink, Access, CreateOptions, OpenOptions, Segment, SegmentInfo, SHM_DIR,
+    list, unlink, unlink_if_same, Access, CreateOptions, FileId, OpenOptions, Segment, SegmentInfo,
+    SHM_DIR,
 };
 
 /// The system page size in bytes (mapping offsets and [`Mapping::protect`] ranges must be multiples of it).

@@ -5,6 +5,10 @@ use std::str::FromStr;
 
 use crate::ShmError;
 
+/// Names starting with this are a creator's private, not yet published segments (see
+/// [`Segment::create_private`](crate::Segment::create_private)); [`SegmentName::new`] refuses them.
+pub const PRIVATE_PREFIX: &str = ".qads-new.";
+
 /// The longest accepted name, in bytes (Linux allows 255 for a file name; the rest is headroom for suffixes).
 pub const MAX_NAME_LEN: usize = 200;
 
@@ -57,7 +61,34 @@ impl SegmentName {
         if name.chars().any(char::is_control) {
             return Err(invalid("contains a control character"));
         }
+        if name.starts_with(PRIVATE_PREFIX) {
+            return Err(invalid(
+                "starts with \".qads-new.\", which is reserved for segments being created",
+            ));
+        }
         Ok(Self(name.to_owned()))
+    }
+
+    /// Like [`SegmentName::new`], but also accepts the names of segments being created (starting with
+    /// [`PRIVATE_PREFIX`]), for tools that list, inspect and clean up what a creator left behind.
+    ///
+    /// # Errors
+    ///
+    /// As [`SegmentName::new`], except for the prefix.
+    pub fn any(s: impl AsRef<str>) -> Result<Self, ShmError> {
+        let given = s.as_ref();
+        let bare = given.strip_prefix('/').unwrap_or(given);
+        if let Some(rest) = bare.strip_prefix(PRIVATE_PREFIX) {
+            // Validate the rest as an ordinary name, then put the prefix back.
+            let _ = Self::new(if rest.is_empty() { "x" } else { rest })?;
+            return Ok(Self(bare.to_owned()));
+        }
+        Self::new(given)
+    }
+
+    /// Whether this names a segment still being created (not yet published under its real name).
+    pub fn is_private(&self) -> bool {
+        self.0.starts_with(PRIVATE_PREFIX)
     }
 
     /// The name without any leading '/'.

@@ -110,6 +110,9 @@ impl OpenOptions {
 pub struct Segment {
     fd: OwnedFd,
     name: Option<SegmentName>,
+    /// For a segment made by [`Segment::create_private`] and not yet published: its private name. Dropping the
+    /// segment removes that name (if it is still this file).
+    private: Option<SegmentName>,
     /// The name for messages: the segment name, `memfd:<debug name>` or `fd <n>`.
     label: String,
     /// File size as of the last fstat.
@@ -164,6 +167,136 @@ impl Segment {
             return Err(e);
         }
         Segment::from_fd_parts(fd, Some(name.clone()), label.to_owned())
+    }
+
+    /// Creates a segment of `len` bytes that nobody else will open: under a private name (starting with
+    /// [`PRIVATE_PREFIX`](crate::PRIVATE_PREFIX), unique to this process), exclusively, with `head` as its first bytes
+    /// *before* it grows to `len` and before any memory is reserved, so that whoever finds a leftover (its creator
+    /// was killed while reserving gigabytes) can read from `head` whose it is. Publish it under its real name with
+    /// [`Segment::publish`] once it is fully built: other processes never see it half-built.
+    ///
+    /// Dropping an unpublished segment removes its private name.
+    ///
+    /// # Errors
+    ///
+    /// As [`Segment::create`]; [`ShmError::InvalidRange`] if `head` is longer than `len`.
+    pub fn create_private(
+        target: &SegmentName,
+        head: &[u8],
+        len: usize,
+        opts: &CreateOptions,
+    ) -> Result<Segment, ShmError> {
+        static SERIAL: AtomicUsize = AtomicUsize::new(0);
+        let label = target.as_str();
+        if head.len() > len {
+            return Err(ShmError::InvalidRange {
+                name: label.to_owned(),
+                offset: 0,
+                len: head.len() as u64,
+                reason: "the first bytes are longer than the segment",
+                page_size: page_size(),
+            });
+        }
+        let flags =
+            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let (private, fd) = loop {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let candidate = SegmentName::any(format!(
+                "{}{}.{}.{nanos:x}",
+                crate::PRIVATE_PREFIX,
+                std::process::id(),
+                SERIAL.fetch_add(1, Ordering::Relaxed)
+            ))?;
+            match rustix::fs::open(path_of(&candidate), flags, Mode::from_raw_mode(0o600)) {
+                Ok(fd) => break (candidate, fd),
+                // A leftover of an earlier process with our pid: pick the next serial.
+                Err(Errno::EXIST) => continue,
+                Err(Errno::ACCESS | Errno::PERM) => {
+                    return Err(ShmError::PermissionDenied {
+                        name: label.to_owned(),
+                    })
+                }
+                Err(e) => return Err(io_error("create", label, e)),
+            }
+        };
+        let mut segment = Segment::from_fd_parts(fd, None, label.to_owned())?;
+        segment.private = Some(private);
+        // From here on, dropping `segment` removes the private name.
+        let mut written = 0;
+        while written < head.len() {
+            match rustix::io::pwrite(&segment.fd, &head[written..], written as u64) {
+                Ok(0) => return Err(io_error("write", label, Errno::NOSPC)),
+                Ok(n) => written += n,
+                Err(Errno::INTR) => {}
+                Err(Errno::NOSPC) => {
+                    return Err(ShmError::TooLarge {
+                        name: label.to_owned(),
+                        requested: len as u64,
+                        available: available(&segment.fd),
+                    })
+                }
+                Err(e) => return Err(io_error("write", label, e)),
+            }
+        }
+        prepare_new(&segment.fd, label, len, opts)?;
+        segment.refresh_len()?;
+        segment.mode = opts.mode & 0o777;
+        Ok(segment)
+    }
+
+    /// Gives a segment made by [`Segment::create_private`] its real name, atomically and only if nothing has that
+    /// name (`renameat2` with `RENAME_NOREPLACE`): exactly one of several processes publishing the same name wins.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::AlreadyExists`] if the name is taken (the segment keeps its private name, and dropping it removes
+    /// it); [`ShmError::InvalidRange`] if the segment is not an unpublished private one; [`ShmError::Io`].
+    pub fn publish(&mut self, name: &SegmentName) -> Result<(), ShmError> {
+        let Some(private) = self.private.clone() else {
+            return Err(ShmError::InvalidRange {
+                name: name.as_str().to_owned(),
+                offset: 0,
+                len: 0,
+                reason: "only an unpublished segment from create_private can be published",
+                page_size: page_size(),
+            });
+        };
+        match rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            path_of(&private),
+            rustix::fs::CWD,
+            path_of(name),
+            rustix::fs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => {
+                self.private = None;
+                self.name = Some(name.clone());
+                self.label = name.as_str().to_owned();
+                Ok(())
+            }
+            Err(Errno::EXIST) => Err(ShmError::AlreadyExists {
+                name: name.as_str().to_owned(),
+            }),
+            Err(Errno::ACCESS | Errno::PERM) => Err(ShmError::PermissionDenied {
+                name: name.as_str().to_owned(),
+            }),
+            Err(e) => Err(io_error("rename", name.as_str(), e)),
+        }
+    }
+
+    /// Device and inode of the open file: what a name must still refer to for this segment to be "the one".
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::Io`] if fstat fails.
+    pub fn file_id(&self) -> Result<FileId, ShmError> {
+        let st = rustix::fs::fstat(&self.fd).map_err(|e| io_error("fstat", &self.label, e))?;
+        Ok(FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        })
     }
 
     /// Opens an existing named segment, refusing anything that could be a trap: a symbolic link (`O_NOFOLLOW`), a
@@ -283,6 +416,7 @@ impl Segment {
         Ok(Segment {
             fd,
             name,
+            private: None,
             label,
             len: AtomicUsize::new(size_of(&st)),
             uid: st.st_uid,
@@ -333,9 +467,17 @@ impl Segment {
         self.fd.as_fd()
     }
 
-    /// Gives up the segment and returns its descriptor.
-    pub fn into_fd(self) -> OwnedFd {
-        self.fd
+    /// A new descriptor for the same open file, e.g. to pass it to another process.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::Io`] if the descriptor cannot be duplicated.
+    pub fn try_clone_fd(&self) -> Result<OwnedFd, ShmError> {
+        self.fd.try_clone().map_err(|e| ShmError::Io {
+            op: "dup",
+            name: self.label.clone(),
+            source: e,
+        })
     }
 
     /// Checks, with a fresh fstat, that the file is at least `needed` bytes, e.g. the size a header claims. Call it
@@ -423,6 +565,54 @@ impl Segment {
         // SAFETY: `ptr` is the start of the fresh mapping of `len` bytes just made, which nothing else owns.
         Ok(unsafe { Mapping::from_raw(ptr, len, self.label.clone()) })
     }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // An unpublished private segment is nobody's: remove its name, if it is still this file.
+        if let Some(private) = self.private.take() {
+            let _ = unlink_if_same(&private, self);
+        }
+    }
+}
+
+/// Where a file is: device and inode. Two names refer to the same file exactly when these are equal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+}
+
+/// Removes `name` only if it still refers to the file `segment` has open (same device and inode): never a segment
+/// another process created under the same name since.
+///
+/// The check and the unlink are two system calls; nothing in this library removes or re-creates a name held by a
+/// live writer between them, so for the writer's own close the pair is exact.
+///
+/// # Errors
+///
+/// [`ShmError::Replaced`] if the name now refers to another file (left alone); [`ShmError::NotFound`];
+/// [`ShmError::Io`].
+pub fn unlink_if_same(name: &SegmentName, segment: &Segment) -> Result<(), ShmError> {
+    let mine = segment.file_id()?;
+    let label = name.as_str();
+    let now = match rustix::fs::lstat(path_of(name)) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => {
+            return Err(ShmError::NotFound {
+                name: label.to_owned(),
+            })
+        }
+        Err(e) => return Err(io_error("lstat", label, e)),
+    };
+    if now.st_dev != mine.dev || now.st_ino != mine.ino {
+        return Err(ShmError::Replaced {
+            name: label.to_owned(),
+        });
+    }
+    unlink(name)
 }
 
 impl AsFd for Segment {

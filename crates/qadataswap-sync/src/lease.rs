@@ -11,7 +11,9 @@
 //! | 8      | 8    | `start_time` | owner start time (`/proc/<pid>/stat` field 22); 0 while being claimed |
 //! | 16     | 8    | `heartbeat`  | ns since the UNIX epoch of the owner's last activity (informational) |
 //! | 24     | 8    | `cursor`     | stream mode: next chunk sequence this reader will read |
-//! | 32     | 32   | `reserved`   | 4 x u64, zero |
+//! | 32     | 8    | `pidns`      | the owner's PID namespace (inode of `/proc/<pid>/ns/pid`); 0 = not recorded |
+//! | 40     | 8    | `entry_flags`| bit 0 [`ENTRY_INHERITED`]: registered for a `fork()` child that inherited leases |
+//! | 48     | 16   | `reserved`   | 2 x u64, zero |
 //! | 64     | 4 x [`MAX_SLOTS`] | `leases` | u32 lease count per slot |
 //!
 //! Each entry starts on its own 64-byte cache line and is written only by its owner (and by a
@@ -29,7 +31,7 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::primitive::{fence, AtomicU32, AtomicU64, Ordering};
-use crate::process::ProcessIdentity;
+use crate::process::{Liveness, ProcessIdentity};
 use crate::seqlock::SeqWord;
 
 /// Lease counters per entry: the most ring slots a segment can have.
@@ -49,8 +51,26 @@ pub struct ReaderEntry {
     start_time: AtomicU64,
     heartbeat: AtomicU64,
     cursor: AtomicU64,
-    reserved: [AtomicU64; 4],
+    pidns: AtomicU64,
+    entry_flags: AtomicU64,
+    reserved: [AtomicU64; 2],
     leases: [AtomicU32; MAX_SLOTS],
+}
+
+/// [`ReaderEntry::entry_flags`] bit: the entry was registered for a `fork()` child with the leases it inherited.
+/// Such an owner counts as alive only while it still maps the segment (an `exec` drops the mapping but keeps the
+/// pid and start time); the reclaimer checks that.
+pub const ENTRY_INHERITED: u64 = 1;
+
+/// Who owns an entry, as the reclaimer sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryOwner {
+    /// pid and start time.
+    pub identity: ProcessIdentity,
+    /// The owner's PID namespace (0 = not recorded).
+    pub pidns: u64,
+    /// [`ENTRY_INHERITED`] and future bits.
+    pub flags: u64,
 }
 
 #[cfg(not(qadataswap_loom))]
@@ -63,7 +83,9 @@ const _: () = {
     assert!(std::mem::offset_of!(ReaderEntry, start_time) == 8);
     assert!(std::mem::offset_of!(ReaderEntry, heartbeat) == 16);
     assert!(std::mem::offset_of!(ReaderEntry, cursor) == 24);
-    assert!(std::mem::offset_of!(ReaderEntry, reserved) == 32);
+    assert!(std::mem::offset_of!(ReaderEntry, pidns) == 32);
+    assert!(std::mem::offset_of!(ReaderEntry, entry_flags) == 40);
+    assert!(std::mem::offset_of!(ReaderEntry, reserved) == 48);
     assert!(std::mem::offset_of!(ReaderEntry, leases) == 64);
 };
 
@@ -106,7 +128,9 @@ impl ReaderEntry {
             start_time: AtomicU64::new(0),
             heartbeat: AtomicU64::new(0),
             cursor: AtomicU64::new(0),
-            reserved: [const { AtomicU64::new(0) }; 4],
+            pidns: AtomicU64::new(0),
+            entry_flags: AtomicU64::new(0),
+            reserved: [const { AtomicU64::new(0) }; 2],
             leases: [const { AtomicU32::new(0) }; MAX_SLOTS],
         }
     }
@@ -120,6 +144,8 @@ impl ReaderEntry {
             start_time: AtomicU64::new(0),
             heartbeat: AtomicU64::new(0),
             cursor: AtomicU64::new(0),
+            pidns: AtomicU64::new(0),
+            entry_flags: AtomicU64::new(0),
             reserved: std::array::from_fn(|_| AtomicU64::new(0)),
             leases: std::array::from_fn(|_| AtomicU32::new(0)),
         }
@@ -140,6 +166,16 @@ impl ReaderEntry {
         Some(ProcessIdentity {
             pid,
             start_time: self.start_time.load(Ordering::Acquire),
+        })
+    }
+
+    /// The owner with its PID namespace and entry flags, `None` if free.
+    pub fn owner(&self) -> Option<EntryOwner> {
+        let identity = self.identity()?;
+        Some(EntryOwner {
+            identity,
+            pidns: self.pidns.load(Ordering::Acquire),
+            flags: self.entry_flags.load(Ordering::Acquire),
         })
     }
 
@@ -202,6 +238,34 @@ impl ReaderEntry {
         }
     }
 
+    /// Passes the entry, leases included, from `from` to `to` (a `fork()` child taking over the entry its parent
+    /// registered for it). Returns `false`, changing nothing, if `from` does not own it.
+    ///
+    /// The start time is cleared first, so that in between the entry reads as "pid only" (judged by whether the pid
+    /// exists: both processes do) and never as a live pid with a foreign start time, which a reclaimer would take
+    /// for a recycled pid.
+    pub fn hand_over(&self, from: ProcessIdentity, to: ProcessIdentity) -> bool {
+        if self.pid.load(Ordering::Acquire) != from.pid
+            || self
+                .start_time
+                .compare_exchange(from.start_time, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        if self
+            .pid
+            .compare_exchange(from.pid, to.pid, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            self.start_time.store(from.start_time, Ordering::Release);
+            return false;
+        }
+        self.start_time.store(to.start_time, Ordering::Release);
+        self.touch();
+        true
+    }
+
     /// Drops every lease and frees the entry (pid = 0, last). Called by the owner on close.
     pub fn unregister(&self) {
         self.clear();
@@ -215,6 +279,8 @@ impl ReaderEntry {
         }
         self.cursor.store(0, Ordering::Relaxed);
         self.heartbeat.store(0, Ordering::Relaxed);
+        self.pidns.store(0, Ordering::Relaxed);
+        self.entry_flags.store(0, Ordering::Relaxed);
     }
 }
 
@@ -272,6 +338,44 @@ fn describe_holders(holders: &[(u32, u32)]) -> String {
     parts.join(", ")
 }
 
+/// Frees entry `e` of the dead `owner` under the entry's reclaim lock (stolen from a reclaimer that `is_alive`
+/// judges dead); `None` if another reclaimer holds the lock or the entry changed hands meanwhile.
+fn reclaim_entry(
+    e: &ReaderEntry,
+    reclaimer: u32,
+    owner: ProcessIdentity,
+    is_alive: impl Fn(ProcessIdentity) -> bool,
+) -> Option<ProcessIdentity> {
+    // Take the entry's reclaim lock, stealing it from a dead reclaimer.
+    let holder = e.flags.load(Ordering::Acquire);
+    if holder == reclaimer
+        || (holder != 0
+            && is_alive(ProcessIdentity {
+                pid: holder,
+                start_time: 0,
+            }))
+    {
+        return None;
+    }
+    if e.flags
+        .compare_exchange(holder, reclaimer, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return None;
+    }
+    // Under the lock: the entry must still be the dead owner's (not freed and taken again meanwhile). The owner is
+    // dead and registrants wait for pid 0, so it stays so.
+    let still = e.pid.load(Ordering::Acquire) == owner.pid
+        && e.start_time.load(Ordering::Acquire) == owner.start_time;
+    if still {
+        e.clear();
+        e.start_time.store(0, Ordering::Relaxed);
+        e.pid.store(0, Ordering::Release);
+    }
+    e.flags.store(0, Ordering::Release);
+    still.then_some(owner)
+}
+
 /// The reader table: a borrowed slice of entries (normally in shared memory).
 /// `Send + Sync + Copy`.
 #[derive(Clone, Copy, Debug)]
@@ -298,19 +402,51 @@ impl<'a> LeaseTable<'a> {
     /// [`LeaseError::TableFull`] if every entry belongs to a live reader;
     /// [`LeaseError::InvalidPid`] for pid 0.
     pub fn register(&self, me: ProcessIdentity) -> Result<usize, LeaseError> {
+        self.register_with(me, crate::process::pid_namespace(), 0, &[], |_| true)
+    }
+
+    /// [`register`](Self::register) recording the owner's PID namespace and entry flags, with the leases `leases`
+    /// (`(slot, count)`) already held when the entry becomes visible (a `fork()` child takes over what it inherited
+    /// this way). `still_maps` tells whether the owner of an inherited entry still maps the segment (see
+    /// [`reclaim_dead_where`](Self::reclaim_dead_where)).
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Self::register); [`LeaseError::SlotOutOfRange`] for a slot past [`MAX_SLOTS`].
+    pub fn register_with(
+        &self,
+        me: ProcessIdentity,
+        pidns: u64,
+        flags: u64,
+        leases: &[(usize, u32)],
+        still_maps: impl Fn(&EntryOwner) -> bool,
+    ) -> Result<usize, LeaseError> {
         if me.pid == 0 {
             return Err(LeaseError::InvalidPid);
         }
-        if let Some(i) = self.try_claim(me) {
+        if let Some(&(slot, _)) = leases.iter().find(|(s, _)| *s >= MAX_SLOTS) {
+            return Err(LeaseError::SlotOutOfRange {
+                slot,
+                max: MAX_SLOTS,
+            });
+        }
+        if let Some(i) = self.try_claim(me, pidns, flags, leases) {
             return Ok(i);
         }
-        self.reclaim_dead();
-        self.try_claim(me).ok_or(LeaseError::TableFull {
-            capacity: self.entries.len(),
-        })
+        self.reclaim_dead_where(&still_maps);
+        self.try_claim(me, pidns, flags, leases)
+            .ok_or(LeaseError::TableFull {
+                capacity: self.entries.len(),
+            })
     }
 
-    fn try_claim(&self, me: ProcessIdentity) -> Option<usize> {
+    fn try_claim(
+        &self,
+        me: ProcessIdentity,
+        pidns: u64,
+        flags: u64,
+        leases: &[(usize, u32)],
+    ) -> Option<usize> {
         for (i, e) in self.entries.iter().enumerate() {
             if e.pid.load(Ordering::Relaxed) == 0
                 && e.pid
@@ -320,6 +456,14 @@ impl<'a> LeaseTable<'a> {
                 // Normally zero already (freed entries are cleared before pid = 0).
                 e.clear();
                 e.touch();
+                e.pidns.store(pidns, Ordering::Relaxed);
+                e.entry_flags.store(flags, Ordering::Relaxed);
+                for &(slot, n) in leases {
+                    if let Some(count) = e.leases.get(slot) {
+                        count.store(n, Ordering::Relaxed);
+                    }
+                }
+                // Release: the namespace, flags and inherited leases are visible with the start time.
                 e.start_time.store(me.start_time, Ordering::Release);
                 return Some(i);
             }
@@ -331,8 +475,39 @@ impl<'a> LeaseTable<'a> {
     /// their leases, and returns who they were. Safe to race with the writer, live readers,
     /// registrations and other reclaimers (a per-entry reclaim lock in `flags`, stealable
     /// from a dead reclaimer).
+    ///
+    /// An owner in another PID namespace, or any owner while this process cannot judge pids (see
+    /// [`ProcessIdentity::liveness`]), is never reclaimed: its leases stay until it releases them itself.
     pub fn reclaim_dead(&self) -> Vec<ProcessIdentity> {
-        self.reclaim_dead_by(ProcessIdentity::current().pid, |id| id.is_alive())
+        self.reclaim_dead_where(|_| true)
+    }
+
+    /// [`reclaim_dead`](Self::reclaim_dead), also freeing the entries flagged [`ENTRY_INHERITED`] whose owner still
+    /// runs but no longer maps the segment (`still_maps` returns `false` for it: the `fork()` child called
+    /// `exec`, which keeps pid and start time but drops every mapping and every inherited frame).
+    pub fn reclaim_dead_where(
+        &self,
+        still_maps: impl Fn(&EntryOwner) -> bool,
+    ) -> Vec<ProcessIdentity> {
+        let me = ProcessIdentity::current().pid;
+        let mut reclaimed = Vec::new();
+        for e in self.entries {
+            let Some(owner) = e.owner() else { continue };
+            let gone = match owner.identity.liveness(owner.pidns) {
+                Liveness::Dead => true,
+                Liveness::Unknown => false,
+                Liveness::Alive => owner.flags & ENTRY_INHERITED != 0 && !still_maps(&owner),
+            };
+            if !gone {
+                continue;
+            }
+            if let Some(id) =
+                reclaim_entry(e, me, owner.identity, |id| id.liveness(0).may_be_alive())
+            {
+                reclaimed.push(id);
+            }
+        }
+        reclaimed
     }
 
     /// [`reclaim_dead`](Self::reclaim_dead) with the reclaimer's pid and the liveness test
@@ -354,34 +529,9 @@ impl<'a> LeaseTable<'a> {
             if is_alive(owner) {
                 continue;
             }
-            // Take the entry's reclaim lock, stealing it from a dead reclaimer.
-            let holder = e.flags.load(Ordering::Acquire);
-            if holder == reclaimer
-                || (holder != 0
-                    && is_alive(ProcessIdentity {
-                        pid: holder,
-                        start_time: 0,
-                    }))
-            {
-                continue;
+            if let Some(id) = reclaim_entry(e, reclaimer, owner, &is_alive) {
+                reclaimed.push(id);
             }
-            if e.flags
-                .compare_exchange(holder, reclaimer, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            // Under the lock: the entry must still be the dead owner's (not freed and taken
-            // again meanwhile). The owner is dead and registrants wait for pid 0, so it stays so.
-            if e.pid.load(Ordering::Acquire) == pid
-                && e.start_time.load(Ordering::Acquire) == start_time
-            {
-                e.clear();
-                e.start_time.store(0, Ordering::Relaxed);
-                e.pid.store(0, Ordering::Release);
-                reclaimed.push(owner);
-            }
-            e.flags.store(0, Ordering::Release);
         }
         reclaimed
     }
@@ -414,8 +564,10 @@ impl<'a> LeaseTable<'a> {
 
     /// Registered entries whose owner is alive (reads `/proc` once per registered entry).
     pub fn live_entries(&self) -> impl Iterator<Item = (usize, &'a ReaderEntry)> + 'a {
-        self.registered_entries()
-            .filter(|(_, e)| e.identity().is_some_and(|id| id.is_alive()))
+        self.registered_entries().filter(|(_, e)| {
+            e.owner()
+                .is_some_and(|o| o.identity.liveness(o.pidns).may_be_alive())
+        })
     }
 
     /// Writer side of the lease handshake: marks `slot` as being written (`seq` = `odd`), then

@@ -77,6 +77,7 @@
 pub mod futex;
 pub mod lease;
 pub mod notify;
+pub mod owner;
 mod park;
 pub mod primitive;
 pub mod process;

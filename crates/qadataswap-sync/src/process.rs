@@ -158,10 +158,74 @@ fn map_wipe_on_fork_page() -> Option<usize> {
 
 static CACHED_PID: StdAtomicU32 = StdAtomicU32::new(0);
 static CACHED_START: StdAtomicU64 = StdAtomicU64::new(0);
+static CACHED_NS_PID: StdAtomicU32 = StdAtomicU32::new(0);
+static CACHED_NS: StdAtomicU64 = StdAtomicU64::new(0);
+static CACHED_NS_OWN_PROC: StdAtomicU32 = StdAtomicU32::new(0);
+
+/// What this process can tell about another one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Liveness {
+    /// Running (same pid and start time, not a zombie).
+    Alive,
+    /// Gone: no such pid, a zombie, or the pid was reused by a process with another start time.
+    Dead,
+    /// Cannot be judged from here: the process lives in another PID namespace, or this process's `/proc` belongs
+    /// to another PID namespace than its own. Whoever asks must treat it as alive (never reclaim, never displace).
+    Unknown,
+}
+
+impl Liveness {
+    /// True unless the process is known to be gone: what reclaiming and takeover decisions must use.
+    pub fn may_be_alive(self) -> bool {
+        self != Liveness::Dead
+    }
+}
+
+/// This process's PID namespace: the inode number of `/proc/self/ns/pid`, or 0 when it cannot be read (no `/proc`,
+/// a kernel without namespaces). Two processes with the same non-zero value see the same pids. Cached, re-read
+/// in a `fork()` child (a child of `unshare --pid` lives in a new namespace).
+pub fn pid_namespace() -> u64 {
+    namespace_facts().0
+}
+
+/// Whether this process's `/proc` shows its own PID namespace (`/proc/self` names the pid `getpid` returns). It does
+/// not inside `unshare --pid --fork` without `--mount-proc`: such a process cannot look its peers up in `/proc`, so
+/// it judges every other process [`Liveness::Unknown`].
+pub fn proc_is_own_namespace() -> bool {
+    namespace_facts().1
+}
+
+#[cfg(not(qadataswap_loom))]
+fn namespace_facts() -> (u64, bool) {
+    use std::os::unix::fs::MetadataExt;
+    let pid = std::process::id();
+    if CACHED_NS_PID.load(Ordering::Acquire) == pid {
+        return (
+            CACHED_NS.load(Ordering::Relaxed),
+            CACHED_NS_OWN_PROC.load(Ordering::Relaxed) == 1,
+        );
+    }
+    let ns = std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino());
+    let own = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<u32>().ok()))
+        == Some(pid);
+    CACHED_NS.store(ns, Ordering::Relaxed);
+    CACHED_NS_OWN_PROC.store(u32::from(own), Ordering::Relaxed);
+    CACHED_NS_PID.store(pid, Ordering::Release);
+    (ns, own)
+}
+
+#[cfg(qadataswap_loom)]
+fn namespace_facts() -> (u64, bool) {
+    (0, true)
+}
 
 impl ProcessIdentity {
     /// This process. Cached, but re-read after `fork` (the cache is keyed by `getpid`).
     /// If `/proc/self/stat` cannot be read, `start_time` is 0 (unknown).
+    /// Inside a PID namespace whose `/proc` is another namespace's, `/proc/<pid>` is some other process: the start
+    /// time is then 0 (unknown), never a stranger's.
     pub fn current() -> Self {
         let pid = std::process::id();
         if CACHED_PID.load(Ordering::Acquire) == pid {
@@ -171,7 +235,7 @@ impl ProcessIdentity {
             };
         }
         let start_time = match lookup(pid) {
-            Lookup::Found(stat) => stat.start_time,
+            Lookup::Found(stat) if proc_is_own_namespace() => stat.start_time,
             _ => 0,
         };
         CACHED_START.store(start_time, Ordering::Relaxed);
@@ -191,6 +255,27 @@ impl ProcessIdentity {
             }),
             Lookup::Missing => None,
             Lookup::Unknown => Some(ProcessIdentity { pid, start_time: 0 }),
+        }
+    }
+
+    /// What can be told about this process from here, given the PID namespace it recorded (`pidns`, 0 = not
+    /// recorded, judged as if it were ours). A process of another namespace, or any process when this one's
+    /// `/proc` is not its own namespace's, is [`Liveness::Unknown`]; this process itself is always alive.
+    pub fn liveness(&self, pidns: u64) -> Liveness {
+        let (my_ns, own_proc) = namespace_facts();
+        if pidns != 0 && my_ns != 0 && pidns != my_ns {
+            return Liveness::Unknown;
+        }
+        if *self == ProcessIdentity::current() {
+            return Liveness::Alive;
+        }
+        if !own_proc {
+            return Liveness::Unknown;
+        }
+        if self.is_alive() {
+            Liveness::Alive
+        } else {
+            Liveness::Dead
         }
     }
 

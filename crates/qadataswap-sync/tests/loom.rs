@@ -472,3 +472,80 @@ fn r4_spinning_reader_with_batched_writer_wake_ups_never_deadlocks() {
 fn r4_parked_pair_with_batched_writer_wake_ups_never_deadlocks() {
     pipe_never_sleeps_on_itself(0, batch_due);
 }
+
+// ---------------------------------------------------------------- R17: writer takeover, one compare-and-swap
+
+/// Judge holders by a fixed set of dead pids (the previous holder, pid 1, is dead; every claimer is alive).
+fn judge_dead_pid_1(h: &qadataswap_sync::owner::Holder) -> qadataswap_sync::process::Liveness {
+    if h.pid == 1 {
+        qadataswap_sync::process::Liveness::Dead
+    } else {
+        qadataswap_sync::process::Liveness::Alive
+    }
+}
+
+#[test]
+fn r17_two_claimers_of_a_dead_writers_role_never_both_win_nor_displace_the_winner() {
+    use qadataswap_sync::owner::{Holder, OwnerWord};
+    builder(3).check(|| {
+        let dead = Holder::of(id(1), 0).unwrap().pack();
+        let word = Arc::new(AtomicU64::new(dead));
+        let claimers: Vec<_> = [2u32, 3]
+            .into_iter()
+            .map(|pid| {
+                let word = Arc::clone(&word);
+                thread::spawn(move || {
+                    OwnerWord::new(&word)
+                        .try_take_judged(id(pid), 0, judge_dead_pid_1)
+                        .is_ok()
+                        .then_some(pid)
+                })
+            })
+            .collect();
+        let winners: Vec<u32> = claimers
+            .into_iter()
+            .filter_map(|c| c.join().unwrap())
+            .collect();
+        assert_eq!(winners.len(), 1, "exactly one claimer takes the role");
+        let holder = OwnerWord::new(&word).holder().unwrap();
+        assert_eq!(
+            holder.pid, winners[0],
+            "the winner still holds it: nobody displaced it"
+        );
+    });
+}
+
+#[test]
+fn r17_a_live_writer_is_never_displaced_while_it_releases_and_retakes() {
+    use qadataswap_sync::owner::{Holder, OwnerWord};
+    builder(3).check(|| {
+        let word = Arc::new(AtomicU64::new(Holder::of(id(2), 0).unwrap().pack()));
+        let w2 = Arc::clone(&word);
+        // The live writer (pid 2) closes and a new one (pid 3) races a claimer (pid 4) for the free role.
+        let closer = thread::spawn(move || {
+            assert!(OwnerWord::new(&w2).release(id(2)));
+        });
+        let w3 = Arc::clone(&word);
+        let a = thread::spawn(move || {
+            OwnerWord::new(&w3)
+                .try_take_judged(id(3), 0, judge_dead_pid_1)
+                .is_ok()
+        });
+        let w4 = Arc::clone(&word);
+        let b = thread::spawn(move || {
+            OwnerWord::new(&w4)
+                .try_take_judged(id(4), 0, judge_dead_pid_1)
+                .is_ok()
+        });
+        closer.join().unwrap();
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert!(!(a && b), "two live writers");
+        let holder = OwnerWord::new(&word).holder();
+        match (a, b) {
+            (true, false) => assert_eq!(holder.unwrap().pid, 3),
+            (false, true) => assert_eq!(holder.unwrap().pid, 4),
+            // Both came while pid 2 (alive) still held it: refused, and pid 2 then released it.
+            _ => assert!(holder.is_none()),
+        }
+    });
+}

@@ -133,7 +133,9 @@ typedef enum qds_status {
   QDS_ERR_READERS_BEHIND = 25,     /* a stream write waited through every attempt; the slowest reader did not move */
   QDS_ERR_RING_HELD = 26,          /* this stream reader still holds the slot its next chunk needs: release chunks */
   QDS_ERR_CHUNKS_LOST = 27,        /* chunks this stream reader had not read are gone: open a new reader */
-  QDS_ERR_FINISHED = 28            /* write on a stream writer after finish */
+  QDS_ERR_FINISHED = 28,           /* write on a stream writer after finish */
+  QDS_ERR_IN_USE = 29,             /* not removed: a live process uses it, or dead ones are registered (force) */
+  QDS_ERR_NOT_OURS = 30            /* not removed: another program's file, another user's, or unverifiable */
 } qds_status;
 
 /* The message of the last failed call on this thread ("" if none). Valid until the next failing call on this
@@ -142,6 +144,11 @@ const char* qds_last_error_message(void);
 
 /* A static name for a status code ("QDS_ERR_TIMEOUT", ...). Never NULL. */
 const char* qds_status_string(int status);
+
+/* Remove the segment `name` (snapshot or stream) if it is this library's, this user's, and no live process uses
+ * it: the rule of `qadataswap rm`. With force != 0, also when dead processes are still registered in it.
+ * QDS_ERR_IN_USE, QDS_ERR_NOT_OURS or QDS_ERR_NOT_FOUND otherwise; nothing else is ever removed. */
+qds_status qds_remove(const char* name, int force);
 
 /* The library version ("0.1.0"). */
 const char* qds_version(void);

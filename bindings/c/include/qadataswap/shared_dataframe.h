@@ -98,6 +98,7 @@ inline arrow::Status ToStatus(qds_status code) {
       break;
     case QDS_ERR_ALREADY_EXISTS:
     case QDS_ERR_WRITER_ALIVE:
+    case QDS_ERR_IN_USE:
       sc = arrow::StatusCode::AlreadyExists;
       break;
     case QDS_ERR_SLOT_TOO_SMALL:
@@ -404,6 +405,11 @@ class SharedDataFrame {
     qds_snapshot_reader* r = nullptr;
     ARROW_RETURN_NOT_OK(detail::ToStatus(qds_snapshot_reader_open(name.c_str(), &options.c, &r)));
     return std::unique_ptr<Reader>(new Reader(r, name));
+  }
+  /// Remove the segment `name` if it is ours and no live process uses it (the rule of `qadataswap rm`); `force`
+  /// also removes one that dead processes are still registered in. Anything else is refused and left alone.
+  static arrow::Status Remove(const std::string& name, bool force = false) {
+    return detail::ToStatus(qds_remove(name.c_str(), force ? 1 : 0));
   }
 };
 

@@ -440,9 +440,15 @@ class SharedDataFrame:
         )
 
     @staticmethod
-    def unlink(name: str) -> None:
-        """Remove the segment ``name`` (a persistent one, or one left behind). Attached readers keep reading."""
-        _unlink(name)
+    def unlink(name: str, force: bool = False) -> None:
+        """Remove the segment ``name`` (a persistent one, or one left behind), by the rule of ``qadataswap rm``.
+
+        Only a segment of this library, of this user, that no live process uses is removed; anything else raises and
+        is left alone: :class:`SegmentInUseError` (live writer or readers; or dead ones still registered, which
+        ``force=True`` accepts), :class:`NotOursError` (another program's file, another user's segment),
+        :class:`SegmentNotFoundError`. Attached readers keep reading what they have.
+        """
+        _unlink(name, force)
 
 
 from ._stream import SharedDataStream, SharedDataStreamReader, SharedDataStreamWriter  # noqa: E402

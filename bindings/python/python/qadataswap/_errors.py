@@ -19,6 +19,8 @@ __all__ = [
     "PermissionError",
     "InvalidNameError",
     "WriterAliveError",
+    "SegmentInUseError",
+    "NotOursError",
     "WriterClosedError",
     "WriterDiedError",
     "SlotTooSmallError",
@@ -70,6 +72,16 @@ class WriterAliveError(Error):
     """Another live process writes this name; ``e.pid`` is its pid."""
 
     pid: int | None = None
+
+
+class SegmentInUseError(Error):
+    """A segment was not removed: live processes use it (``e.pids``), or dead ones are still registered
+    (``unlink(name, force=True)`` removes it then)."""
+
+
+class NotOursError(Error, builtins.PermissionError):
+    """A file in /dev/shm that is not this library's segment, or not this user's, or cannot be checked: never
+    removed."""
 
 
 class WriterClosedError(Error):

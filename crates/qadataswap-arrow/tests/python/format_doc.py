@@ -18,7 +18,7 @@ def read_newest(name):
     magic = mm[0:8]
     assert magic == b"QADSWAP\0", f"bad magic {magic!r}"
     (version, abi, header_size, flags) = struct.unpack_from("<IIII", mm, 8)
-    assert version == 1, f"format version {version}"
+    assert version in (1, 2), f"format version {version}"
     assert abi == 0x40040801, hex(abi)
     assert header_size == 4096
     (total_size, mode, slot_count, slot_capacity, reader_capacity, schema_capacity) = struct.unpack_from("<QIIQII", mm, 24)
