@@ -99,6 +99,13 @@ def recreate(name: str) -> None:
     writer.close()
 
 
+def huge_writer(name: str) -> None:
+    # Killed by the test while it reserves 4 GiB.
+    SharedDataFrame.create_writer(name, size_mb=4096)
+    say("created")
+    sys.stdin.readline()
+
+
 if __name__ == "__main__":
     role, *args = sys.argv[1:]
     globals()[role](*args)

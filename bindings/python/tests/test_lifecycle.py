@@ -97,6 +97,7 @@ def test_frames_inherited_by_16_forked_workers_never_change_while_the_writer_lap
         results = [pool.apply_async(_sum_inherited) for _ in range(16)]
         _HELD = None
         gc.collect()
+        assert reader._lease_count() == 0, "the parent still holds the frame: the test would prove nothing"
         for i in range(2, 12):
             writer.write(pl.DataFrame({"v": [i] * rows, "s": [f"frame-{i}"] * rows}))
         _GO.set()
@@ -108,3 +109,85 @@ def test_frames_inherited_by_16_forked_workers_never_change_while_the_writer_lap
     assert reader.read()["v"][0] == 17
     reader.close()
     writer.close()
+
+
+# ---- R6, R7, R8 through the Python writer and reader ----
+
+
+def test_a_writer_killed_while_creating_never_leaves_a_half_built_name_and_its_leftover_is_reclaimed(name, spawn):
+    creator = spawn("huge_writer", name)
+    mine = f".qads-new.{creator.proc.pid}."
+    leftover = None
+    while leftover is None:
+        assert creator.proc.poll() is None and not os.path.exists(f"/dev/shm/{name}"), "created before it was killed"
+        for entry in os.scandir("/dev/shm"):
+            if entry.name.startswith(mine) and entry.stat().st_size >= 4096:
+                leftover = entry.name
+    creator.kill()
+    with pytest.raises(qadataswap.SegmentNotFoundError):
+        SharedDataFrame.create_reader(name, timeout=0)
+    # The next writer sweeps the dead creator's leftover and creates the name.
+    w = SharedDataFrame.create_writer(name, size_mb=1)
+    w.write(pl.DataFrame({"a": [1]}))
+    assert not os.path.exists(f"/dev/shm/{leftover}")
+    w.close()
+
+
+def test_a_killed_writers_segment_is_removed_only_with_force(name, spawn):
+    writer = spawn("live_writer", name)
+    writer.expect("ready")
+    writer.kill()
+    with pytest.raises(qadataswap.SegmentInUseError, match="force"):
+        SharedDataFrame.unlink(name)
+    SharedDataFrame.unlink(name, force=True)
+    assert not os.path.exists(f"/dev/shm/{name}")
+
+
+def test_squatted_names_are_refused_by_writer_and_reader_and_left_as_they_were(name, tmp_path):
+    path = f"/dev/shm/{name}"
+    # A symbolic link planted under the name.
+    target = tmp_path / "target"
+    target.write_bytes(b"precious")
+    os.symlink(target, path)
+    try:
+        with pytest.raises(qadataswap.Error):
+            SharedDataFrame.create_writer(name, size_mb=1)
+        with pytest.raises(qadataswap.Error):
+            SharedDataFrame.create_reader(name, timeout=0)
+        assert os.path.islink(path) and target.read_bytes() == b"precious"
+    finally:
+        os.unlink(path)
+    # Another program's file.
+    junk = bytes(range(256)) * 64
+    with open(path, "wb") as f:
+        f.write(junk)
+    os.chmod(path, 0o600)
+    with pytest.raises(qadataswap.Error):
+        SharedDataFrame.create_writer(name, size_mb=1)
+    with pytest.raises(qadataswap.Error):
+        SharedDataFrame.create_reader(name, timeout=0)
+    with open(path, "rb") as f:
+        assert f.read() == junk
+    os.unlink(path)
+    # Our own segment made readable by others: refused until the mode is safe again.
+    w = SharedDataFrame.create_writer(name, size_mb=1, persistent=True)
+    w.write(pl.DataFrame({"a": [5]}))
+    w.close()
+    os.chmod(path, 0o644)
+    with pytest.raises(qadataswap.Error, match="0644"):
+        SharedDataFrame.create_reader(name, timeout=0)
+    os.chmod(path, 0o600)
+    assert SharedDataFrame.create_reader(name).read()["a"][0] == 5
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a segment to another user")
+def test_another_users_segment_is_refused_by_writer_and_reader(name):
+    w = SharedDataFrame.create_writer(name, size_mb=1, persistent=True)
+    w.write(pl.DataFrame({"a": [5]}))
+    w.close()
+    os.chown(f"/dev/shm/{name}", 65534, 65534)
+    with pytest.raises(qadataswap.Error):
+        SharedDataFrame.create_writer(name, size_mb=1)
+    with pytest.raises(qadataswap.Error):
+        SharedDataFrame.create_reader(name, timeout=0)
+    assert os.stat(f"/dev/shm/{name}").st_uid == 65534
