@@ -347,6 +347,30 @@ TEST(SharedDataFrame, TooLargeAFrameAndASecondWriterAreErrors) {
   EXPECT_NE(second.status().message().find(name), std::string::npos) << second.status().ToString();
 }
 
+TEST(SharedDataFrame, RemoveRefusesALiveSegmentAndAForeignFileAndRemovesAClosedOne) {
+  Watchdog dog(30s);
+  const std::string name = UniqueName("remove");
+  {
+    auto writer = SharedDataFrame::CreateWriter(name, 64 * 1024);
+    auto live = SharedDataFrame::Remove(name);
+    EXPECT_EQ(qadataswap::StatusCodeOf(live), QDS_ERR_IN_USE) << live.ToString();
+    EXPECT_EQ(qadataswap::StatusCodeOf(SharedDataFrame::Remove(name, /*force=*/true)), QDS_ERR_IN_USE);
+    ASSERT_TRUE(SharedDataFrame::MakeReader(name).ok()) << "a refused removal left the segment readable";
+  }
+  // The writer closed and unlinked it.
+  EXPECT_EQ(qadataswap::StatusCodeOf(SharedDataFrame::Remove(name)), QDS_ERR_NOT_FOUND);
+  // Another program's zero-filled file under a name: never ours.
+  const std::string other = UniqueName("otherapp");
+  {
+    std::ofstream f("/dev/shm/" + other, std::ios::binary);
+    std::string zeros(65536, '\0');
+    f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  }
+  EXPECT_EQ(qadataswap::StatusCodeOf(SharedDataFrame::Remove(other, true)), QDS_ERR_NOT_OURS);
+  EXPECT_EQ(std::string(qds_status_string(QDS_ERR_NOT_OURS)), "QDS_ERR_NOT_OURS");
+  EXPECT_EQ(unlink(("/dev/shm/" + other).c_str()), 0) << "the foreign file must still be there";
+}
+
 TEST(SharedDataFrame, ReadCopiedGivesPrivateMemory) {
   Watchdog dog(30s);
   const std::string name = UniqueName("copied");

@@ -76,10 +76,14 @@ _GO = None
 
 
 def _sum_inherited() -> int:
-    # Runs in a forked pool worker: waits until the parent dropped its copy and the writer lapped the ring.
+    # Runs in a forked pool worker: waits until the parent dropped its copy and the writer lapped the ring. The values
+    # are read without Polars' thread pool, which does not survive fork() (Polars' own limit: after a fork its
+    # parallel operations can deadlock in the child), straight from the inherited buffers.
     assert _GO is not None and _GO.wait(60), "the parent never said go"
     assert _HELD is not None
-    return int(_HELD["v"].sum()) + len(_HELD.filter(pl.col("s") == "frame-1"))
+    values = _HELD.get_column("v").to_arrow()
+    labels = _HELD.get_column("s").to_arrow()
+    return sum(values.to_pylist()) + labels.to_pylist().count("frame-1")
 
 
 def test_frames_inherited_by_16_forked_workers_never_change_while_the_writer_laps_the_ring(name):
@@ -90,6 +94,8 @@ def test_frames_inherited_by_16_forked_workers_never_change_while_the_writer_lap
     reader = SharedDataFrame.create_reader(name)
     _HELD = reader.read()
     expected = rows + rows
+    # Start Polars' thread pool in the parent, as any earlier Polars work would.
+    assert pl.DataFrame({"x": range(1_000_000)}).select(pl.col("x").sum()).item() > 0
     ctx = mp.get_context("fork")
     _GO = ctx.Event()
     with ctx.Pool(16) as pool:

@@ -421,11 +421,24 @@ impl RawWriter {
             Err(WaitError::TimedOut { waited }) => {
                 self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 let lt = shared.lease_table();
+                let mine = pid_namespace();
                 let holders = (0..shared.geo.slot_count)
                     .map(|s| {
-                        let h = lt.holders(s);
-                        let who: Vec<String> =
-                            h.iter().map(|(pid, n)| format!("pid {pid} x{n}")).collect();
+                        let who: Vec<String> = lt
+                            .registered_entries()
+                            .filter_map(|(_, e)| Some((e.owner()?, e.lease_count(s))))
+                            .filter(|(_, n)| *n > 0)
+                            .map(|(o, n)| {
+                                // A holder this process cannot judge is never reclaimed: say why it waits.
+                                let elsewhere = o.pidns != 0 && mine != 0 && o.pidns != mine;
+                                let note = if elsewhere {
+                                    " in another PID namespace, not reclaimable from here"
+                                } else {
+                                    ""
+                                };
+                                format!("pid {}{note} x{n}", o.identity.pid)
+                            })
+                            .collect();
                         format!("slot {s}: [{}]", who.join(", "))
                     })
                     .collect::<Vec<_>>()

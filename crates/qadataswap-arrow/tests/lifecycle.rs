@@ -460,7 +460,9 @@ fn a_reader_in_another_pid_namespace_is_never_reclaimed_and_its_frame_never_chan
     // Its lease holds slot 0; slot 1 is free for one frame, then the writer needs slot 0 again.
     w.write(&tagged(2, 1000)).unwrap();
     match w.write(&tagged(3, 1000)) {
-        Err(Error::AllSlotsLeased { .. }) => {}
+        Err(e @ Error::AllSlotsLeased { .. }) => {
+            assert!(e.to_string().contains("another PID namespace"), "{e}")
+        }
         other => {
             panic!("the writer reused a slot a reader in another PID namespace holds: {other:?}")
         }
