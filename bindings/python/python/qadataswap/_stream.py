@@ -158,7 +158,14 @@ class SharedDataStream:
         """Create the stream ``name``. ``size_mb`` is the total data capacity split across ``num_buffers`` slots
         (default from the configuration: 3); ``timeout``/``retry_count``: how long a write waits for slow readers
         per attempt, and how many more attempts."""
-        nbytes = int(size if size is not None else size_mb * MB)
+        from . import _check_count, _check_seconds, _size_bytes
+
+        nbytes = _size_bytes(size_mb, size)
+        _check_count("num_buffers", num_buffers, 1)
+        _check_count("retry_count", retry_count, 0)
+        _check_count("reader_capacity", reader_capacity, 1)
+        _check_count("spin", spin, 0)
+        _check_seconds("timeout", timeout)
         return SharedDataStreamWriter(
             _NativeStreamWriter(
                 name,
