@@ -377,3 +377,13 @@ def test_a_segment_larger_than_dev_shm_is_a_segment_too_large_error(name):
     with pytest.raises(qadataswap.SegmentTooLargeError) as e:
         SharedDataFrame.create_writer(name, size=too_much)
     assert isinstance(e.value, OSError) and math.isfinite(too_much)
+
+
+@pytest.mark.parametrize("value", ["5", True, b"1"], ids=repr)
+def test_a_timeout_that_is_not_a_number_is_invalid_config_not_a_type_error_from_the_binding(name, value):
+    with SharedDataFrame.create_writer(name, size_mb=1) as writer, SharedDataFrame.create_reader(name) as reader:
+        writer.write(pl.DataFrame({"a": [1]}))
+        with pytest.raises(qadataswap.InvalidConfigError, match="seconds"):
+            reader.read(value)
+    with pytest.raises(qadataswap.InvalidConfigError, match="seconds"):
+        SharedDataStream.create_reader(name, timeout=value)

@@ -120,6 +120,7 @@ def _check_count(what: str, value: Any, low: int, high: int = 2**32 - 1) -> None
 def _timeout_args(timeout: Any) -> dict[str, Any]:
     if timeout is DEFAULT:
         return {}
+    _check_seconds("timeout", timeout)
     return {"timeout": timeout, "has_timeout": True}
 
 
@@ -512,6 +513,9 @@ class SharedDataFrame:
         ``"trusted"`` (metadata checked, O(columns)) or ``"full"`` (plus Arrow's full validation of the bodies).
         Raises :class:`SegmentNotFoundError` if no writer created ``name``.
         """
+        _check_seconds("timeout", timeout)
+        _check_seconds("open_timeout", open_timeout)
+        _check_count("spin", spin, 0)
         return SharedDataFrameReader(
             _NativeReader(
                 name,
