@@ -43,6 +43,9 @@ use arrow_buffer::{Buffer, ScalarBuffer};
 use arrow_data::{ArrayData, ArrayDataBuilder};
 use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 
+/// Arrow's half-precision float.
+type F16 = <arrow_array::types::Float16Type as arrow_array::ArrowPrimitiveType>::Native;
+
 /// Field metadata key that marks an Arrow extension type.
 const EXTENSION_NAME: &str = "ARROW:extension:name";
 /// Field metadata key of an extension type's parameters.
@@ -337,23 +340,19 @@ fn convert(data: &ArrayData, target: &DataType) -> Result<ArrayData, ArrowError>
         return Ok(data.clone());
     }
     match (data.data_type(), target) {
-        (DataType::Decimal32(_, _), DataType::Decimal128(_, _)) => widen(
-            data,
-            target,
-            data.buffer::<i32>(0).iter().map(|&v| i128::from(v)),
-        ),
-        (DataType::Decimal64(_, _), DataType::Decimal128(_, _)) => widen(
-            data,
-            target,
-            data.buffer::<i64>(0).iter().map(|&v| i128::from(v)),
-        ),
-        (DataType::Float16, DataType::Float32) => widen(
-            data,
-            target,
-            data.buffer::<<arrow_array::types::Float16Type as arrow_array::ArrowPrimitiveType>::Native>(0)
-                .iter()
-                .map(|v| v.to_f32()),
-        ),
+        (DataType::Decimal32(_, _), DataType::Decimal128(_, _)) => {
+            let values = element_bytes::<4>(data)?.map(|b| i128::from(i32::from_le_bytes(b)));
+            widen(data, target, values)
+        }
+        (DataType::Decimal64(_, _), DataType::Decimal128(_, _)) => {
+            let values = element_bytes::<8>(data)?.map(|b| i128::from(i64::from_le_bytes(b)));
+            widen(data, target, values)
+        }
+        (DataType::Float16, DataType::Float32) => {
+            let values =
+                element_bytes::<2>(data)?.map(|b| F16::from_bits(u16::from_le_bytes(b)).to_f32());
+            widen(data, target, values)
+        }
         (
             _,
             DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _),
@@ -368,6 +367,35 @@ fn convert(data: &ArrayData, target: &DataType) -> Result<ArrayData, ArrowError>
             "no conversion from {found} to {target}"
         ))),
     }
+}
+
+/// The `len` values of a fixed-width array (from its offset) as little-endian byte groups: read
+/// without alignment or length assumptions, so a short or odd buffer is an error, never a panic.
+fn element_bytes<const W: usize>(
+    data: &ArrayData,
+) -> Result<impl Iterator<Item = [u8; W]> + '_, ArrowError> {
+    let short = || {
+        ArrowError::InvalidArgumentError(format!(
+            "the values buffer of a {} array of {} values at offset {} is too short",
+            data.data_type(),
+            data.len(),
+            data.offset()
+        ))
+    };
+    let start = data.offset().checked_mul(W).ok_or_else(short)?;
+    let end = data
+        .offset()
+        .checked_add(data.len())
+        .and_then(|n| n.checked_mul(W))
+        .ok_or_else(short)?;
+    let bytes = data
+        .buffers()
+        .first()
+        .and_then(|b| b.as_slice().get(start..end))
+        .ok_or_else(short)?;
+    Ok(bytes
+        .chunks_exact(W)
+        .map(|c| c.try_into().unwrap_or([0; W])))
 }
 
 /// An array's values (already offset) into a new buffer of a wider type; validity shared.

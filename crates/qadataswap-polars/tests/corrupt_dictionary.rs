@@ -78,7 +78,11 @@ fn a_dictionary_key_buffer_moved_onto_other_bytes_is_refused_by_every_reader_not
         .unwrap();
     let bytes = std::fs::read(&path).unwrap();
     let entries = buffer_entries(&bytes);
-    assert_eq!(entries.len(), 2, "expected the big values and the d keys: {entries:?}");
+    assert_eq!(
+        entries.len(),
+        2,
+        "expected the big values and the d keys: {entries:?}"
+    );
     let (keys_at, _) = entries[1];
     let (_, big_offset) = entries[0];
     file.write_all_at(&big_offset.to_le_bytes(), keys_at as u64)
