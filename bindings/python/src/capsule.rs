@@ -10,9 +10,11 @@ use std::ffi::CStr;
 use std::sync::Arc;
 
 use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
-use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
-use arrow_array::{Array, RecordBatch, RecordBatchIterator, StructArray};
-use arrow_schema::{ArrowError, Schema, SchemaRef};
+use arrow_array::ffi_stream::{ArrayStreamReader, FFI_ArrowArrayStream};
+use arrow_array::{
+    Array, ArrayReader, ArrayRef, RecordBatch, RecordBatchIterator, RecordBatchOptions, StructArray,
+};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
 
@@ -30,10 +32,20 @@ pub struct Imported {
     pub batches: Vec<RecordBatch>,
 }
 
+/// The column name of a single array written as a one-column table when its Arrow field has no name (a pyarrow
+/// `Array` or `ChunkedArray`, an unnamed Series).
+pub const SINGLE_COLUMN_NAME: &str = "values";
+
 /// Import `obj` through `__arrow_c_stream__` (preferred) or `__arrow_c_array__`.
 ///
+/// One rule for what becomes a table: a struct array without null rows is a table (its fields are the columns: a
+/// pyarrow `Table`, `RecordBatch`, `RecordBatchReader`, a polars `DataFrame`); any other array is one column,
+/// named after its Arrow field, or [`SINGLE_COLUMN_NAME`] if that has no name. A struct array *with* null rows is
+/// refused, since a table row cannot be null and storing it as one would change the data (wrap it first:
+/// `pa.table({"values": array})`).
+///
 /// # Errors
-/// `InvalidFrameError` if `obj` exports neither; `ArrowError` if the import fails.
+/// `InvalidFrameError` if `obj` exports neither or is a struct with null rows; `ArrowError` if the import fails.
 pub fn import(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Imported> {
     if obj.hasattr("__arrow_c_stream__")? {
         let cap = obj.call_method0("__arrow_c_stream__")?;
@@ -43,12 +55,12 @@ pub fn import(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Imported> {
         // ArrowArrayStream; `from_raw` moves it out and leaves a released (null `release`) struct behind, which
         // the capsule's destructor then ignores.
         let stream = unsafe { FFI_ArrowArrayStream::from_raw(ptr.as_ptr().cast()) };
-        let reader = RecordBatchStreamReader::try_new(stream).map_err(|e| arrow_to_py(py, e))?;
-        let schema = arrow_array::RecordBatchReader::schema(&reader);
-        let batches = reader
+        let reader = ArrayStreamReader::try_new(stream).map_err(|e| arrow_to_py(py, e))?;
+        let field = reader.field().clone();
+        let arrays = reader
             .collect::<Result<Vec<_>, ArrowError>>()
             .map_err(|e| arrow_to_py(py, e))?;
-        return Ok(Imported { schema, batches });
+        return tabulate(py, &field, arrays);
     }
     if obj.hasattr("__arrow_c_array__")? {
         let pair = obj.call_method0("__arrow_c_array__")?;
@@ -71,39 +83,70 @@ pub fn import(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Imported> {
         // SAFETY: `array` and `schema` come from the same `__arrow_c_array__` call, so they describe each other.
         let data = unsafe { from_ffi(array, schema) }.map_err(|e| arrow_to_py(py, e))?;
         let field = arrow_schema::Field::try_from(schema).map_err(|e| arrow_to_py(py, e))?;
-        let batch = match data.data_type() {
-            arrow_schema::DataType::Struct(_) => {
-                let metadata = field.metadata().clone();
-                let b = RecordBatch::from(StructArray::from(data));
-                let s = Arc::new(Schema::new_with_metadata(
-                    b.schema().fields().clone(),
-                    metadata,
-                ));
-                b.with_schema(s).map_err(|e| arrow_to_py(py, e))?
-            }
-            _ => {
-                // A single array: a one-column frame named after its field.
-                let array = arrow_array::make_array(data);
-                let nullable = array.null_count() > 0 || field.is_nullable();
-                let schema = Arc::new(Schema::new(vec![field.with_nullable(nullable)]));
-                RecordBatch::try_new(schema, vec![array]).map_err(|e| arrow_to_py(py, e))?
-            }
-        };
-        return Ok(Imported {
-            schema: batch.schema(),
-            batches: vec![batch],
-        });
+        return tabulate(py, &field, vec![arrow_array::make_array(data)]);
     }
     Err(raise(
         py,
         "InvalidFrameError",
         format!(
-            "cannot write a {}: pass a polars DataFrame or LazyFrame, or an object with __arrow_c_stream__ \
-             (pyarrow Table, RecordBatch, RecordBatchReader...)",
+            "cannot write a {}: pass a polars DataFrame, LazyFrame or Series, a pyarrow Table, RecordBatch, Array or \
+             ChunkedArray, or any object with __arrow_c_stream__ / __arrow_c_array__",
             obj.get_type().name()?
         ),
         &[],
     ))
+}
+
+/// Arrays of one Arrow field as a table, by the rule of [`import`].
+fn tabulate(py: Python<'_>, field: &Field, arrays: Vec<ArrayRef>) -> PyResult<Imported> {
+    if let DataType::Struct(fields) = field.data_type() {
+        if let Some(nulls) = arrays
+            .iter()
+            .map(|a| a.logical_null_count())
+            .find(|&n| n > 0)
+        {
+            return Err(raise(
+                py,
+                "InvalidFrameError",
+                format!(
+                    "cannot write a struct array with {nulls} null row(s) as a table: a table row cannot be null, \
+                     and storing it would change the data; write it as one column instead, e.g. \
+                     pa.table({{\"{SINGLE_COLUMN_NAME}\": array}}) (a pyarrow Array or ChunkedArray given to write() \
+                     becomes that column by itself)"
+                ),
+                &[],
+            ));
+        }
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields.clone(),
+            field.metadata().clone(),
+        ));
+        let batches = arrays
+            .into_iter()
+            .map(|a| {
+                let (_, columns, _) = StructArray::from(a.to_data()).into_parts();
+                let options = RecordBatchOptions::new().with_row_count(Some(a.len()));
+                RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| arrow_to_py(py, e))?;
+        return Ok(Imported { schema, batches });
+    }
+    let name = if field.name().is_empty() {
+        SINGLE_COLUMN_NAME
+    } else {
+        field.name().as_str()
+    };
+    let nullable = field.is_nullable() || arrays.iter().any(|a| a.null_count() > 0);
+    let column = Field::new(name, field.data_type().clone(), nullable)
+        .with_metadata(field.metadata().clone());
+    let schema = Arc::new(Schema::new(vec![column]));
+    let batches = arrays
+        .into_iter()
+        .map(|a| RecordBatch::try_new(schema.clone(), vec![a]))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| arrow_to_py(py, e))?;
+    Ok(Imported { schema, batches })
 }
 
 /// A capsule holding an `ArrowArrayStream` over clones of `batches` (cheap: buffers are shared, and so is the

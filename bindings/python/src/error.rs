@@ -130,10 +130,11 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::VersionMismatch { name, .. } => {
             raise(py, "VersionMismatchError", msg, &[name_attr(name)])
         }
-        Error::Foreign { name }
-        | Error::CorruptHeader { name, .. }
-        | Error::CorruptFrame { name, .. }
-        | Error::NotInitialised { name, .. } => {
+        Error::Foreign { name } => raise(py, "ForeignSegmentError", msg, &[name_attr(name)]),
+        Error::NotInitialised { name, .. } => {
+            raise(py, "NotInitialisedError", msg, &[name_attr(name)])
+        }
+        Error::CorruptHeader { name, .. } | Error::CorruptFrame { name, .. } => {
             raise(py, "CorruptSegmentError", msg, &[name_attr(name)])
         }
         Error::InvalidConfig { .. } => raise(py, "InvalidConfigError", msg, &[]),
@@ -150,6 +151,8 @@ fn shm_to_py(py: Python<'_>, e: &ShmError, msg: String) -> PyErr {
         ShmError::PermissionDenied { .. }
         | ShmError::ForeignOwner { .. }
         | ShmError::InsecureMode { .. } => "PermissionError",
+        ShmError::NotARegularFile { .. } => "NotARegularFileError",
+        ShmError::TooLarge { .. } => "SegmentTooLargeError",
         ShmError::InvalidName { .. } => "InvalidNameError",
         _ => "Error",
     };
@@ -159,4 +162,24 @@ fn shm_to_py(py: Python<'_>, e: &ShmError, msg: String) -> PyErr {
 /// An Arrow error met in the binding itself (importing or exporting through the C interfaces).
 pub fn arrow_to_py(py: Python<'_>, e: arrow_schema::ArrowError) -> PyErr {
     raise(py, "ArrowError", format!("arrow: {e}"), &[])
+}
+
+/// The Python exception for a frame Polars cannot be given (`qadataswap_polars::guard`).
+pub fn guard_to_py(py: Python<'_>, e: qadataswap_polars::guard::GuardError) -> PyErr {
+    use qadataswap_polars::guard::GuardError;
+    let msg = e.to_string();
+    match &e {
+        GuardError::UnsupportedType {
+            column, data_type, ..
+        } => raise(
+            py,
+            "UnsupportedTypeError",
+            msg,
+            &[
+                ("column", attr(py, column.clone())),
+                ("data_type", attr(py, data_type.clone())),
+            ],
+        ),
+        _ => raise(py, "ArrowError", msg, &[]),
+    }
 }

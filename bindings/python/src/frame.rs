@@ -2,7 +2,8 @@
 //! segment and hold the slot lease; every capsule made from it shares them, so the lease returns only when this
 //! object and everything imported from it are gone (or `release()` was called and the imports are gone).
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -10,8 +11,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 use qadataswap_arrow::Frame;
 
+use crate::boundary::guarded;
 use crate::capsule;
-use crate::error::{raise, to_py};
+use crate::error::{guard_to_py, raise, to_py};
 
 /// One frame read from a segment (native). Export it with ``__arrow_c_stream__`` (polars, pyarrow, duckdb...).
 #[pyclass(module = "qadataswap._native", name = "Frame", frozen)]
@@ -24,6 +26,8 @@ pub struct PyFrame {
     batches: Mutex<Option<Vec<RecordBatch>>>,
     /// Where the data lives: "shared" (zero-copy, leased) or "private" (a copy).
     location: &'static str,
+    /// The reader's count of columns copied on the way to Polars (decimals widened).
+    polars_copies: Option<Arc<AtomicU64>>,
 }
 
 impl PyFrame {
@@ -37,7 +41,14 @@ impl PyFrame {
             schema: f.schema().clone(),
             batches: Mutex::new(Some(f.into_batches())),
             location,
+            polars_copies: None,
         }
+    }
+
+    /// Count the columns `for_polars` copies into `counter` (the reader's).
+    pub fn counting_polars_copies(mut self, counter: &Arc<AtomicU64>) -> PyFrame {
+        self.polars_copies = Some(Arc::clone(counter));
+        self
     }
 
     fn batches(&self, py: Python<'_>) -> PyResult<Vec<RecordBatch>> {
@@ -86,7 +97,7 @@ impl PyFrame {
     /// Number of record batches (chunks), as written.
     #[getter]
     fn num_batches(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(self.batches(py)?.len())
+        guarded(py, || Ok(self.batches(py)?.len()))
     }
 
     /// Arrow PyCapsule stream of the frame's batches (zero-copy; each capsule holds the lease).
@@ -96,58 +107,92 @@ impl PyFrame {
         py: Python<'py>,
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
-        // The protocol lets a producer ignore the request: types are stored as given and never cast.
-        let _ = requested_schema;
-        capsule::export_stream(py, self.schema.clone(), self.batches(py)?)
+        guarded(py, || {
+            // The protocol lets a producer ignore the request: types are stored as given and never cast.
+            let _ = requested_schema;
+            capsule::export_stream(py, self.schema.clone(), self.batches(py)?)
+        })
     }
 
     /// Arrow PyCapsule schema.
     fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
-        capsule::export_schema(py, &self.schema)
+        guarded(py, || capsule::export_schema(py, &self.schema))
     }
 
     /// The `i`-th batch as an object with ``__arrow_c_array__`` (a struct array) and ``__arrow_c_schema__``.
     fn batch(&self, py: Python<'_>, i: usize) -> PyResult<PyBatch> {
-        let batches = self.batches(py)?;
-        let n = batches.len();
-        batches
-            .into_iter()
-            .nth(i)
-            .map(|b| PyBatch { batch: b })
-            .ok_or_else(|| {
-                pyo3::exceptions::PyIndexError::new_err(format!("batch {i} out of 0..{n}"))
-            })
+        guarded(py, || {
+            let batches = self.batches(py)?;
+            let n = batches.len();
+            batches
+                .into_iter()
+                .nth(i)
+                .map(|b| PyBatch { batch: b })
+                .ok_or_else(|| {
+                    pyo3::exceptions::PyIndexError::new_err(format!("batch {i} out of 0..{n}"))
+                })
+        })
     }
 
     /// A deep copy in private memory that holds no lease.
     fn to_owned(&self, py: Python<'_>) -> PyResult<PyFrame> {
-        let batches = self.batches(py)?;
-        let frame = py.detach(|| -> Result<Vec<RecordBatch>, qadataswap_arrow::Error> {
-            batches
-                .iter()
-                .map(|b| {
-                    let cols = b
-                        .columns()
-                        .iter()
-                        .map(|c| deep_copy(&c.to_data()).map(arrow_array::make_array))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok(RecordBatch::try_new_with_options(
-                        b.schema(),
-                        cols,
-                        &arrow_array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
-                    )?)
-                })
-                .collect()
-        });
-        let batches = frame.map_err(|e| to_py(py, e))?;
-        Ok(PyFrame {
-            seq: self.seq,
-            rows: self.rows,
-            bytes: self.bytes,
-            write_ns: self.write_ns,
-            schema: self.schema.clone(),
-            batches: Mutex::new(Some(batches)),
-            location: "private",
+        guarded(py, || {
+            let batches = self.batches(py)?;
+            let frame = py.detach(|| -> Result<Vec<RecordBatch>, qadataswap_arrow::Error> {
+                batches
+                    .iter()
+                    .map(|b| {
+                        let cols = b
+                            .columns()
+                            .iter()
+                            .map(|c| deep_copy(&c.to_data()).map(arrow_array::make_array))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Ok(RecordBatch::try_new_with_options(
+                            b.schema(),
+                            cols,
+                            &arrow_array::RecordBatchOptions::new()
+                                .with_row_count(Some(b.num_rows())),
+                        )?)
+                    })
+                    .collect()
+            });
+            let batches = frame.map_err(|e| to_py(py, e))?;
+            Ok(PyFrame {
+                seq: self.seq,
+                rows: self.rows,
+                bytes: self.bytes,
+                write_ns: self.write_ns,
+                schema: self.schema.clone(),
+                batches: Mutex::new(Some(batches)),
+                location: "private",
+                polars_copies: self.polars_copies.clone(),
+            })
+        })
+    }
+
+    /// This frame as Polars must be given it (`qadataswap_polars::guard`): the same frame when no column needs a
+    /// conversion (no copy), decimal32/64 columns widened to decimal128 (a copy, counted in the reader's
+    /// `polars_copied_columns`), and `UnsupportedTypeError` naming the column for a type Polars cannot take.
+    fn for_polars(&self, py: Python<'_>) -> PyResult<PyFrame> {
+        guarded(py, || {
+            let batches = self.batches(py)?;
+            let schema = self.schema.clone();
+            let ready = py
+                .detach(move || qadataswap_polars::guard::prepare(&schema, batches))
+                .map_err(|e| guard_to_py(py, e))?;
+            if let Some(counter) = &self.polars_copies {
+                counter.fetch_add(ready.widened.len() as u64, Ordering::Relaxed);
+            }
+            Ok(PyFrame {
+                seq: self.seq,
+                rows: self.rows,
+                bytes: self.bytes,
+                write_ns: self.write_ns,
+                schema: ready.schema,
+                batches: Mutex::new(Some(ready.batches)),
+                location: self.location,
+                polars_copies: self.polars_copies.clone(),
+            })
         })
     }
 
@@ -219,13 +264,15 @@ impl PyBatch {
         py: Python<'py>,
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
-        let _ = requested_schema;
-        capsule::export_batch(py, &self.batch)
+        guarded(py, || {
+            let _ = requested_schema;
+            capsule::export_batch(py, &self.batch)
+        })
     }
 
     /// Arrow PyCapsule schema.
     fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
-        capsule::export_schema(py, self.batch.schema_ref())
+        guarded(py, || capsule::export_schema(py, self.batch.schema_ref()))
     }
 }
 
@@ -240,7 +287,7 @@ pub struct PySchema {
 impl PySchema {
     /// Arrow PyCapsule schema.
     fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
-        capsule::export_schema(py, &self.schema)
+        guarded(py, || capsule::export_schema(py, &self.schema))
     }
     /// Column names.
     fn names(&self) -> Vec<String> {

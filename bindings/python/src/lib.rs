@@ -15,6 +15,7 @@
 //! Blocking calls release the GIL and wait in slices of at most 50 ms, checking for signals in between, so Ctrl-C
 //! interrupts them promptly.
 
+mod boundary;
 mod capsule;
 mod error;
 mod frame;
@@ -35,6 +36,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<frame::PyBatch>()?;
     m.add_class::<frame::PySchema>()?;
     m.add_function(wrap_pyfunction!(snapshot::unlink, m)?)?;
+    m.add_function(wrap_pyfunction!(boundary::panic_on_next_call, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use qadataswap_arrow::{
     Error, Frame, SnapshotReader, SnapshotWriter, Stats, Validation, WriteInfo,
 };
 
+use crate::boundary::guarded;
 use crate::capsule;
 use crate::error::{raise, to_py};
 use crate::frame::{PyFrame, PySchema};
@@ -18,19 +19,44 @@ use crate::frame::{PyFrame, PySchema};
 /// Longest uninterrupted wait: between slices the GIL is taken back to check for Ctrl-C and cancellation.
 const SLICE: Duration = Duration::from_millis(50);
 
-/// Seconds from Python into a duration (`None` stays `None`).
+/// The longest finite wait, in seconds (about 31.7 years). A larger finite number, like `inf` or `None`, means
+/// "wait forever"; settings that need a finite duration (`lease_timeout`, `open_timeout`, `wait_for_readers`) are
+/// capped at it. Documented on every Python function that takes seconds.
+pub const FOREVER_SECS: f64 = 1e9;
+
+fn bad_seconds(py: Python<'_>, what: &str, v: f64) -> PyErr {
+    raise(
+        py,
+        "InvalidConfigError",
+        format!(
+            "{what} must be a number of seconds >= 0 (None, inf or anything above {FOREVER_SECS:e} means forever), \
+             not {v}"
+        ),
+        &[],
+    )
+}
+
+/// Seconds from Python into a duration, `None` for forever (`None`, `inf`, or more than [`FOREVER_SECS`]).
+///
+/// # Errors
+/// `InvalidConfigError` for a negative number or NaN.
 pub fn seconds(py: Python<'_>, what: &str, s: Option<f64>) -> PyResult<Option<Duration>> {
     match s {
         None => Ok(None),
-        Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(Duration::from_secs_f64(v))),
-        Some(v) if v == f64::INFINITY => Ok(None),
-        Some(v) => Err(raise(
-            py,
-            "InvalidConfigError",
-            format!("{what} must be a number of seconds >= 0 (or None to wait forever), not {v}"),
-            &[],
-        )),
+        Some(v) if v.is_nan() || v < 0.0 => Err(bad_seconds(py, what, v)),
+        Some(v) if v > FOREVER_SECS => Ok(None),
+        Some(v) => Duration::try_from_secs_f64(v)
+            .map(Some)
+            .map_err(|_| bad_seconds(py, what, v)),
     }
+}
+
+/// Seconds from Python into a finite duration: as [`seconds`], with "forever" capped at [`FOREVER_SECS`].
+///
+/// # Errors
+/// `InvalidConfigError` for a negative number or NaN.
+pub fn finite_seconds(py: Python<'_>, what: &str, s: f64) -> PyResult<Duration> {
+    Ok(seconds(py, what, Some(s))?.unwrap_or(Duration::from_secs(FOREVER_SECS as u64)))
 }
 
 /// A flag a waiting call checks between slices (set by `read_async` when its awaiter is cancelled).
@@ -144,36 +170,38 @@ impl PyWriter {
         spin: Option<u32>,
         permissions: Option<u32>,
     ) -> PyResult<Self> {
-        let mut b = SnapshotWriter::builder(&name)
-            .size(size)
-            .slots(num_buffers)
-            .persistent(persistent);
-        if let Some(n) = reader_capacity {
-            b = b.reader_capacity(n);
-        }
-        if let Some(n) = schema_capacity {
-            b = b.schema_capacity(n);
-        }
-        if let Some(t) = seconds(py, "lease_timeout", lease_timeout)? {
-            b = b.lease_timeout(t);
-        }
-        if let Some(n) = spin {
-            b = b.spin(n);
-        }
-        if let Some(m) = permissions {
-            b = b.permissions(m);
-        }
-        let w = py.detach(|| b.create()).map_err(|e| to_py(py, e))?;
-        let map = w.shared().mapping();
-        let start = map.as_ptr() as usize;
-        let geo = w.geometry();
-        Ok(PyWriter {
-            range: (start, start + map.len()),
-            slot_capacity: geo.slot_capacity,
-            slots: geo.slot_count,
-            inner: Mutex::new(Some(w)),
-            name,
-            pid: std::process::id(),
+        guarded(py, || {
+            let mut b = SnapshotWriter::builder(&name)
+                .size(size)
+                .slots(num_buffers)
+                .persistent(persistent);
+            if let Some(n) = reader_capacity {
+                b = b.reader_capacity(n);
+            }
+            if let Some(n) = schema_capacity {
+                b = b.schema_capacity(n);
+            }
+            if let Some(t) = lease_timeout {
+                b = b.lease_timeout(finite_seconds(py, "lease_timeout", t)?);
+            }
+            if let Some(n) = spin {
+                b = b.spin(n);
+            }
+            if let Some(m) = permissions {
+                b = b.permissions(m);
+            }
+            let w = py.detach(|| b.create()).map_err(|e| to_py(py, e))?;
+            let map = w.shared().mapping();
+            let start = map.as_ptr() as usize;
+            let geo = w.geometry();
+            Ok(PyWriter {
+                range: (start, start + map.len()),
+                slot_capacity: geo.slot_capacity,
+                slots: geo.slot_count,
+                inner: Mutex::new(Some(w)),
+                name,
+                pid: std::process::id(),
+            })
         })
     }
 
@@ -184,31 +212,35 @@ impl PyWriter {
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
     ) -> PyResult<(u64, usize, usize, usize)> {
-        check_pid(py, "writer", &self.name, self.pid)?;
-        let imported = capsule::import(py, data)?;
-        let schema = imported.schema;
-        let mut batches = imported.batches;
-        if batches.is_empty() {
-            batches.push(RecordBatch::new_empty(schema.clone()));
-        }
-        let info: WriteInfo = self.with(py, move |w| w.write_frame(&schema, &batches))?;
-        Ok((info.seq, info.slot, info.bytes, info.rows))
+        guarded(py, || {
+            check_pid(py, "writer", &self.name, self.pid)?;
+            let imported = capsule::import(py, data)?;
+            let schema = imported.schema;
+            let mut batches = imported.batches;
+            if batches.is_empty() {
+                batches.push(RecordBatch::new_empty(schema.clone()));
+            }
+            let info: WriteInfo = self.with(py, move |w| w.write_frame(&schema, &batches))?;
+            Ok((info.seq, info.slot, info.bytes, info.rows))
+        })
     }
 
     /// Close: readers finish what they hold, then get WriterClosedError; unlinks unless persistent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let w = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match w {
-            Some(w) if std::process::id() == self.pid => {
-                py.detach(|| w.close()).map_err(|e| to_py(py, e))
+        guarded(py, || {
+            let w = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match w {
+                Some(w) if std::process::id() == self.pid => {
+                    py.detach(|| w.close()).map_err(|e| to_py(py, e))
+                }
+                // Inherited through fork: dropping it leaves the parent's segment alone.
+                Some(w) => {
+                    drop(w);
+                    Ok(())
+                }
+                None => Ok(()),
             }
-            // Inherited through fork: dropping it leaves the parent's segment alone.
-            Some(w) => {
-                drop(w);
-                Ok(())
-            }
-            None => Ok(()),
-        }
+        })
     }
 
     /// Whether `close` was called.
@@ -228,20 +260,22 @@ impl PyWriter {
 
     /// Counters of this writer.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.with(py, |w| Ok(w.stats()))?;
-        stats_dict(py, &s)
+        guarded(py, || {
+            let s = self.with(py, |w| Ok(w.stats()))?;
+            stats_dict(py, &s)
+        })
     }
 
     /// The writer generation (bumped by every takeover).
     #[getter]
     fn generation(&self, py: Python<'_>) -> PyResult<u64> {
-        self.with(py, |w| Ok(w.generation()))
+        guarded(py, || self.with(py, |w| Ok(w.generation())))
     }
 
     /// The sequence number the next write gets.
     #[getter]
     fn next_seq(&self, py: Python<'_>) -> PyResult<u64> {
-        self.with(py, |w| Ok(w.next_seq()))
+        guarded(py, || self.with(py, |w| Ok(w.next_seq())))
     }
 
     /// Bytes per slot: the largest frame that fits.
@@ -279,6 +313,8 @@ pub struct PyReader {
     /// Intermediate slice timeouts the core counted, which are not timeouts to the caller.
     slice_timeouts: AtomicU64,
     timeouts: AtomicU64,
+    /// Columns copied on the way to Polars (decimal32/64 widened), over every frame this reader returned.
+    polars_copies: Arc<AtomicU64>,
 }
 
 impl PyReader {
@@ -367,40 +403,42 @@ impl PyReader {
         validation: &str,
         allow_shared_mode: bool,
     ) -> PyResult<Self> {
-        let timeout = seconds(py, "timeout", timeout)?;
-        let open_timeout =
-            seconds(py, "open_timeout", Some(open_timeout))?.unwrap_or(Duration::MAX);
-        let validation = match validation {
-            "trusted" => Validation::Trusted,
-            "full" => Validation::Full,
-            other => {
-                return Err(raise(
-                    py,
-                    "InvalidConfigError",
-                    format!("validation must be 'trusted' or 'full', not {other:?}"),
-                    &[],
-                ))
+        guarded(py, || {
+            let timeout = seconds(py, "timeout", timeout)?;
+            let open_timeout = finite_seconds(py, "open_timeout", open_timeout)?;
+            let validation = match validation {
+                "trusted" => Validation::Trusted,
+                "full" => Validation::Full,
+                other => {
+                    return Err(raise(
+                        py,
+                        "InvalidConfigError",
+                        format!("validation must be 'trusted' or 'full', not {other:?}"),
+                        &[],
+                    ))
+                }
+            };
+            let mut b = SnapshotReader::builder(&name)
+                .timeout(timeout)
+                .open_timeout(open_timeout)
+                .validation(validation)
+                .allow_shared_mode(allow_shared_mode);
+            if let Some(n) = spin {
+                b = b.spin(n);
             }
-        };
-        let mut b = SnapshotReader::builder(&name)
-            .timeout(timeout)
-            .open_timeout(open_timeout)
-            .validation(validation)
-            .allow_shared_mode(allow_shared_mode);
-        if let Some(n) = spin {
-            b = b.spin(n);
-        }
-        let r = py.detach(|| b.open()).map_err(|e| to_py(py, e))?;
-        let map = r.attachment().shared().mapping();
-        let start = map.as_ptr() as usize;
-        Ok(PyReader {
-            range: (start, start + map.len()),
-            inner: Arc::new(Mutex::new(Some(Arc::new(r)))),
-            name,
-            pid: std::process::id(),
-            timeout,
-            slice_timeouts: AtomicU64::new(0),
-            timeouts: AtomicU64::new(0),
+            let r = py.detach(|| b.open()).map_err(|e| to_py(py, e))?;
+            let map = r.attachment().shared().mapping();
+            let start = map.as_ptr() as usize;
+            Ok(PyReader {
+                range: (start, start + map.len()),
+                inner: Arc::new(Mutex::new(Some(Arc::new(r)))),
+                name,
+                pid: std::process::id(),
+                timeout,
+                slice_timeouts: AtomicU64::new(0),
+                timeouts: AtomicU64::new(0),
+                polars_copies: Arc::new(AtomicU64::new(0)),
+            })
         })
     }
 
@@ -414,9 +452,11 @@ impl PyReader {
         cancel: Option<PyRef<'_, PyCancel>>,
         has_timeout: bool,
     ) -> PyResult<Option<PyFrame>> {
-        let t = self.timeout_arg(py, timeout, has_timeout || timeout.is_some())?;
-        let f = self.wait(py, Kind::Newest, t, cancel.as_deref())?;
-        Ok(f.map(|f| PyFrame::new(f, "shared")))
+        guarded(py, || {
+            let t = self.timeout_arg(py, timeout, has_timeout || timeout.is_some())?;
+            let f = self.wait(py, Kind::Newest, t, cancel.as_deref())?;
+            Ok(f.map(|f| PyFrame::new(f, "shared").counting_polars_copies(&self.polars_copies)))
+        })
     }
 
     /// The newest frame strictly newer than the last one this reader returned.
@@ -428,16 +468,20 @@ impl PyReader {
         cancel: Option<PyRef<'_, PyCancel>>,
         has_timeout: bool,
     ) -> PyResult<Option<PyFrame>> {
-        let t = self.timeout_arg(py, timeout, has_timeout || timeout.is_some())?;
-        let f = self.wait(py, Kind::Next, t, cancel.as_deref())?;
-        Ok(f.map(|f| PyFrame::new(f, "shared")))
+        guarded(py, || {
+            let t = self.timeout_arg(py, timeout, has_timeout || timeout.is_some())?;
+            let f = self.wait(py, Kind::Next, t, cancel.as_deref())?;
+            Ok(f.map(|f| PyFrame::new(f, "shared").counting_polars_copies(&self.polars_copies)))
+        })
     }
 
     /// The newest frame without blocking, or None.
     fn try_read(&self, py: Python<'_>) -> PyResult<Option<PyFrame>> {
-        let r = self.get(py)?;
-        let f = py.detach(|| r.try_read()).map_err(|e| to_py(py, e))?;
-        Ok(f.map(|f| PyFrame::new(f, "shared")))
+        guarded(py, || {
+            let r = self.get(py)?;
+            let f = py.detach(|| r.try_read()).map_err(|e| to_py(py, e))?;
+            Ok(f.map(|f| PyFrame::new(f, "shared").counting_polars_copies(&self.polars_copies)))
+        })
     }
 
     /// The newest frame copied into private memory and fully validated there (holds no lease).
@@ -448,44 +492,57 @@ impl PyReader {
         timeout: Option<f64>,
         has_timeout: bool,
     ) -> PyResult<PyFrame> {
-        let t = self.timeout_arg(py, timeout, has_timeout || timeout.is_some())?;
-        let f = self
-            .wait(py, Kind::Newest, t, None)?
-            .ok_or_else(|| released(py, "reader", &self.name))?;
-        let owned = py.detach(move || f.to_owned()).map_err(|e| to_py(py, e))?;
-        Ok(PyFrame::new(owned, "private"))
+        guarded(py, || {
+            let t = self.timeout_arg(py, timeout, has_timeout || timeout.is_some())?;
+            let f = self
+                .wait(py, Kind::Newest, t, None)?
+                .ok_or_else(|| released(py, "reader", &self.name))?;
+            let owned = py.detach(move || f.to_owned()).map_err(|e| to_py(py, e))?;
+            Ok(PyFrame::new(owned, "private").counting_polars_copies(&self.polars_copies))
+        })
     }
 
     /// The schema from the header (None before the first write).
     fn schema(&self, py: Python<'_>) -> PyResult<Option<PySchema>> {
-        let r = self.get(py)?;
-        let s = r.schema().map_err(|e| to_py(py, e))?;
-        Ok(s.map(|schema| PySchema { schema }))
+        guarded(py, || {
+            let r = self.get(py)?;
+            let s = r.schema().map_err(|e| to_py(py, e))?;
+            Ok(s.map(|schema| PySchema { schema }))
+        })
     }
 
     /// Counters of this reader.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let r = self.get(py)?;
-        let mut s = r.stats();
-        s.timeouts = s
-            .timeouts
-            .saturating_sub(self.slice_timeouts.load(Ordering::Relaxed))
-            + self.timeouts.load(Ordering::Relaxed);
-        stats_dict(py, &s)
+        guarded(py, || {
+            let r = self.get(py)?;
+            let mut s = r.stats();
+            s.timeouts = s
+                .timeouts
+                .saturating_sub(self.slice_timeouts.load(Ordering::Relaxed))
+                + self.timeouts.load(Ordering::Relaxed);
+            let d = stats_dict(py, &s)?;
+            d.set_item(
+                "polars_copied_columns",
+                self.polars_copies.load(Ordering::Relaxed),
+            )?;
+            Ok(d)
+        })
     }
 
     /// Leases this reader holds right now, over all slots (debugging and tests).
     fn lease_count(&self, py: Python<'_>) -> PyResult<u32> {
-        let r = self.get(py)?;
-        let att = r.attachment();
-        let slots = att.shared().geometry().slot_count;
-        Ok((0..slots).map(|i| att.entry().lease_count(i)).sum())
+        guarded(py, || {
+            let r = self.get(py)?;
+            let att = r.attachment();
+            let slots = att.shared().geometry().slot_count;
+            Ok((0..slots).map(|i| att.entry().lease_count(i)).sum())
+        })
     }
 
     /// The sequence number of the last frame this reader returned (0: none yet).
     #[getter]
     fn last_seq(&self, py: Python<'_>) -> PyResult<u64> {
-        Ok(self.get(py)?.last_seq())
+        guarded(py, || Ok(self.get(py)?.last_seq()))
     }
 
     /// The segment's name.
@@ -526,8 +583,10 @@ impl PyReader {
 #[pyfunction]
 #[pyo3(signature = (name, force = false))]
 pub fn unlink(py: Python<'_>, name: &str, force: bool) -> PyResult<()> {
-    let name = name.to_owned();
-    py.detach(move || qadataswap_arrow::status::remove(&name, force))
-        .map(|_| ())
-        .map_err(|e| to_py(py, e))
+    crate::boundary::guarded(py, || {
+        let name = name.to_owned();
+        py.detach(move || qadataswap_arrow::status::remove(&name, force))
+            .map(|_| ())
+            .map_err(|e| to_py(py, e))
+    })
 }

@@ -1,7 +1,7 @@
 //! Native stream writer and reader over `qadataswap-stream`: lossless, ordered chunks with back-pressure.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -11,10 +11,11 @@ use qadataswap_stream::{
     Error as StreamError, SharedDataStream, StartAt, StreamReader, StreamWriter,
 };
 
+use crate::boundary::guarded;
 use crate::capsule;
 use crate::error::{raise, to_py};
 use crate::frame::PyFrame;
-use crate::snapshot::{check_pid, released, seconds, stats_dict, PyCancel};
+use crate::snapshot::{check_pid, finite_seconds, released, seconds, stats_dict, PyCancel};
 
 const SLICE: Duration = Duration::from_millis(50);
 
@@ -94,32 +95,34 @@ impl PyStreamWriter {
         reader_capacity: Option<usize>,
         spin: Option<u32>,
     ) -> PyResult<Self> {
-        let mut b = SharedDataStream::builder(&name).size(size);
-        if let Some(n) = num_buffers {
-            b = b.slots(n);
-        }
-        if let Some(t) = seconds(py, "timeout", timeout)? {
-            b = b.timeout(Some(t));
-        }
-        if let Some(n) = retry_count {
-            b = b.retry_count(n);
-        }
-        if let Some(p) = persistent {
-            b = b.persistent(p);
-        }
-        if let Some(n) = reader_capacity {
-            b = b.reader_capacity(n);
-        }
-        if let Some(n) = spin {
-            b = b.spin(n);
-        }
-        let w = py
-            .detach(|| b.create_writer())
-            .map_err(|e| stream_to_py(py, e))?;
-        Ok(PyStreamWriter {
-            inner: Mutex::new(Some(w)),
-            name,
-            pid: std::process::id(),
+        guarded(py, || {
+            let mut b = SharedDataStream::builder(&name).size(size);
+            if let Some(n) = num_buffers {
+                b = b.slots(n);
+            }
+            if let Some(t) = timeout {
+                b = b.timeout(Some(finite_seconds(py, "timeout", t)?));
+            }
+            if let Some(n) = retry_count {
+                b = b.retry_count(n);
+            }
+            if let Some(p) = persistent {
+                b = b.persistent(p);
+            }
+            if let Some(n) = reader_capacity {
+                b = b.reader_capacity(n);
+            }
+            if let Some(n) = spin {
+                b = b.spin(n);
+            }
+            let w = py
+                .detach(|| b.create_writer())
+                .map_err(|e| stream_to_py(py, e))?;
+            Ok(PyStreamWriter {
+                inner: Mutex::new(Some(w)),
+                name,
+                pid: std::process::id(),
+            })
         })
     }
 
@@ -129,31 +132,35 @@ impl PyStreamWriter {
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
     ) -> PyResult<(u64, usize, usize, usize)> {
-        check_pid(py, "stream writer", &self.name, self.pid)?;
-        let imported = capsule::import(py, data)?;
-        let schema = imported.schema;
-        let mut batches = imported.batches;
-        if batches.is_empty() {
-            batches.push(RecordBatch::new_empty(schema.clone()));
-        }
-        let info = self.with(py, move |w| w.write_frame(&schema, &batches))?;
-        Ok((info.seq, info.slot, info.bytes, info.rows))
+        guarded(py, || {
+            check_pid(py, "stream writer", &self.name, self.pid)?;
+            let imported = capsule::import(py, data)?;
+            let schema = imported.schema;
+            let mut batches = imported.batches;
+            if batches.is_empty() {
+                batches.push(RecordBatch::new_empty(schema.clone()));
+            }
+            let info = self.with(py, move |w| w.write_frame(&schema, &batches))?;
+            Ok((info.seq, info.slot, info.bytes, info.rows))
+        })
     }
 
     /// Wait until `n` readers are attached (or `timeout` s); returns how many are.
     fn wait_for_readers(&self, py: Python<'_>, n: usize, timeout: f64) -> PyResult<usize> {
-        let t = seconds(py, "timeout", Some(timeout))?.unwrap_or(Duration::MAX);
-        self.with(py, move |w| w.wait_for_readers(n, t))
+        guarded(py, || {
+            let t = finite_seconds(py, "timeout", timeout)?;
+            self.with(py, move |w| w.wait_for_readers(n, t))
+        })
     }
 
     /// Readers attached now.
     fn readers(&self, py: Python<'_>) -> PyResult<usize> {
-        self.with(py, |w| Ok(w.readers()))
+        guarded(py, || self.with(py, |w| Ok(w.readers())))
     }
 
     /// End the stream cleanly: readers drain every chunk, then their iteration ends.
     fn finish(&self, py: Python<'_>) -> PyResult<()> {
-        self.with(py, |w| w.finish())
+        guarded(py, || self.with(py, |w| w.finish()))
     }
 
     /// Close (without finishing, readers see WriterClosedError after draining, unless finish() was called).
@@ -180,13 +187,15 @@ impl PyStreamWriter {
     /// The number the next chunk gets.
     #[getter]
     fn next_seq(&self, py: Python<'_>) -> PyResult<u64> {
-        self.with(py, |w| Ok(w.next_seq()))
+        guarded(py, || self.with(py, |w| Ok(w.next_seq())))
     }
 
     /// Counters of this writer.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.with(py, |w| Ok(w.stats()))?;
-        stats_dict(py, &s)
+        guarded(py, || {
+            let s = self.with(py, |w| Ok(w.stats()))?;
+            stats_dict(py, &s)
+        })
     }
 }
 
@@ -198,6 +207,8 @@ pub struct PyStreamReader {
     pid: u32,
     timeout: Option<Duration>,
     slice_timeouts: AtomicU64,
+    /// Columns copied on the way to Polars (decimal32/64 widened), over every chunk this reader returned.
+    polars_copies: Arc<AtomicU64>,
 }
 
 #[pymethods]
@@ -213,48 +224,51 @@ impl PyStreamReader {
         validation: &str,
         spin: Option<u32>,
     ) -> PyResult<Self> {
-        let timeout = seconds(py, "timeout", timeout)?;
-        let start = match start {
-            "oldest" => StartAt::Oldest,
-            "next" => StartAt::Next,
-            other => {
-                return Err(raise(
-                    py,
-                    "InvalidConfigError",
-                    format!("start must be 'oldest' or 'next', not {other:?}"),
-                    &[],
-                ))
+        guarded(py, || {
+            let timeout = seconds(py, "timeout", timeout)?;
+            let start = match start {
+                "oldest" => StartAt::Oldest,
+                "next" => StartAt::Next,
+                other => {
+                    return Err(raise(
+                        py,
+                        "InvalidConfigError",
+                        format!("start must be 'oldest' or 'next', not {other:?}"),
+                        &[],
+                    ))
+                }
+            };
+            let validation = match validation {
+                "trusted" => qadataswap_stream::Validation::Trusted,
+                "full" => qadataswap_stream::Validation::Full,
+                other => {
+                    return Err(raise(
+                        py,
+                        "InvalidConfigError",
+                        format!("validation must be 'trusted' or 'full', not {other:?}"),
+                        &[],
+                    ))
+                }
+            };
+            let mut b = SharedDataStream::builder(&name)
+                .start_at(start)
+                .validation(validation)
+                .retry_count(0)
+                .timeout(Some(SLICE));
+            if let Some(n) = spin {
+                b = b.spin(n);
             }
-        };
-        let validation = match validation {
-            "trusted" => qadataswap_stream::Validation::Trusted,
-            "full" => qadataswap_stream::Validation::Full,
-            other => {
-                return Err(raise(
-                    py,
-                    "InvalidConfigError",
-                    format!("validation must be 'trusted' or 'full', not {other:?}"),
-                    &[],
-                ))
-            }
-        };
-        let mut b = SharedDataStream::builder(&name)
-            .start_at(start)
-            .validation(validation)
-            .retry_count(0)
-            .timeout(Some(SLICE));
-        if let Some(n) = spin {
-            b = b.spin(n);
-        }
-        let r = py
-            .detach(|| b.create_reader())
-            .map_err(|e| stream_to_py(py, e))?;
-        Ok(PyStreamReader {
-            inner: Mutex::new(Some(r)),
-            name,
-            pid: std::process::id(),
-            timeout,
-            slice_timeouts: AtomicU64::new(0),
+            let r = py
+                .detach(|| b.create_reader())
+                .map_err(|e| stream_to_py(py, e))?;
+            Ok(PyStreamReader {
+                inner: Mutex::new(Some(r)),
+                name,
+                pid: std::process::id(),
+                timeout,
+                slice_timeouts: AtomicU64::new(0),
+                polars_copies: Arc::new(AtomicU64::new(0)),
+            })
         })
     }
 
@@ -267,60 +281,72 @@ impl PyStreamReader {
         cancel: Option<PyRef<'_, PyCancel>>,
         has_timeout: bool,
     ) -> PyResult<Option<PyFrame>> {
-        check_pid(py, "stream reader", &self.name, self.pid)?;
-        let t = if has_timeout || timeout.is_some() {
-            seconds(py, "timeout", timeout)?
-        } else {
-            self.timeout
-        };
-        let start = Instant::now();
-        let deadline = t.map(|t| start + t);
-        loop {
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
-                None => SLICE,
+        guarded(py, || {
+            check_pid(py, "stream reader", &self.name, self.pid)?;
+            let t = if has_timeout || timeout.is_some() {
+                seconds(py, "timeout", timeout)?
+            } else {
+                self.timeout
             };
-            let res = py
-                .detach(|| {
-                    let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-                    g.as_mut().map(|r| r.next_chunk(Some(slice)))
-                })
-                .ok_or_else(|| released(py, "stream reader", &self.name))?;
-            match res {
-                Ok(Some(c)) => return Ok(Some(PyFrame::new(c.frame().clone(), "shared"))),
-                Ok(None) => return Ok(None),
-                Err(StreamError::Timeout { .. }) => {
-                    self.slice_timeouts.fetch_add(1, Ordering::Relaxed);
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(stream_to_py(
-                            py,
-                            StreamError::Timeout {
-                                name: self.name.clone(),
-                                what: "waiting for the next chunk",
-                                waited: start.elapsed(),
-                                attempts: 1,
-                            },
-                        ));
+            let start = Instant::now();
+            let deadline = t.map(|t| start + t);
+            loop {
+                let slice = match deadline {
+                    Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+                    None => SLICE,
+                };
+                let res = py
+                    .detach(|| {
+                        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+                        g.as_mut().map(|r| r.next_chunk(Some(slice)))
+                    })
+                    .ok_or_else(|| released(py, "stream reader", &self.name))?;
+                match res {
+                    Ok(Some(c)) => {
+                        return Ok(Some(
+                            PyFrame::new(c.frame().clone(), "shared")
+                                .counting_polars_copies(&self.polars_copies),
+                        ))
                     }
-                    py.check_signals()?;
-                    if cancel.as_deref().is_some_and(|c| c.is_set()) {
-                        return Err(raise(py, "ReleasedError", "cancelled".into(), &[]));
+                    Ok(None) => return Ok(None),
+                    Err(StreamError::Timeout { .. }) => {
+                        self.slice_timeouts.fetch_add(1, Ordering::Relaxed);
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Err(stream_to_py(
+                                py,
+                                StreamError::Timeout {
+                                    name: self.name.clone(),
+                                    what: "waiting for the next chunk",
+                                    waited: start.elapsed(),
+                                    attempts: 1,
+                                },
+                            ));
+                        }
+                        py.check_signals()?;
+                        if cancel.as_deref().is_some_and(|c| c.is_set()) {
+                            return Err(raise(py, "ReleasedError", "cancelled".into(), &[]));
+                        }
                     }
+                    Err(e) => return Err(stream_to_py(py, e)),
                 }
-                Err(e) => return Err(stream_to_py(py, e)),
             }
-        }
+        })
     }
 
     /// The next chunk if one is ready now, else None (see `finished`).
     fn try_next_chunk(&self, py: Python<'_>) -> PyResult<Option<PyFrame>> {
-        check_pid(py, "stream reader", &self.name, self.pid)?;
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let r = g
-            .as_mut()
-            .ok_or_else(|| released(py, "stream reader", &self.name))?;
-        let c = r.try_next_chunk().map_err(|e| stream_to_py(py, e))?;
-        Ok(c.map(|c| PyFrame::new(c.frame().clone(), "shared")))
+        guarded(py, || {
+            check_pid(py, "stream reader", &self.name, self.pid)?;
+            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let r = g
+                .as_mut()
+                .ok_or_else(|| released(py, "stream reader", &self.name))?;
+            let c = r.try_next_chunk().map_err(|e| stream_to_py(py, e))?;
+            Ok(c.map(|c| {
+                PyFrame::new(c.frame().clone(), "shared")
+                    .counting_polars_copies(&self.polars_copies)
+            }))
+        })
     }
 
     /// Whether the stream was finished and every chunk read.
@@ -351,15 +377,22 @@ impl PyStreamReader {
 
     /// Counters of this reader (`timeouts` counts only waits that reached the caller's timeout).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let r = g
-            .as_ref()
-            .ok_or_else(|| released(py, "stream reader", &self.name))?;
-        let mut s = r.stats();
-        s.timeouts = s
-            .timeouts
-            .saturating_sub(self.slice_timeouts.load(Ordering::Relaxed));
-        stats_dict(py, &s)
+        guarded(py, || {
+            let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let r = g
+                .as_ref()
+                .ok_or_else(|| released(py, "stream reader", &self.name))?;
+            let mut s = r.stats();
+            s.timeouts = s
+                .timeouts
+                .saturating_sub(self.slice_timeouts.load(Ordering::Relaxed));
+            let d = stats_dict(py, &s)?;
+            d.set_item(
+                "polars_copied_columns",
+                self.polars_copies.load(Ordering::Relaxed),
+            )?;
+            Ok(d)
+        })
     }
 
     /// Detach.

@@ -635,6 +635,42 @@ fn validate_layout(data: &ArrayData) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// Whether a dictionary is anywhere in `dt`.
+fn has_dictionary(dt: &DataType) -> bool {
+    match dt {
+        DataType::Dictionary(_, _) => true,
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::Map(f, _) => has_dictionary(f.data_type()),
+        DataType::Struct(fields) => fields.iter().any(|f| has_dictionary(f.data_type())),
+        DataType::Union(fields, _) => fields.iter().any(|(_, f)| has_dictionary(f.data_type())),
+        DataType::RunEndEncoded(_, values) => has_dictionary(values.data_type()),
+        _ => false,
+    }
+}
+
+/// Every key of every dictionary in `data` (at any depth) indexes its dictionary: the one part of a dictionary
+/// column's *body* that Polars and Arrow C++ trust blindly (an out-of-range key made Polars' import panic, and
+/// can make Arrow C++ read out of bounds). A key buffer reached through a moved buffer offset holds whatever bytes
+/// it points at, so this runs at [`Validation::Trusted`] too; only frames with dictionaries pay for it, one pass
+/// over their keys. Null slots may hold any key (the Arrow format says so), and are not checked.
+fn check_dictionary_keys(data: &ArrayData, column: &str) -> Result<(), DecodeError> {
+    if let DataType::Dictionary(_, _) = data.data_type() {
+        data.validate_values().map_err(|e| {
+            DecodeError(format!(
+                "dictionary column {column:?} has a key outside its dictionary: {e}"
+            ))
+        })?;
+    }
+    for child in data.child_data() {
+        check_dictionary_keys(child, column)?;
+    }
+    Ok(())
+}
+
 /// Decode the frame (an IPC stream: schema, dictionaries, record batches, end marker).
 ///
 /// `frame` is the slot's bytes (`desc.len` long) as a buffer whose owner holds the lease.
@@ -755,8 +791,12 @@ fn decode_inner(
                 .with_skip_validation(skip)
                 .read_record_batch()?;
                 if trusted {
-                    for c in batch.columns() {
-                        validate_layout(&c.to_data())?;
+                    for (c, field) in batch.columns().iter().zip(schema.fields()) {
+                        let data = c.to_data();
+                        validate_layout(&data)?;
+                        if has_dictionary(field.data_type()) {
+                            check_dictionary_keys(&data, field.name())?;
+                        }
                     }
                 }
                 batches.push(batch);

@@ -611,7 +611,8 @@ impl SnapshotReader {
         let start = Instant::now();
         let wait = WaitOptions {
             spin: SpinBudget(self.opts.spin),
-            deadline: timeout.map(|t| start + t),
+            // A timeout too long to add to the clock is "forever".
+            deadline: timeout.and_then(|t| start.checked_add(t)),
             slice: Duration::from_millis(100),
         };
         let mut last_check = Instant::now();
@@ -708,7 +709,7 @@ impl SnapshotReader {
         mut predicate: impl FnMut(&Frame) -> bool,
         timeout: Option<Duration>,
     ) -> Result<Frame> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let mut f = self.wait_newer(0, remaining(), self.opts.validation)?;
         loop {

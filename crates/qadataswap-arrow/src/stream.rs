@@ -335,7 +335,7 @@ impl StreamWriterCore {
         let s = self.shared();
         let wait = WaitOptions {
             spin: SpinBudget(0),
-            deadline: Some(Instant::now() + timeout),
+            deadline: Instant::now().checked_add(timeout),
             slice: Duration::from_millis(20),
         };
         let r = s
@@ -944,7 +944,7 @@ impl StreamFollower {
             return Ok(e);
         }
         let start = Instant::now();
-        let deadline = timeout.map(|t| start + t);
+        let deadline = timeout.and_then(|t| start.checked_add(t));
         let att = Arc::clone(&self.att);
         let s = att.shared();
         // Nothing to show: wake a writer left parked by the hysteresis before spinning (reader step 4).

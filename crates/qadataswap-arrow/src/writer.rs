@@ -402,7 +402,7 @@ impl RawWriter {
         let start = Instant::now();
         let wait = WaitOptions {
             spin: SpinBudget(self.opts.spin),
-            deadline: Some(start + self.opts.lease_timeout),
+            deadline: start.checked_add(self.opts.lease_timeout),
             slice: Duration::from_millis(50),
         };
         let shared = &self.shared;

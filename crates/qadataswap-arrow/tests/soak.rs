@@ -1251,7 +1251,6 @@ fn readers_never_see_a_torn_frame_and_exactly_one_writer_wins_across_random_kill
                 // still runs (they retry while WriterAlive names it).
                 let n = 2 + rng.below(2) as usize;
                 let old_alive = rng.chance(50);
-                let sig = if old_alive { libc::SIGKILL } else { sig }; // TEMPORARY: avoid the orphan-takeover bug
                 if !old_alive {
                     strike_writer(&mut writer, sig, &mut lineage, &mut tally);
                 }

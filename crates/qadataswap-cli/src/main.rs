@@ -88,6 +88,7 @@ enum Cmd {
     #[command(after_help = EXIT_CODES)]
     Inspect {
         /// Segment name (as in /dev/shm, without a slash).
+        #[arg(value_parser = segment_name)]
         name: String,
         /// Print JSON instead of tables.
         #[arg(long)]
@@ -97,6 +98,7 @@ enum Cmd {
     #[command(after_help = EXIT_CODES)]
     Cat {
         /// Segment name.
+        #[arg(value_parser = segment_name)]
         name: String,
         /// Rows to print per frame (0: all).
         #[arg(long, short = 'n', default_value_t = 20)]
@@ -110,14 +112,16 @@ enum Cmd {
         /// With --follow: stop after this many frames.
         #[arg(long)]
         count: Option<u64>,
-        /// Seconds to wait for a first frame; with --follow also for each next one (default: forever).
-        #[arg(long)]
-        timeout: Option<f64>,
+        /// Seconds to wait for a first frame (default: 5); with --follow also for each next one (default:
+        /// forever). `inf`, or more than 1e9 (about 31.7 years), waits forever.
+        #[arg(long, value_parser = seconds)]
+        timeout: Option<Wait>,
     },
     /// Remove one segment. Refuses a segment in use (exit 4) and a foreign one (exit 5).
     #[command(after_help = EXIT_CODES)]
     Rm {
         /// Segment name.
+        #[arg(value_parser = segment_name)]
         name: String,
         /// Remove even though dead processes are still registered, or the header is of another version or
         /// corrupt. Never overrides a live writer or reader, nor a foreign segment.
@@ -159,6 +163,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// (internal, tests) panic, to check that a bug exits with code 1 and a message, not a Rust abort trace.
+    #[command(hide = true, name = "panic-for-test")]
+    PanicForTest,
     /// (internal) the other process of `bench`'s handoff.
     #[command(hide = true)]
     BenchPeer {
@@ -169,8 +176,57 @@ enum Cmd {
     },
 }
 
-fn seconds(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+/// The longest finite wait, in seconds; more (or `inf`) means forever.
+const FOREVER_SECS: f64 = 1e9;
+
+/// A `--timeout`: a finite duration, or forever.
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    For(Duration),
+    Forever,
+}
+
+impl Wait {
+    /// As a duration, forever capped at [`FOREVER_SECS`] (callers that need a finite one).
+    fn capped(self) -> Duration {
+        match self {
+            Wait::For(d) => d,
+            Wait::Forever => Duration::from_secs(FOREVER_SECS as u64),
+        }
+    }
+    /// As an optional duration: `None` for forever.
+    fn limit(self) -> Option<Duration> {
+        match self {
+            Wait::For(d) => Some(d),
+            Wait::Forever => None,
+        }
+    }
+}
+
+/// `--timeout` value: seconds >= 0 (a usage error otherwise, exit 2).
+fn seconds(s: &str) -> Result<Wait, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if v.is_nan() || v < 0.0 {
+        return Err(format!(
+            "{s} is not a number of seconds >= 0 (use inf, or any number above {FOREVER_SECS:e}, to wait forever)"
+        ));
+    }
+    if v > FOREVER_SECS {
+        return Ok(Wait::Forever);
+    }
+    Duration::try_from_secs_f64(v)
+        .map(Wait::For)
+        .map_err(|e| format!("{s}: {e}"))
+}
+
+/// A segment name argument, checked as the library checks it (a usage error otherwise, exit 2).
+fn segment_name(s: &str) -> Result<String, String> {
+    qadataswap_shm::SegmentName::new(s)
+        .map(|n| n.as_str().to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn run(cli: Cli, out: &mut dyn Write) -> error::Result<()> {
@@ -189,8 +245,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> error::Result<()> {
                 rows,
                 follow,
                 count,
-                first_timeout: timeout.map_or(Duration::from_secs(5), seconds),
-                next_timeout: timeout.map(seconds),
+                first_timeout: timeout.map_or(Duration::from_secs(5), Wait::capped),
+                next_timeout: timeout.and_then(Wait::limit),
             },
             out,
         ),
@@ -218,6 +274,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> error::Result<()> {
             out,
         ),
         Cmd::BenchPeer { ping, pong } => bench::peer(&ping, &pong),
+        Cmd::PanicForTest => panic!("forced by `qadataswap panic-for-test`"),
     }
 }
 
@@ -233,9 +290,17 @@ fn main() -> std::process::ExitCode {
             });
         }
     };
+    // A bug must not end in Rust's panic exit (101) with a backtrace hint: say what happened, exit 1.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("qadataswap: internal error (a bug, please report it): {info}");
+    }));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match run(cli, &mut out) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli, &mut out)));
+    let Ok(result) = result else {
+        return std::process::ExitCode::from(ExitCode::Error as u8);
+    };
+    match result {
         Ok(()) => std::process::ExitCode::from(ExitCode::Ok as u8),
         Err(e) => {
             let _ = out.flush();

@@ -703,4 +703,47 @@ fn ls_gc_and_rm_never_claim_another_applications_zero_filled_file() {
     assert_eq!(code(&run(&["rm", "--force", &other])), 5);
     assert_eq!(std::fs::read(shm_path(&other)).unwrap(), vec![0u8; 65536]);
     cleanup(&[&other]);
+
+fn a_negative_nan_or_non_numeric_cat_timeout_is_a_usage_error_and_a_huge_one_means_forever() {
+    let live = name("cat-timeouts");
+    let mut w = SnapshotWriter::create(&live, 1 << 20).unwrap();
+    w.write(&batch(3)).unwrap();
+    for bad in ["-1", "nan", "-inf", "soon", ""] {
+        let o = run(&["cat", &live, &format!("--timeout={bad}")]);
+        assert_eq!(code(&o), 2, "--timeout={bad}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("--timeout"), "{}", text(&o.stderr));
+    }
+    for huge in ["1e300", "inf", "1e19", "1e10"] {
+        let o = run(&["cat", &live, &format!("--timeout={huge}")]);
+        assert_eq!(code(&o), 0, "--timeout={huge}: {}", text(&o.stderr));
+        assert!(text(&o.stdout).contains("row-2"), "{}", text(&o.stdout));
+    }
+    let help = text(&run(&["cat", "--help"]).stdout);
+    assert!(help.contains("(default: 5)"), "{help}");
+    drop(w);
+}
+
+#[test]
+fn an_invalid_segment_name_is_a_usage_error_not_a_foreign_segment() {
+    for command in ["cat", "rm", "inspect"] {
+        for bad in ["", "a/b", "..", "."] {
+            let o = run(&[command, bad]);
+            assert_eq!(code(&o), 2, "{command} {bad:?}: {}", text(&o.stderr));
+            let e = text(&o.stderr);
+            assert!(e.contains("invalid shared-memory segment name"), "{e}");
+            assert!(!e.contains("foreign"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn a_bug_exits_with_code_1_and_a_message_instead_of_a_rust_panic_exit() {
+    let o = run(&["panic-for-test"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("internal error (a bug, please report it)"),
+        "{e}"
+    );
+    assert!(!e.contains("RUST_BACKTRACE"), "{e}");
 }

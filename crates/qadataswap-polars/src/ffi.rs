@@ -64,16 +64,16 @@
 //! | `Dictionary<K, V>` (any key, `u32` too) | 0 | re-encodes every value into Polars' categorical mapping | `Dictionary<u32, Utf8View>` |
 //! | `Timestamp(s)`, `Duration(s)` | 1/2 | multiplies into a new `ms` array | `Timestamp(ms)`, `Duration(ms)` |
 //! | `Time32(s/ms)`, `Time64(us)` | 1/2 | widens / multiplies into a new `ns` array | `Time64(ns)` |
-//! | `Decimal32`, `Decimal64` | 1/2 | converts every value into a new `i128` buffer | `Decimal128` |
+//! | `Decimal32`, `Decimal64` | 1/2 | widened into a new `i128` buffer by [`crate::guard`] before Polars sees it | `Decimal128` |
 //!
 //! A column Polars copied releases its arrow-rs buffers when the import returns, except for
 //! `Utf8`/`Binary`, whose new views point into the original string bytes (so the column-chunk
 //! stays alive with the frame; `a_utf8_column_keeps_its_arrow_buffers_alive_...`).
 //!
-//! Refused: `Float16` (needs polars' `dtype-f16`, off here), `Interval(YearMonth/MonthDayNano)`,
-//! `Union`, `RunEndEncoded`, `ListView` ([`FfiError::PolarsImport`]); `Decimal256` and
-//! `Interval(DayTime)`, anywhere in the type, are refused up front with
-//! [`FfiError::UnsupportedType`] because polars-arrow 0.55's C importer *panics* on them.
+//! `Float16` is widened to `Float32` by [`crate::guard`] (polars-core's `dtype-f16` is off here).
+//! Refused: `Decimal256`, `Interval(..)`, `Union`, `RunEndEncoded`, `ListView`, anywhere in the type, are
+//! refused up front by [`crate::guard`] ([`FfiError::Guard`]): polars-arrow's C importer panics
+//! on some of them and rejects the others with messages that name no column.
 //!
 //! # Polars -> arrow-rs
 //!
@@ -192,17 +192,10 @@ pub enum FfiError {
         #[source]
         source: PolarsError,
     },
-    /// A column's type is one polars-arrow cannot import through C at all.
-    #[error(
-        "polars cannot import column `{column}`: it contains the arrow type {unsupported}; cast it \
-         first (e.g. Decimal256 -> Decimal128, Interval -> Duration or Struct)"
-    )]
-    UnsupportedType {
-        /// Column name.
-        column: String,
-        /// The offending (possibly nested) arrow type.
-        unsupported: String,
-    },
+    /// A column's type is one Polars cannot take faithfully ([`crate::guard`]'s rules): refused
+    /// before Polars saw anything.
+    #[error(transparent)]
+    Guard(#[from] crate::guard::GuardError),
     /// arrow-rs could not import what Polars exported (e.g. Polars' non-standard `Int128`).
     #[error(
         "arrow-rs cannot import column `{column}` of polars dtype {dtype} as exported by polars: \
@@ -251,8 +244,8 @@ pub enum FfiError {
 /// # Errors
 ///
 /// * [`FfiError::SchemaMismatch`] if a batch does not have the schema's column count and types.
-/// * [`FfiError::UnsupportedType`] for `Decimal256` / `Interval(DayTime)` (polars-arrow would
-///   panic on them).
+/// * [`FfiError::Guard`] for a type [`crate::guard`] refuses (`Decimal256`, intervals, unions,
+///   run-end encoding, list views), before Polars sees anything.
 /// * [`FfiError::ArrowExport`] if arrow-rs cannot describe a type through the C Data Interface.
 /// * [`FfiError::PolarsImport`] if Polars does not support a type (see the module docs).
 /// * [`FfiError::DataFrame`] if Polars rejects the columns.
@@ -261,15 +254,11 @@ pub fn record_batches_to_dataframe(
     batches: &[RecordBatch],
 ) -> Result<DataFrame, FfiError> {
     check_batches(schema, batches)?;
+    let ready = crate::guard::prepare(schema, batches.to_vec())?;
+    let (schema, batches) = (&ready.schema, ready.batches.as_slice());
     let height = batches.iter().map(RecordBatch::num_rows).sum();
     let mut columns = Vec::with_capacity(schema.fields().len());
     for (index, field) in schema.fields().iter().enumerate() {
-        if let Some(unsupported) = panics_polars_import(field.data_type()) {
-            return Err(FfiError::UnsupportedType {
-                column: field.name().clone(),
-                unsupported: unsupported.to_string(),
-            });
-        }
         let polars_field = import_field(field)?;
         let chunks = batches
             .iter()
@@ -387,7 +376,10 @@ pub fn import_copy_reason(data_type: &ArrowType) -> Option<&'static str> {
             Some("times are converted into a new Time64(ns) array")
         }
         ArrowType::Decimal32(_, _) | ArrowType::Decimal64(_, _) => {
-            Some("decimals are converted into a new i128 array")
+            Some("decimals are widened into a new Decimal128 array before Polars sees them")
+        }
+        ArrowType::Float16 => {
+            Some("Float16 is widened into a new Float32 array before Polars sees it")
         }
         _ => Some("Polars does not support this type"),
     }
@@ -426,27 +418,6 @@ fn import_dictionary_chunks(
         .collect();
     // SAFETY: every chunk is a physical chunk of a Series of exactly `dtype`.
     Ok(unsafe { Series::from_chunks_and_dtype_unchecked(field.name.clone(), chunks, &dtype) })
-}
-
-/// The (possibly nested) arrow type that polars-arrow 0.55's C importer panics on instead of
-/// returning an error (`with_match_primitive_type_full!` has no arm for `Int256` / `DaysMs`).
-fn panics_polars_import(data_type: &ArrowType) -> Option<&ArrowType> {
-    use arrow_schema::IntervalUnit;
-    match data_type {
-        ArrowType::Decimal256(_, _) | ArrowType::Interval(IntervalUnit::DayTime) => Some(data_type),
-        ArrowType::List(item)
-        | ArrowType::LargeList(item)
-        | ArrowType::ListView(item)
-        | ArrowType::LargeListView(item)
-        | ArrowType::FixedSizeList(item, _)
-        | ArrowType::Map(item, _) => panics_polars_import(item.data_type()),
-        ArrowType::Struct(fields) => fields
-            .iter()
-            .find_map(|field| panics_polars_import(field.data_type())),
-        ArrowType::Dictionary(_, values) => panics_polars_import(values),
-        ArrowType::RunEndEncoded(_, values) => panics_polars_import(values.data_type()),
-        _ => None,
-    }
 }
 
 fn check_batches(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(), FfiError> {

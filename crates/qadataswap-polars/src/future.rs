@@ -125,7 +125,7 @@ fn wait(inner: &ReaderInner, kind: ReadKind, pending: &Arc<Pending>) {
     let _finish = Finish(pending);
 
     let start = Instant::now();
-    let deadline = inner.timeout.map(|t| start + t);
+    let deadline = inner.timeout.and_then(|t| start.checked_add(t));
     let result = loop {
         if pending.lock().cancelled {
             return;

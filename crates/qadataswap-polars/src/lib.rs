@@ -55,6 +55,14 @@
 //! Frames written by other producers (arrow-rs, pyarrow) may use types Polars converts on
 //! import (`Utf8`, `List`, dictionaries, `Timestamp(s)`, ...): see [`ffi`] for the full table.
 //!
+//! # Types Polars cannot take
+//!
+//! [`guard`] holds the rules every read to Polars goes through (this crate's and the Python
+//! binding's): `Decimal32/64` are widened to `Decimal128` (a counted copy), an extension marker on
+//! a dictionary is dropped, and `Decimal256`, intervals, unions, run-end encoding and list views
+//! are refused before Polars sees them, with an error naming the column and the way out (read the
+//! frame as Arrow). With `default-features = false` this crate is only [`guard`], without Polars.
+//!
 //! # Async
 //!
 //! [`DataFrameReader::read_async`] and [`DataFrameReader::read_next_async`] return a
@@ -68,21 +76,32 @@
 //! writes a `LazyFrame`. The crate does not depend on `polars-lazy` itself (its query engine
 //! would more than double the adapter's build time).
 
+#[cfg(feature = "polars")]
 pub mod error;
+#[cfg(feature = "polars")]
 pub mod ffi;
+#[cfg(feature = "polars")]
 mod frame;
+#[cfg(feature = "polars")]
 pub mod future;
+pub mod guard;
+#[cfg(feature = "polars")]
 pub mod stream;
 
+#[cfg(feature = "polars")]
 pub use error::{Error, Result};
+#[cfg(feature = "polars")]
 pub use frame::{
     to_owned, DataFrameReader, DataFrameWriter, IntoDataFrame, ReaderStats, SharedDataFrame,
     SharedDataFrameBuilder,
 };
+#[cfg(feature = "polars")]
 pub use future::ReadFuture;
 /// The `polars-core` this crate is built against (use it to build frames of a matching version).
+#[cfg(feature = "polars")]
 pub use polars_core;
 pub use qadataswap_arrow::{Validation, WriteInfo};
+#[cfg(feature = "polars")]
 pub use stream::{
     DataFrameChunks, DataFrameStreamReader, DataFrameStreamWriter, SharedDataStream,
     SharedDataStreamBuilder,

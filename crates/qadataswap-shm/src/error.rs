@@ -55,8 +55,9 @@ pub enum ShmError {
     /// The segment is owned by another user, so its content cannot be trusted.
     #[error(
         "shared-memory segment '{name}' is owned by uid {uid}, not by this process (euid {expected}): someone else may \
-         have planted it; remove it (`qadataswap rm {name}`) if it is stale, or set allow_foreign_owner if sharing \
-         across users is intended"
+         have planted it, and it was left untouched (`qadataswap rm` never removes another user's segment); if it is \
+         stale, have uid {uid} or root delete /dev/shm/{name}, pick another name, or set allow_foreign_owner if \
+         sharing across users is intended"
     )]
     ForeignOwner {
         /// The segment.
@@ -159,4 +160,25 @@ pub enum ShmError {
         #[source]
         source: io::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShmError;
+
+    #[test]
+    fn the_foreign_owner_advice_is_not_a_command_that_refuses_foreign_segments() {
+        let message = ShmError::ForeignOwner {
+            name: "x".into(),
+            uid: 1,
+            expected: 0,
+        }
+        .to_string();
+        // `qadataswap rm` refuses a segment of another owner (exit 5): advising it sent users in a circle.
+        assert!(!message.contains("`qadataswap rm x`"), "{message}");
+        assert!(
+            message.contains("/dev/shm/x") && message.contains("uid 1"),
+            "{message}"
+        );
+    }
 }

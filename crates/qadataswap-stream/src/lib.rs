@@ -313,7 +313,9 @@ impl StreamWriter {
         for attempt in 1..=attempts {
             // No timeout: one attempt that lasts (practically) forever.
             let deadline = match self.timeout {
-                Some(t) => Instant::now() + t,
+                Some(t) => Instant::now()
+                    .checked_add(t)
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)),
                 None => Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600),
             };
             match self.core.write_chunk(schema, batches, deadline)? {
@@ -516,7 +518,7 @@ impl StreamReader {
         };
         let start = Instant::now();
         for _ in 0..attempts {
-            let deadline = per_attempt.map(|t| Instant::now() + t);
+            let deadline = per_attempt.and_then(|t| Instant::now().checked_add(t));
             let p = self.core.wait(deadline)?;
             if let Some(r) = self.outcome(p)? {
                 return Ok(r);

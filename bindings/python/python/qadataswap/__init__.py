@@ -71,9 +71,56 @@ class _Default:
 DEFAULT: Any = _Default()
 
 
+#: The longest finite wait in seconds (about 31.7 years): a timeout above it, like ``None`` or ``inf``, waits forever.
+FOREVER_S = 1e9
+
+#: The largest segment size in bytes accepted by ``create_writer`` (the system's /dev/shm limits it further).
+MAX_SIZE = 2**63 - 1
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_seconds(what: str, value: Any) -> None:
+    """Raise InvalidConfigError unless ``value`` is None or a number of seconds >= 0 (inf and anything above
+    FOREVER_S mean forever)."""
+    if value is None:
+        return
+    if not _real(value) or value != value or value < 0:
+        raise _errors.InvalidConfigError(
+            f"{what} must be a number of seconds >= 0 (None, inf or anything above {FOREVER_S:g} waits forever), "
+            f"not {value!r}"
+        )
+
+
+def _size_bytes(size_mb: Any, size: Any) -> int:
+    """The segment size in bytes from ``size`` (bytes) or ``size_mb`` (MiB); InvalidConfigError with the accepted
+    range otherwise."""
+    if size is not None:
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_SIZE:
+            raise _errors.InvalidConfigError(
+                f"size must be a whole number of bytes from 1 to 2**63 - 1 (e.g. 100 * 1024 * 1024), not {size!r:.80}"
+            )
+        return size
+    if not _real(size_mb) or not (0 < size_mb < float("inf")) or size_mb * MB > MAX_SIZE or int(size_mb * MB) < 1:
+        raise _errors.InvalidConfigError(
+            f"size_mb must be a number of MiB above 0 (at most 2**63 bytes in all; e.g. 100 or 0.5), not {size_mb!r:.80}"
+        )
+    return int(size_mb * MB)
+
+
+def _check_count(what: str, value: Any, low: int, high: int = 2**32 - 1) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise _errors.InvalidConfigError(f"{what} must be a whole number from {low} to {high}, not {value!r:.80}")
+
+
 def _timeout_args(timeout: Any) -> dict[str, Any]:
     if timeout is DEFAULT:
         return {}
+    _check_seconds("timeout", timeout)
     return {"timeout": timeout, "has_timeout": True}
 
 
@@ -103,16 +150,30 @@ _to_polars_impl: Callable[[Any], pl.DataFrame] | None = None
 
 
 def to_polars(data: Any) -> pl.DataFrame:
-    """A polars.DataFrame over any ``__arrow_c_stream__`` exporter (a :class:`Frame`, ...), without copying."""
+    """A polars.DataFrame over any ``__arrow_c_stream__`` exporter (a :class:`Frame`, ...), without copying.
+
+    A :class:`Frame` first goes through the same type rules as the Rust adapter (``qadataswap_polars::guard``):
+    decimal32/64 columns are widened to decimal128 (a copy, counted in the reader's ``polars_copied_columns``),
+    and a column Polars cannot take with its exact values (decimal256, intervals, unions, run-end encoded, list
+    views) raises :class:`UnsupportedTypeError` naming it, before Polars sees anything: read such frames with
+    ``read_arrow()``. Other exporters are handed to Polars as they are."""
     global _to_polars_impl
     if _to_polars_impl is None:
         _to_polars_impl = _polars_importer()
+    if isinstance(data, Frame):
+        data = data.for_polars()
     return _to_polars_impl(data)
 
 
+#: The column name a single array gets when written on its own (see :meth:`SharedDataFrameWriter.write`).
+SINGLE_COLUMN_NAME = "values"
+
+
 def _exportable(data: Any) -> Any:
-    """What the native writer can import: polars frames as they are (LazyFrames collected, Series as one-column
-    frames), anything else exporting the Arrow PyCapsule interface unchanged."""
+    """What the native writer can import, by one rule: a frame or table is written as it is; a single array (a
+    polars Series, a pyarrow Array or ChunkedArray, or any other exporter of a non-struct array) becomes a
+    one-column table named after it, or ``"values"`` when it has no name. Polars Object columns are refused (their
+    Arrow export is the writer's raw pointers)."""
     mod = type(data).__module__ or ""
     if mod.startswith("polars"):
         import polars as pl
@@ -120,24 +181,36 @@ def _exportable(data: Any) -> Any:
         if isinstance(data, pl.LazyFrame):
             data = data.collect()
         elif isinstance(data, pl.Series):
-            data = data.to_frame()
-        if isinstance(data, pl.DataFrame) and any(_has_null_type(t) for t in data.schema.dtypes()):
-            # polars exports Null columns with one (absent) buffer, which arrow-rs's C import rejects; pyarrow's
-            # export, in polars' newest layout, carries the same types the way the C interface spells them.
-            return data.to_arrow(compat_level=pl.CompatLevel.newest())
+            data = data.to_frame(data.name or SINGLE_COLUMN_NAME)
+        if isinstance(data, pl.DataFrame):
+            for column, dtype in data.schema.items():
+                if _has_dtype(dtype, lambda t: t == pl.Object):
+                    raise _errors.InvalidFrameError(
+                        f"column {column!r} has the polars dtype {dtype}, which holds Python objects that cannot be "
+                        "shared between processes (its Arrow form would be this process's raw pointers); convert it "
+                        "first, e.g. df.with_columns(pl.col(name).map_elements(str, return_dtype=pl.String))"
+                    )
+            if any(_has_dtype(t, lambda t: t == pl.Null) for t in data.schema.dtypes()):
+                # polars exports Null columns with one (absent) buffer, which arrow-rs's C import rejects; pyarrow's
+                # export, in polars' newest layout, carries the same types the way the C interface spells them.
+                return data.to_arrow(compat_level=pl.CompatLevel.newest())
+    elif mod.startswith("pyarrow"):
+        import pyarrow as pa
+
+        if isinstance(data, (pa.Array, pa.ChunkedArray)):
+            # A struct array would otherwise be read as a table of its fields, and its null rows refused.
+            return pa.table({SINGLE_COLUMN_NAME: data})
     return data
 
 
-def _has_null_type(dtype: Any) -> bool:
-    import polars as pl
-
-    if dtype == pl.Null:
+def _has_dtype(dtype: Any, wanted: Callable[[Any], bool]) -> bool:
+    if wanted(dtype):
         return True
     inner = getattr(dtype, "inner", None)
-    if inner is not None and _has_null_type(inner):
+    if inner is not None and _has_dtype(inner, wanted):
         return True
     fields = getattr(dtype, "fields", None)
-    return bool(fields) and any(_has_null_type(f.dtype) for f in fields)
+    return bool(fields) and any(_has_dtype(f.dtype, wanted) for f in fields)
 
 
 class WriteInfo(NamedTuple):
@@ -165,6 +238,11 @@ class SharedDataFrameWriter:
         ``data``: a polars DataFrame or LazyFrame (collected first), or any object exporting ``__arrow_c_stream__``
         / ``__arrow_c_array__`` (pyarrow Table, RecordBatch, RecordBatchReader, a DuckDB result...). Types are
         stored as given, chunks are not merged. One copy, straight into the slot, with the GIL released.
+
+        A single array (a polars Series, a pyarrow Array or ChunkedArray, a pandas Series, any exporter of a
+        non-struct array) is written as a one-column table named after it, or ``"values"`` if it has no name. A
+        struct array with null rows that is not wrapped this way is refused (:class:`InvalidFrameError`): a table
+        row cannot be null. Polars Object columns are refused.
 
         Raises :class:`SlotTooSmallError` if the frame does not fit a slot, :class:`AllSlotsLeasedError` if readers
         hold every slot past the lease timeout, :class:`ForkedError` in a forked child.
@@ -226,8 +304,9 @@ class SharedDataFrameWriter:
 class SharedDataFrameReader:
     """Reads snapshots of a named segment. Make one with :meth:`SharedDataFrame.create_reader`.
 
-    Every ``timeout`` is in seconds; ``None`` waits forever; leaving it out uses the reader's default (the
-    ``timeout`` given to ``create_reader``). Waits release the GIL and are interrupted by Ctrl-C.
+    Every ``timeout`` is in seconds; ``None``, ``inf`` or anything above ``FOREVER_S`` (1e9 s, about 31.7 years)
+    waits forever; a negative number or NaN raises :class:`InvalidConfigError`; leaving it out uses the reader's
+    default (the ``timeout`` given to ``create_reader``). Waits release the GIL and are interrupted by Ctrl-C.
     """
 
     def __init__(self, native: _NativeReader) -> None:
@@ -281,7 +360,8 @@ class SharedDataFrameReader:
         is true. Frames published while the predicate runs may be skipped. Raises :class:`TimeoutError`."""
         if timeout is DEFAULT:
             timeout = self._native.default_timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
+        _check_seconds("timeout", timeout)
+        deadline = None if timeout is None or timeout > FOREVER_S else time.monotonic() + timeout
 
         def remaining() -> float | None:
             return None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -397,7 +477,12 @@ class SharedDataFrame:
         long a write waits for readers to release a slot. Raises :class:`WriterAliveError` if a live writer owns
         the name.
         """
-        nbytes = int(size if size is not None else size_mb * MB)
+        nbytes = _size_bytes(size_mb, size)
+        _check_count("num_buffers", num_buffers, 1)
+        _check_count("reader_capacity", reader_capacity, 1)
+        _check_count("schema_capacity", schema_capacity, 1, MAX_SIZE)
+        _check_count("spin", spin, 0)
+        _check_seconds("lease_timeout", lease_timeout)
         return SharedDataFrameWriter(
             _NativeWriter(
                 name,
@@ -428,6 +513,9 @@ class SharedDataFrame:
         ``"trusted"`` (metadata checked, O(columns)) or ``"full"`` (plus Arrow's full validation of the bodies).
         Raises :class:`SegmentNotFoundError` if no writer created ``name``.
         """
+        _check_seconds("timeout", timeout)
+        _check_seconds("open_timeout", open_timeout)
+        _check_count("spin", spin, 0)
         return SharedDataFrameReader(
             _NativeReader(
                 name,

@@ -39,6 +39,12 @@ __all__ = [
     "RingHeldError",
     "ChunksLostError",
     "FinishedError",
+    "NotInitialisedError",
+    "ForeignSegmentError",
+    "SegmentTooLargeError",
+    "NotARegularFileError",
+    "UnsupportedTypeError",
+    "InternalError",
 ]
 
 
@@ -167,3 +173,37 @@ class ChunksLostError(Error):
 
 class FinishedError(Error):
     """Stream: the writer called finish(); no chunk can be written after it."""
+
+
+class NotInitialisedError(Error):
+    """The segment exists but its writer has not finished creating it (or died while creating it): retry shortly,
+    or remove it if no writer is starting."""
+
+
+class ForeignSegmentError(Error):
+    """The name holds something that is not a qadataswap segment (another program's shared memory): pick another
+    name; qadataswap never changes it."""
+
+
+class SegmentTooLargeError(Error, builtins.OSError):
+    """/dev/shm has no room for a segment of the size asked for: ask for less, or free or enlarge /dev/shm.
+    Also a builtin :class:`OSError`."""
+
+
+class NotARegularFileError(PermissionError):
+    """The name in /dev/shm is a symbolic link, directory, FIFO or device, refused so nobody can redirect the
+    segment. Also a :class:`PermissionError` (the package's and the builtin)."""
+
+
+class UnsupportedTypeError(Error, builtins.TypeError):
+    """A column has an Arrow type Polars cannot take with its exact values; ``e.column`` and ``e.data_type`` name
+    it. Read the frame with ``read_arrow()`` (every type, exactly) or have the writer cast the column. Also a
+    builtin :class:`TypeError`."""
+
+    column: str | None = None
+    data_type: str | None = None
+
+
+class InternalError(Error):
+    """A bug in qadataswap, stopped at the boundary (a Rust panic caught before it reached Python): close the
+    object it happened on and report it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Iterator
 
+from . import _check_seconds  # defined before the package imports this module
 from ._native import Cancel, Frame
 from ._native import StreamReader as _NativeStreamReader
 from ._native import StreamWriter as _NativeStreamWriter
@@ -31,6 +32,7 @@ class SharedDataStreamWriter:
 
     def wait_for_readers(self, n: int, timeout: float) -> int:
         """Wait until ``n`` readers are attached (or ``timeout`` s); returns how many are."""
+        _check_seconds("timeout", timeout)
         return self._native.wait_for_readers(n, timeout)
 
     def readers(self) -> int:
@@ -80,11 +82,13 @@ class SharedDataStreamReader:
         """The next chunk, or None at the clean end of the stream. ``timeout`` in s (None: the reader's)."""
         from . import to_polars
 
+        _check_seconds("timeout", timeout)
         f = self._native.next_chunk(timeout)
         return None if f is None else to_polars(f)
 
     def next_frame(self, timeout: Any = None) -> Frame | None:
         """As :meth:`next_chunk`, as a native :class:`Frame` (``seq``, ``__arrow_c_stream__``)."""
+        _check_seconds("timeout", timeout)
         return self._native.next_chunk(timeout)
 
     def iter_chunks(self, timeout: Any = None) -> Iterator[pl.DataFrame]:
@@ -102,6 +106,7 @@ class SharedDataStreamReader:
         """As :meth:`next_chunk`, awaitable and cancel-safe."""
         from . import to_polars
 
+        _check_seconds("timeout", timeout)
         cancel = Cancel()
 
         def work() -> pl.DataFrame | None:
@@ -158,7 +163,14 @@ class SharedDataStream:
         """Create the stream ``name``. ``size_mb`` is the total data capacity split across ``num_buffers`` slots
         (default from the configuration: 3); ``timeout``/``retry_count``: how long a write waits for slow readers
         per attempt, and how many more attempts."""
-        nbytes = int(size if size is not None else size_mb * MB)
+        from . import _check_count, _check_seconds, _size_bytes
+
+        nbytes = _size_bytes(size_mb, size)
+        _check_count("num_buffers", num_buffers, 1)
+        _check_count("retry_count", retry_count, 0)
+        _check_count("reader_capacity", reader_capacity, 1)
+        _check_count("spin", spin, 0)
+        _check_seconds("timeout", timeout)
         return SharedDataStreamWriter(
             _NativeStreamWriter(
                 name,
@@ -183,6 +195,7 @@ class SharedDataStream:
     ) -> SharedDataStreamReader:
         """Attach to the stream ``name`` from the oldest chunk still in the ring (``start="next"``: from the next
         one published). ``timeout``: default wait for a chunk in s (None: forever)."""
+        _check_seconds("timeout", timeout)
         return SharedDataStreamReader(
             _NativeStreamReader(name, timeout=timeout, start=start, validation=validation, spin=spin)
         )
