@@ -703,7 +703,9 @@ fn ls_gc_and_rm_never_claim_another_applications_zero_filled_file() {
     assert_eq!(code(&run(&["rm", "--force", &other])), 5);
     assert_eq!(std::fs::read(shm_path(&other)).unwrap(), vec![0u8; 65536]);
     cleanup(&[&other]);
+}
 
+#[test]
 fn a_negative_nan_or_non_numeric_cat_timeout_is_a_usage_error_and_a_huge_one_means_forever() {
     let live = name("cat-timeouts");
     let mut w = SnapshotWriter::create(&live, 1 << 20).unwrap();
