@@ -22,6 +22,19 @@ pub fn test(ws: &Workspace, opts: TestOptions) -> Result<()> {
     }
     warn_if_disk_is_short(ws);
     steps.run("setup (.venv)", |_| venv::setup(ws).map(|()| Outcome::Ran))?;
+    // The Python package is installed before the Rust tests, which start Python readers of their own (the R15
+    // soak's, the format document's reader).
+    steps.run("python package (maturin develop)", |_| {
+        if opts.quick {
+            return Ok(Outcome::Skipped("--quick".into()));
+        }
+        if !ws.path("bindings/python/pyproject.toml").is_file() {
+            return Ok(Outcome::Skipped(
+                "no bindings/python/pyproject.toml yet".into(),
+            ));
+        }
+        build_python(ws).map(|()| Outcome::Ran)
+    })?;
     steps.run("cargo test --workspace", |tests| cargo_tests(ws, tests))?;
     steps.run("loom models (qadataswap-sync)", |tests| {
         if opts.quick {
@@ -29,7 +42,7 @@ pub fn test(ws: &Workspace, opts: TestOptions) -> Result<()> {
         }
         loom_models(ws, tests)
     })?;
-    steps.run("python bindings (maturin + pytest)", |tests| {
+    steps.run("python bindings (pytest)", |tests| {
         if opts.quick {
             return Ok(Outcome::Skipped("--quick".into()));
         }
@@ -135,14 +148,13 @@ fn loom_models(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
     result.map(|()| Outcome::Ran)
 }
 
-/// Builds the PyO3 extension into `.venv` with maturin, then runs pytest on `bindings/python/tests`.
+/// Runs pytest on `bindings/python/tests` (the extension was built into `.venv` by the step before the Rust tests).
 fn python_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
     if !ws.path("bindings/python/pyproject.toml").is_file() {
         return Ok(Outcome::Skipped(
             "no bindings/python/pyproject.toml yet".into(),
         ));
     }
-    build_python(ws)?;
     let venv_dir = venv::venv_dir(ws);
     let mut out = String::new();
     let result = shell::run_tee(

@@ -356,12 +356,26 @@ def test_a_foreign_file_is_a_foreign_segment_error_not_corruption(name):
 
 
 def test_a_segment_never_initialised_is_a_not_initialised_error(name):
+    # What a version-1 creator left while building (FORMAT.md §3): our magic, its identity (this live process, start
+    # time unknown), state 0. (A version-2 creator never publishes a name before the segment is built.)
+    header = bytearray(8192)
+    header[0:8] = b"QADSWAP\0"
+    header[8:12] = (1).to_bytes(4, "little")
+    header[112:116] = os.getpid().to_bytes(4, "little")
     fd = os.open(f"/dev/shm/{name}", os.O_CREAT | os.O_WRONLY, 0o600)
-    os.write(fd, b"\0" * 8192)
+    os.write(fd, bytes(header))
     os.close(fd)
     with pytest.raises(qadataswap.NotInitialisedError) as e:
         SharedDataFrame.create_reader(name, open_timeout=0.2)
     assert not isinstance(e.value, qadataswap.CorruptSegmentError)
+
+
+def test_a_zero_filled_file_under_the_name_is_someone_elses(name):
+    fd = os.open(f"/dev/shm/{name}", os.O_CREAT | os.O_WRONLY, 0o600)
+    os.write(fd, b"\0" * 8192)
+    os.close(fd)
+    with pytest.raises(qadataswap.ForeignSegmentError):
+        SharedDataFrame.create_reader(name, open_timeout=0.2)
 
 
 def test_a_symlink_is_a_not_a_regular_file_error_and_a_permission_error(name):

@@ -11,7 +11,7 @@ use qadataswap_shm::{
 };
 use qadataswap_sync::futex;
 use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
-use qadataswap_sync::owner::{Holder, Refused};
+use qadataswap_sync::owner::{Holder, Refused, Taken};
 use qadataswap_sync::process::{pid_namespace, Liveness, ProcessIdentity};
 
 use crate::encode::{self, SlotCursor};
@@ -283,8 +283,9 @@ impl RawWriter {
         // Claim the writer role: one compare-and-swap from a holder judged dead (or none), so a live writer is
         // never displaced whatever the interleaving with other claimers.
         let pidns = pid_namespace();
-        match shared.writer_role().try_take(me, pidns) {
-            Ok(_) => {}
+        let previous = match shared.writer_role().try_take(me, pidns) {
+            Ok(Taken::Fresh) => 0,
+            Ok(Taken::FromDead(h)) => h.pack(),
             Err(Refused::Held(h, Liveness::Unknown)) => {
                 return Err(Error::WriterUnjudgeable {
                     name: name.as_str().to_owned(),
@@ -302,8 +303,27 @@ impl RawWriter {
                     what: format!("pid {} does not fit a Linux pid", me.pid),
                 })
             }
+        };
+        // The role is ours, but is this segment still the one under the name? A writer closing cleanly (or a
+        // remover) unlinks the name *before* it gives the role up, so a role taken after that belongs to a file
+        // nobody can open any more: give it back and create the name afresh instead of writing into an orphan.
+        if !matches!(
+            qadataswap_shm::names_same_file(name, &shared.segment),
+            Ok(true)
+        ) {
+            if let Some(mine) = Holder::of(me, pidns) {
+                let _ = shared.header_u64(off::WRITER_CLAIM).compare_exchange(
+                    mine.pack(),
+                    previous,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+            }
+            return Err(Error::Shm(ShmError::NotFound {
+                name: name.as_str().to_owned(),
+            }));
         }
-        // The role is ours: the informational words follow.
+        // The informational words follow.
         shared
             .header_u64(off::WRITER_PIDNS)
             .store(pidns, Ordering::Relaxed);
@@ -323,7 +343,7 @@ impl RawWriter {
                 seq.commit(0);
             }
         }
-        crate::reader::reclaim_dead_readers(&shared);
+        crate::reader::reclaim_dead_readers(shared);
         let mut opts = opts.clone();
         opts.persistent = copy.u32(off::FLAGS) & flags::PERSISTENT != 0 || opts.persistent;
         shared.set_state(state::READY);
@@ -412,7 +432,7 @@ impl RawWriter {
                 if let Some(s) = pick(shared) {
                     return Ok(Some(s));
                 }
-                crate::reader::reclaim_dead_readers(&shared);
+                crate::reader::reclaim_dead_readers(shared);
                 Ok(pick(shared))
             });
         match r {

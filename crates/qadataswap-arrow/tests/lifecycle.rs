@@ -473,3 +473,37 @@ fn a_reader_in_another_pid_namespace_is_never_reclaimed_and_its_frame_never_chan
     // Once it released its lease (on exit it unregistered), the writer goes on.
     w.write(&tagged(4, 1000)).unwrap();
 }
+
+#[test]
+fn a_writer_waiting_for_the_name_never_takes_over_a_segment_that_was_closed_and_unlinked() {
+    // The race the soak found: a new writer opens the segment just before the old writer's clean close unlinks the
+    // name, and takes the released role just after. It must create the name afresh, not write into the orphan.
+    for trial in 0..20 {
+        let name = unique(&format!("orphan-{trial}"));
+        let _u = Unlink(name.clone());
+        let mut first = SnapshotWriter::create(&name, 1 << 20).unwrap();
+        first.write(&tagged(1, 10)).unwrap();
+        let n2 = name.clone();
+        let second = std::thread::spawn(move || loop {
+            match SnapshotWriter::create(&n2, 1 << 20) {
+                Ok(w) => return w,
+                Err(Error::WriterAlive { .. }) => std::hint::spin_loop(),
+                Err(e) => panic!("{e}"),
+            }
+        });
+        first.close().unwrap();
+        let mut second = second.join().unwrap();
+        assert_eq!(
+            second.generation(),
+            1,
+            "trial {trial}: took over the closed, unlinked segment"
+        );
+        second.write(&tagged(2, 10)).unwrap();
+        let r = SnapshotReader::open(&name).unwrap();
+        assert_eq!(
+            sum(&r.read().unwrap().batches()[0]),
+            20,
+            "trial {trial}: the new writer is not under the name"
+        );
+    }
+}

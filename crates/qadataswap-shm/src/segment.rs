@@ -585,6 +585,21 @@ pub struct FileId {
     pub ino: u64,
 }
 
+/// Whether `name` still refers to the file `segment` has open (same device and inode); `Ok(false)` if the name is
+/// gone or names another file now.
+///
+/// # Errors
+///
+/// [`ShmError::Io`] if fstat or lstat fails for another reason than a missing name.
+pub fn names_same_file(name: &SegmentName, segment: &Segment) -> Result<bool, ShmError> {
+    let mine = segment.file_id()?;
+    match rustix::fs::lstat(path_of(name)) {
+        Ok(st) => Ok(st.st_dev == mine.dev && st.st_ino == mine.ino),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(io_error("lstat", name.as_str(), e)),
+    }
+}
+
 /// Removes `name` only if it still refers to the file `segment` has open (same device and inode): never a segment
 /// another process created under the same name since.
 ///
