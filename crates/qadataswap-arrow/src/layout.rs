@@ -92,6 +92,8 @@ pub mod off {
     pub const SCHEMA_SEQ: usize = 384;
     pub const SCHEMA_VERSION: usize = 392;
     pub const SCHEMA_LEN: usize = 400;
+    /// Version 2: FNV-1a 64 of the schema message, written under `SCHEMA_SEQ` with it.
+    pub const SCHEMA_CHECKSUM: usize = 408;
     // line 7: version 2
     /// Version 2: the creator's PID namespace.
     pub const CREATOR_PIDNS: usize = 448;
@@ -126,12 +128,23 @@ pub mod flags {
     pub const PERSISTENT: u32 = 1;
     pub const LZ4: u32 = 2;
     pub const ZSTD: u32 = 4;
+    /// Every bit a reader knows; any other is refused.
+    pub const KNOWN: u32 = PERSISTENT | LZ4 | ZSTD;
 }
 
 /// Slot-descriptor `flags` bits.
 #[allow(missing_docs)]
 pub mod slot_flags {
     pub const COMPRESSED: u32 = 1;
+    /// Every bit a reader knows; any other is refused.
+    pub const KNOWN: u32 = COMPRESSED;
+}
+
+/// FNV-1a 64 of `bytes` (FORMAT.md §10: the schema area's checksum).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The `published` word: `frame_seq << 8 | slot`.

@@ -206,13 +206,20 @@ impl Attachment {
         Ok(())
     }
 
-    /// Why a blocking wait cannot succeed any more, if it cannot: the writer closed or died.
+    /// Why a blocking wait cannot succeed any more, if it cannot: the writer closed or died, or the state word holds
+    /// a value no writer stores.
     pub fn writer_gone(&self) -> Option<Error> {
         let s = &self.shared;
         match s.state() {
             state::CLOSED | state::FINISHED => {
                 return Some(Error::WriterClosed {
                     name: s.name.clone(),
+                })
+            }
+            st if st > state::FINISHED => {
+                return Some(Error::CorruptHeader {
+                    name: s.name.clone(),
+                    what: format!("unknown state {st}"),
                 })
             }
             _ => {}
@@ -274,6 +281,12 @@ impl Attachment {
         };
         if d.frame_seq != frame_seq {
             return Err(corrupt(format!("descriptor says frame {}", d.frame_seq)));
+        }
+        if d.flags & !layout::slot_flags::KNOWN != 0 {
+            return Err(corrupt(format!(
+                "unknown slot flag bits {:#x}",
+                d.flags & !layout::slot_flags::KNOWN
+            )));
         }
         let len = usize::try_from(d.len)
             .ok()
@@ -744,17 +757,26 @@ pub fn read_schema_area(s: &Shared) -> Result<Option<SchemaRef>> {
             // SAFETY: len <= schema_capacity, so the source range lies inside the schema area of the mapping; a
             // concurrent writer may change the bytes, and the seqlock check discards such a copy.
             unsafe { std::ptr::copy_nonoverlapping(s.schema_ptr(), v.as_mut_ptr(), len) };
-            Some(v)
+            let checksum = s.header_u64(off::SCHEMA_CHECKSUM).load(Ordering::Relaxed);
+            Some((v, checksum))
         });
         match copied {
             Some((_, None)) => return Ok(None),
-            Some((_, Some(bytes))) => {
+            Some((_, Some((bytes, checksum)))) => {
                 let corrupt = |what: String| Error::CorruptHeader {
                     name: s.name.clone(),
                     what,
                 };
                 if bytes.len() < 8 {
                     return Err(corrupt("schema area too short".into()));
+                }
+                // Version 2 checksums the area, so a flipped byte is an error, not another valid schema.
+                let version = s.header_u32(off::FORMAT_VERSION).load(Ordering::Relaxed);
+                if version >= 2 && layout::fnv1a64(&bytes) != checksum {
+                    return Err(corrupt(format!(
+                        "the schema area's checksum {:#018x} does not match its bytes",
+                        checksum
+                    )));
                 }
                 let schema = arrow_ipc::convert::try_schema_from_ipc_buffer(&bytes)
                     .map_err(|e| corrupt(format!("schema area does not decode: {e}")))?;

@@ -115,6 +115,20 @@ impl HeaderCopy {
                 "structure sizes do not match format version {version}"
             )));
         }
+        let hflags = self.u32(off::FLAGS);
+        if hflags & !layout::flags::KNOWN != 0 {
+            return Err(corrupt(format!(
+                "unknown header flag bits {:#x}",
+                hflags & !layout::flags::KNOWN
+            )));
+        }
+        if hflags & layout::flags::LZ4 != 0 && hflags & layout::flags::ZSTD != 0 {
+            return Err(corrupt("both LZ4 and ZSTD flags are set".into()));
+        }
+        let st = self.u32(off::STATE);
+        if st > layout::state::FINISHED {
+            return Err(corrupt(format!("unknown state {st}")));
+        }
         let mode = Mode::from_u32(self.u32(off::MODE))
             .ok_or_else(|| corrupt(format!("unknown mode {}", self.u32(off::MODE))))?;
         let slot_count = self.u32(off::SLOT_COUNT) as usize;

@@ -650,15 +650,25 @@ impl StreamReaderCore {
     }
 
     /// Why nothing more will come, if so (writer closed without finishing, or dead). Reads `/proc` once.
-    fn gone(&self) -> Option<Poll> {
+    ///
+    /// # Errors
+    /// [`Error::CorruptHeader`] if the state word holds a value no writer stores.
+    fn gone(&self) -> Result<Option<Poll>> {
         let s = self.att.shared();
-        if s.state() == state::CLOSED {
-            return Some(Poll::Closed);
+        match s.state() {
+            state::CLOSED => return Ok(Some(Poll::Closed)),
+            st if st > state::FINISHED => {
+                return Err(Error::CorruptHeader {
+                    name: s.name.clone(),
+                    what: format!("unknown state {st}"),
+                })
+            }
+            _ => {}
         }
-        match s.writer_liveness() {
+        Ok(match s.writer_liveness() {
             Some((pid, qadataswap_sync::process::Liveness::Dead)) => Some(Poll::WriterDied { pid }),
             _ => None,
-        }
+        })
     }
 
     /// [`StreamReaderCore::poll`], and when nothing is pending, a check on the writer at most every 20 ms, so a
@@ -679,7 +689,7 @@ impl StreamReaderCore {
             return Ok(p);
         }
         self.last_liveness = Instant::now();
-        match self.gone() {
+        match self.gone()? {
             // Drain first: something published just before the writer went is still delivered.
             Some(g) => match self.poll_owned()? {
                 Poll::Pending => Ok(g),
@@ -910,7 +920,14 @@ impl StreamFollower {
         }
         self.last_liveness = Instant::now();
         let s = Arc::clone(self.att.shared());
-        let gone = if s.state() == state::CLOSED {
+        let st = s.state();
+        if st > state::FINISHED {
+            return Err(Error::CorruptHeader {
+                name: s.name.clone(),
+                what: format!("unknown state {st}"),
+            });
+        }
+        let gone = if st == state::CLOSED {
             Some(Error::WriterClosed {
                 name: s.name.clone(),
             })

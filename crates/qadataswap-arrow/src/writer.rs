@@ -343,7 +343,7 @@ impl RawWriter {
                 seq.commit(0);
             }
         }
-        crate::reader::reclaim_dead_readers(shared);
+        crate::reader::reclaim_dead_readers(&shared);
         let mut opts = opts.clone();
         opts.persistent = copy.u32(off::FLAGS) & flags::PERSISTENT != 0 || opts.persistent;
         shared.set_state(state::READY);
@@ -552,6 +552,9 @@ impl RawWriter {
         shared
             .header_u64(off::SCHEMA_LEN)
             .store(msg.len() as u64, Ordering::Relaxed);
+        shared
+            .header_u64(off::SCHEMA_CHECKSUM)
+            .store(layout::fnv1a64(&msg), Ordering::Relaxed);
         word.commit(cur + 2);
         self.last_schema = Some(Arc::clone(schema));
         Ok(())

@@ -661,3 +661,92 @@ fn a_process_flipping_bytes_of_a_live_segment_yields_only_errors_or_valid_frames
     );
     assert!(valid + copied_valid + errors > 0, "the reader never ran");
 }
+
+#[test]
+fn unknown_states_and_flag_bits_are_refused_with_a_clear_error() {
+    let name = unique("unknown-bits");
+    let _u = Unlink(name.clone());
+    let mut w = SnapshotWriter::builder(&name)
+        .size(1 << 20)
+        .create()
+        .unwrap();
+    w.write(&small_batch(1)).unwrap();
+    let corrupt = |what: &str| match SnapshotReader::open(&name) {
+        Err(Error::CorruptHeader { what: w, .. }) => assert!(w.contains(what), "{w}"),
+        other => panic!("expected CorruptHeader about {what}, got {:?}", other.err()),
+    };
+    // A state no writer stores, at attach and for a reader already attached.
+    let attached = SnapshotReader::open(&name).unwrap();
+    assert_eq!(attached.read().unwrap().seq(), 1);
+    patch(&name, off::STATE as u64, &4u32.to_le_bytes());
+    corrupt("unknown state 4");
+    match attached.read_next(Some(Duration::from_millis(100))) {
+        Err(Error::CorruptHeader { what, .. }) => {
+            assert!(what.contains("unknown state 4"), "{what}")
+        }
+        other => panic!("expected CorruptHeader, got {other:?}"),
+    }
+    patch(
+        &name,
+        off::STATE as u64,
+        &layout::state::READY.to_le_bytes(),
+    );
+    // A stray header flag bit, and both codecs at once.
+    patch(&name, off::FLAGS as u64, &0x20u32.to_le_bytes());
+    corrupt("unknown header flag bits 0x20");
+    patch(
+        &name,
+        off::FLAGS as u64,
+        &(layout::flags::LZ4 | layout::flags::ZSTD).to_le_bytes(),
+    );
+    corrupt("both LZ4 and ZSTD");
+    patch(&name, off::FLAGS as u64, &0u32.to_le_bytes());
+    // A stray slot-descriptor flag bit: that frame is refused, never decoded by guess.
+    let r = SnapshotReader::open(&name).unwrap();
+    let geo = *r.attachment().shared().geometry();
+    patch(
+        &name,
+        (geo.desc_offset(0) + layout::desc::FLAGS) as u64,
+        &0x8u32.to_le_bytes(),
+    );
+    match r.read() {
+        Err(Error::CorruptFrame { what, .. }) => {
+            assert!(what.contains("unknown slot flag bits 0x8"), "{what}")
+        }
+        other => panic!("expected CorruptFrame, got {other:?}"),
+    }
+    drop(w);
+}
+
+#[test]
+fn a_flipped_byte_in_the_schema_area_is_an_error_never_another_schema() {
+    let name = unique("schema-flip");
+    let _u = Unlink(name.clone());
+    let mut w = SnapshotWriter::builder(&name)
+        .size(1 << 20)
+        .create()
+        .unwrap();
+    w.write(&small_batch(1)).unwrap();
+    let r = SnapshotReader::open(&name).unwrap();
+    let schema = r.schema().unwrap().unwrap();
+    assert_eq!(schema.fields().len(), small_batch(1).num_columns());
+    let geo = *r.attachment().shared().geometry();
+    let len = std::fs::read(path(&name)).unwrap()[off::SCHEMA_LEN..off::SCHEMA_LEN + 8]
+        .try_into()
+        .map(u64::from_le_bytes)
+        .unwrap() as usize;
+    // Flip each byte of the schema message in turn: never a different schema without an error.
+    for at in 0..len {
+        let offset = (geo.schema_offset + at) as u64;
+        let old = std::fs::read(path(&name)).unwrap()[geo.schema_offset + at];
+        patch(&name, offset, &[old ^ 0x01]);
+        match r.schema() {
+            Err(Error::CorruptHeader { .. }) => {}
+            Ok(Some(s)) => panic!("byte {at} flipped, yet a schema came back: {s:?}"),
+            other => panic!("byte {at}: {other:?}"),
+        }
+        patch(&name, offset, &[old]);
+    }
+    assert_eq!(r.schema().unwrap().unwrap(), schema);
+    drop(w);
+}
