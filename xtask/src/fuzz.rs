@@ -13,8 +13,19 @@ use crate::error::{Error, Result};
 use crate::shell::{self, Workspace};
 use crate::summary::{Outcome, Steps};
 
-/// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`) and the largest input each gets.
-const TARGETS: &[(&str, usize)] = &[("segment", 1 << 20), ("frame", 1 << 20)];
+/// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`, `qadataswap_arrow::fuzzing::TARGETS`) and the largest input
+/// each gets.
+const TARGETS: &[(&str, usize)] = &[
+    ("segment", 1 << 20),
+    ("frame", 1 << 20),
+    ("stream", 1 << 20),
+    ("follower", 1 << 20),
+];
+
+/// Targets whose seeds the `fuzz_seeds` example does not write itself: they start from the segment seeds, which
+/// include the stream segments (the snapshot ones are refused at once, or become stream segments by a mutation of
+/// the mode word).
+const SEEDED_FROM_SEGMENT: &[&str] = &["stream", "follower"];
 
 /// Where crashes are kept after the fix; `tests/fuzz_replay.rs` replays them in every `cargo test`.
 const KEPT: &str = "crates/qadataswap-arrow/tests/fuzz-corpus";
@@ -56,6 +67,9 @@ pub fn fuzz(ws: &Workspace, opts: FuzzOptions) -> Result<()> {
                 ])
                 .arg(&corpus),
         )?;
+        for target in SEEDED_FROM_SEGMENT {
+            copy_new(&corpus.join("segment"), &corpus.join(target))?;
+        }
         for (target, _) in TARGETS {
             copy_new(&ws.path(KEPT).join(target), &corpus.join(target))?;
         }
@@ -86,11 +100,11 @@ pub fn fuzz(ws: &Workspace, opts: FuzzOptions) -> Result<()> {
     }
     steps.print_summary();
     println!("\nfuzz summary:");
-    println!("| target  | seconds | inputs run | new crashes |");
-    println!("|---------|---------|------------|-------------|");
+    println!("| target   | seconds | inputs run | new crashes |");
+    println!("|----------|---------|------------|-------------|");
     for r in &runs {
         println!(
-            "| {:<7} | {:>7.0} | {:>10} | {:>11} |",
+            "| {:<8} | {:>7.0} | {:>10} | {:>11} |",
             r.target,
             r.seconds,
             r.runs.map_or("?".to_string(), |n| n.to_string()),

@@ -29,6 +29,11 @@ const MAX_NESTING: usize = 64;
 /// size computed from it fits in a u64 without overflow even times 32 bytes.
 const MAX_NODE_LEN: u64 = 1 << 48;
 
+/// Largest uncompressed length a compressed buffer may declare. arrow-ipc allocates the declared length before it
+/// decompresses (an allocation failure aborts the process, it does not panic); 4 GiB is the largest buffer of any
+/// type but the `Large*` ones (32-bit offsets and view offsets).
+const MAX_DECOMPRESSED: i64 = 1 << 32;
+
 /// How often the last-resort `catch_unwind` in [`decode_frame`] fired in this process. The checks in this module
 /// are meant to make it unnecessary: the fuzz targets and tests require it to stay at zero.
 static CAUGHT_PANICS: AtomicU64 = AtomicU64::new(0);
@@ -295,6 +300,8 @@ struct LayoutWalk<'a> {
     next_variadic: usize,
     /// Absolute address of the body's first byte (for alignment).
     body_addr: usize,
+    /// The body (a private copy when compressed).
+    body: Buffer,
     version: MetadataVersion,
     dictionaries: &'a HashMap<i64, ArrayRef>,
     /// Compressed bodies: buffer lengths are compressed sizes, so only their presence and prefix are checked here
@@ -330,6 +337,7 @@ impl<'a> LayoutWalk<'a> {
             variadic,
             next_variadic: 0,
             body_addr: body.as_ptr() as usize,
+            body: body.clone(),
             version,
             dictionaries,
             compressed: batch.compression().is_some(),
@@ -371,9 +379,49 @@ impl<'a> LayoutWalk<'a> {
         let (offset, len) = (b.offset() as u64, b.length() as u64);
         if self.compressed {
             // An 8-byte uncompressed-length prefix, then the codec's bytes.
-            if len != 0 && len < 8 {
+            if len == 0 {
+                return Ok(());
+            }
+            let prefix = usize::try_from(offset)
+                .ok()
+                .filter(|_| len >= 8)
+                .and_then(|o| self.body.as_slice().get(o..o.checked_add(8)?))
+                .ok_or_else(|| {
+                    DecodeError(format!(
+                        "compressed {what} buffer {i} of field {:?} is shorter than its 8-byte length prefix",
+                        field.name()
+                    ))
+                })?;
+            let mut p = [0u8; 8];
+            p.copy_from_slice(prefix);
+            // -1: stored uncompressed; 0: empty; else the length arrow-ipc allocates before decompressing.
+            let declared = i64::from_le_bytes(p);
+            if !(-1..=MAX_DECOMPRESSED).contains(&declared) {
                 return Err(DecodeError(format!(
-                    "compressed {what} buffer {i} of field {:?} is shorter than its 8-byte length prefix",
+                    "compressed {what} buffer {i} of field {:?} declares {declared} uncompressed bytes \
+                     (out of -1..={MAX_DECOMPRESSED})",
+                    field.name()
+                )));
+            }
+            // arrow-ipc slices union type ids and offsets to the node's length without checking, and Arrow's
+            // validation views buffers as `&[T]` (asserting a whole number of elements): the same checks as for an
+            // uncompressed buffer, on the length the prefix declares.
+            let out_len = if declared == -1 {
+                len - 8
+            } else {
+                declared as u64
+            };
+            if out_len < need {
+                return Err(DecodeError(format!(
+                    "compressed {what} buffer {i} of field {:?} declares {out_len} bytes, its length and type \
+                     need {need}",
+                    field.name()
+                )));
+            }
+            if elem > 1 && !out_len.is_multiple_of(elem as u64) {
+                return Err(DecodeError(format!(
+                    "compressed {what} buffer {i} of field {:?} holds {out_len} bytes, not a whole number of \
+                     {elem}-byte elements",
                     field.name()
                 )));
             }
@@ -736,7 +784,16 @@ fn decode_inner(
                 "unsupported IPC metadata version {version:?}"
             )));
         }
-        let body = frame.slice_with_length(msg.body_start, msg.body_len);
+        let mut body = frame.slice_with_length(msg.body_start, msg.body_len);
+        let compressed = fb
+            .header_as_record_batch()
+            .or_else(|| fb.header_as_dictionary_batch().and_then(|d| d.data()))
+            .is_some_and(|b| b.compression().is_some());
+        if compressed {
+            // Compressed bodies are never zero-copy: copy the body once, so that the length prefixes checked by
+            // LayoutWalk are the ones arrow-ipc reads (no double fetch of shared memory).
+            body = Buffer::from_slice_ref(body.as_slice());
+        }
         match fb.header_type() {
             MessageHeader::DictionaryBatch => {
                 let d = fb
@@ -767,7 +824,9 @@ fn decode_inner(
                     &schema,
                     &mut dictionaries,
                     &version,
-                    true,
+                    // Decompressed buffers are private copies aligned only to 8: arrow-ipc realigns them (a copy of
+                    // a copy); uncompressed bodies must be aligned in place (zero-copy, checked by LayoutWalk).
+                    data.compression().is_none(),
                     skip_flag(validation, data.compression().is_some()),
                 )?;
             }
@@ -787,7 +846,7 @@ fn decode_inner(
                     &dictionaries,
                     &version,
                 )?
-                .with_require_alignment(true)
+                .with_require_alignment(b.compression().is_none())
                 .with_skip_validation(skip)
                 .read_record_batch()?;
                 if trusted {
