@@ -307,6 +307,8 @@ struct LayoutWalk<'a> {
     /// Compressed bodies: buffer lengths are compressed sizes, so only their presence and prefix are checked here
     /// (the decompressed arrays are private copies and always fully validated).
     compressed: bool,
+    /// The codec of a compressed body.
+    codec: Option<arrow_ipc::CompressionType>,
 }
 
 impl<'a> LayoutWalk<'a> {
@@ -341,6 +343,7 @@ impl<'a> LayoutWalk<'a> {
             version,
             dictionaries,
             compressed: batch.compression().is_some(),
+            codec: batch.compression().map(|c| c.codec()),
         })
     }
 
@@ -378,8 +381,14 @@ impl<'a> LayoutWalk<'a> {
         self.next_buffer += 1;
         let (offset, len) = (b.offset() as u64, b.length() as u64);
         if self.compressed {
-            // An 8-byte uncompressed-length prefix, then the codec's bytes.
+            // An 8-byte uncompressed-length prefix, then the codec's bytes. An empty buffer stands for an empty one.
             if len == 0 {
+                if need > 0 {
+                    return Err(DecodeError(format!(
+                        "compressed {what} buffer {i} of field {:?} is empty, its length and type need {need} bytes",
+                        field.name()
+                    )));
+                }
                 return Ok(());
             }
             let prefix = usize::try_from(offset)
@@ -424,6 +433,28 @@ impl<'a> LayoutWalk<'a> {
                      {elem}-byte elements",
                     field.name()
                 )));
+            }
+            if declared > 0 {
+                // arrow-ipc keeps whatever the codec produced, up to the declared length, and slices it by the
+                // declared length later: the codec must produce exactly that many bytes.
+                let data = usize::try_from(offset)
+                    .ok()
+                    .and_then(|o| self.body.as_slice().get(o.checked_add(8)?..o.checked_add(len as usize)?))
+                    .ok_or_else(|| {
+                        DecodeError(format!(
+                            "compressed {what} buffer {i} of field {:?} lies outside the body",
+                            field.name()
+                        ))
+                    })?;
+                let produced = decompressed_len(self.codec, data, out_len);
+                if produced != Some(out_len) {
+                    return Err(DecodeError(format!(
+                        "compressed {what} buffer {i} of field {:?} declares {out_len} uncompressed bytes but \
+                         decompresses to {}",
+                        field.name(),
+                        produced.map_or("an error".to_owned(), |n| format!("{n} bytes"))
+                    )));
+                }
             }
             return Ok(());
         }
@@ -868,6 +899,24 @@ fn decode_inner(
         }
     }
     Ok((schema, batches))
+}
+
+/// How many bytes `data` decompresses to with `codec`, reading at most `limit + 1` (so a bomb costs at most the
+/// declared size); `None` if it does not decompress.
+fn decompressed_len(codec: Option<arrow_ipc::CompressionType>, data: &[u8], limit: u64) -> Option<u64> {
+    use std::io::Read;
+    let mut sink = std::io::sink();
+    match codec? {
+        arrow_ipc::CompressionType::LZ4_FRAME => {
+            let decoder = lz4_flex::frame::FrameDecoder::new(data);
+            std::io::copy(&mut decoder.take(limit.saturating_add(1)), &mut sink).ok()
+        }
+        arrow_ipc::CompressionType::ZSTD => {
+            let decoder = zstd::stream::read::Decoder::new(data).ok()?;
+            std::io::copy(&mut decoder.take(limit.saturating_add(1)), &mut sink).ok()
+        }
+        _ => None,
+    }
 }
 
 /// arrow-ipc's skip-validation flag for one message: set only at [`Validation::Trusted`] for uncompressed bodies
