@@ -73,6 +73,10 @@ pub enum QdsStatus {
     InUse = 29,
     /// Not removed: not this library's segment, another user's, or its header cannot be checked.
     NotOurs = 30,
+    /// A stream's first write waited for `min_readers` readers and none came; nothing was written.
+    NoReaders = 31,
+    /// This stream reader attached late: the first chunks are gone (reported once; the next read goes on).
+    ChunksMissed = 32,
 }
 
 /// A failed call: its status and the message for `qds_last_error_message`.
@@ -119,6 +123,7 @@ impl From<Error> for Failure {
             }
             E::NotInitialised { .. } => QdsStatus::NotInitialised,
             E::WriterAlive { .. } | E::WriterUnjudgeable { .. } => QdsStatus::WriterAlive,
+            E::NotCreated { .. } => QdsStatus::NotFound,
             E::InUse { .. } | E::DeadButRegistered { .. } => QdsStatus::InUse,
             E::NotOurs { .. } | E::Unverifiable { .. } => QdsStatus::NotOurs,
             E::WriterClosed { .. } => QdsStatus::WriterClosed,
@@ -154,6 +159,8 @@ impl From<qadataswap_stream::Error> for Failure {
             E::WriterClosed { .. } => QdsStatus::WriterClosed,
             E::Timeout { .. } => QdsStatus::Timeout,
             E::Finished { .. } => QdsStatus::Finished,
+            E::NoReaders { .. } => QdsStatus::NoReaders,
+            E::JoinedLate { .. } => QdsStatus::ChunksMissed,
             _ => QdsStatus::Other,
         };
         Failure::new(status, e.to_string())
@@ -241,6 +248,8 @@ pub extern "C" fn qds_status_string(status: i32) -> *const c_char {
         28 => c"QDS_ERR_FINISHED",
         29 => c"QDS_ERR_IN_USE",
         30 => c"QDS_ERR_NOT_OURS",
+        31 => c"QDS_ERR_NO_READERS",
+        32 => c"QDS_ERR_CHUNKS_MISSED",
         _ => c"QDS_UNKNOWN",
     };
     s.as_ptr()

@@ -90,6 +90,12 @@ pub struct QdsStreamWriterOptions {
     pub persistent: u32,
     /// Spin iterations before parking (default 0).
     pub spin: u32,
+    /// Readers that must be attached before the first chunk is written (default 1; 0: broadcast to whoever is
+    /// there). The first write waits for them up to the timeout, then fails with `QDS_ERR_NO_READERS`.
+    pub min_readers: u32,
+    /// How long `finish` keeps the name for attached readers that have not read the end, in ms (default: the
+    /// timeout, 5000).
+    pub linger_ms: u64,
 }
 
 /// Stream reader options (`qds_stream_reader_options`); fill with [`qds_stream_reader_options_init`].
@@ -202,6 +208,8 @@ pub unsafe extern "C" fn qds_stream_writer_options_init(out: *mut QdsStreamWrite
             retry_count: c.retry_count,
             persistent: 0,
             spin: qadataswap_stream::DEFAULT_SPIN,
+            min_readers: 1,
+            linger_ms: u64::try_from(c.timeout().as_millis()).unwrap_or(u64::MAX),
         };
         // SAFETY: the caller passes null or a writable struct.
         if let Some(o) = unsafe { out.as_mut() } {
@@ -263,7 +271,9 @@ pub unsafe extern "C" fn qds_stream_writer_create(
                 .timeout(option_timeout(c.timeout_ms)?)
                 .retry_count(c.retry_count)
                 .persistent(c.persistent != 0)
-                .spin(c.spin);
+                .spin(c.spin)
+                .min_readers(c.min_readers as usize)
+                .linger(std::time::Duration::from_millis(c.linger_ms));
         }
         let w = b.create_writer()?;
         let h = Box::new(QdsStreamWriter {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -304,16 +305,37 @@ TEST(SharedDataFrame, AReaderOutlivesItsWriterAndThenGetsWriterClosed) {
 
 TEST(SharedDataFrame, AMissingSegmentIsAnErrorWithAMessage) {
   const std::string name = UniqueName("missing");
+  const auto at_once = qadataswap::ReaderOptions().OpenTimeout(0ms);
   try {
-    SharedDataFrame::CreateReader(name);
+    SharedDataFrame::CreateReader(name, at_once);
     FAIL() << "CreateReader of a missing segment did not throw";
   } catch (const qadataswap::Error& e) {
     EXPECT_EQ(e.code(), QDS_ERR_NOT_FOUND);
     EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
   }
-  auto r = SharedDataFrame::MakeReader(name);
+  // Waiting for it says how long it waited.
+  auto r = SharedDataFrame::MakeReader(name, qadataswap::ReaderOptions().OpenTimeout(200ms));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(qadataswap::StatusCodeOf(r.status()), QDS_ERR_NOT_FOUND);
+  EXPECT_NE(r.status().message().find("did not appear within"), std::string::npos) << r.status().ToString();
+}
+
+TEST(SharedDataFrame, AReaderStartedBeforeItsWriterWaitsForTheName) {
+  Watchdog dog(60s);
+  const std::string name = UniqueName("reader-first");
+  std::promise<void> read_done;
+  auto done = read_done.get_future();
+  // Whichever comes first, the reader waits (up to its open timeout) for the writer to create the name.
+  std::thread writer_thread([&name, &done] {
+    auto writer = SharedDataFrame::CreateWriter(name, 1 << 20);
+    writer->Write(Numeric(10));
+    done.wait();
+  });
+  auto reader = SharedDataFrame::CreateReader(name, qadataswap::ReaderOptions().OpenTimeout(30s));
+  auto table = reader->Read().ValueOrDie();
+  EXPECT_EQ(table->num_rows(), 10);
+  read_done.set_value();
+  writer_thread.join();
 }
 
 TEST(SharedDataFrame, AReadWithNothingPublishedTimesOutAndTryReadReturnsNull) {

@@ -46,6 +46,12 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
             msg,
             &[name_attr(name), ("pid", attr(py, *pid))],
         ),
+        Error::NotCreated { name, waited } => raise(
+            py,
+            "SegmentNotFoundError",
+            msg,
+            &[name_attr(name), ("waited", attr(py, waited.as_secs_f64()))],
+        ),
         Error::WriterUnjudgeable { name, pid } => raise(
             py,
             "WriterAliveError",

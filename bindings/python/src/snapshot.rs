@@ -388,24 +388,70 @@ impl PyReader {
     }
 }
 
+/// Open with `attempt(slice)`, waiting up to `total` (`None`: without limit) for the segment to be created, in slices
+/// of at most 100 ms with the GIL released, so that Ctrl-C (and a cancelled asyncio task's thread) stops the wait
+/// between slices. `not_yet` tells which errors mean "not there yet"; a wait that runs out is reported by `fail`
+/// with the error and the whole time waited.
+pub(crate) fn open_waiting<T: Send, E: Send>(
+    py: Python<'_>,
+    total: Option<Duration>,
+    mut attempt: impl FnMut(Duration) -> Result<T, E> + Send,
+    not_yet: impl Fn(&E) -> bool,
+    fail: impl FnOnce(E, Duration) -> PyErr,
+) -> PyResult<T> {
+    let start = Instant::now();
+    let slice_max = Duration::from_millis(100);
+    loop {
+        let left = total.map(|t| t.saturating_sub(start.elapsed()));
+        let slice = left.map_or(slice_max, |l| l.min(slice_max));
+        match py.detach(|| attempt(slice)) {
+            Ok(v) => return Ok(v),
+            Err(e) if not_yet(&e) && left.is_none_or(|l| l > slice) => py.check_signals()?,
+            Err(e) => return Err(fail(e, start.elapsed())),
+        }
+    }
+}
+
+/// For [`open_waiting`]: the Arrow layer's "not there yet" errors.
+pub(crate) fn not_created_yet(e: &qadataswap_arrow::Error) -> bool {
+    matches!(
+        e,
+        qadataswap_arrow::Error::NotCreated { .. } | qadataswap_arrow::Error::NotInitialised { .. }
+    )
+}
+
+/// For [`open_waiting`]: the error of a wait that ran out, with the whole time waited.
+pub(crate) fn waited_in_vain(
+    py: Python<'_>,
+    e: qadataswap_arrow::Error,
+    waited: Duration,
+) -> PyErr {
+    match e {
+        qadataswap_arrow::Error::NotCreated { name, .. } => {
+            to_py(py, qadataswap_arrow::Error::NotCreated { name, waited })
+        }
+        other => to_py(py, other),
+    }
+}
+
 #[pymethods]
 impl PyReader {
     /// Attach to the snapshot segment `name`.
-    #[pyo3(signature = (name, *, timeout=None, open_timeout=2.0, spin=None, validation="trusted",
+    #[pyo3(signature = (name, *, timeout=None, open_timeout=Some(5.0), spin=None, validation="trusted",
                         allow_shared_mode=false))]
     #[new]
     fn new(
         py: Python<'_>,
         name: String,
         timeout: Option<f64>,
-        open_timeout: f64,
+        open_timeout: Option<f64>,
         spin: Option<u32>,
         validation: &str,
         allow_shared_mode: bool,
     ) -> PyResult<Self> {
         guarded(py, || {
             let timeout = seconds(py, "timeout", timeout)?;
-            let open_timeout = finite_seconds(py, "open_timeout", open_timeout)?;
+            let open_timeout = seconds(py, "open_timeout", open_timeout)?;
             let validation = match validation {
                 "trusted" => Validation::Trusted,
                 "full" => Validation::Full,
@@ -420,13 +466,18 @@ impl PyReader {
             };
             let mut b = SnapshotReader::builder(&name)
                 .timeout(timeout)
-                .open_timeout(open_timeout)
                 .validation(validation)
                 .allow_shared_mode(allow_shared_mode);
             if let Some(n) = spin {
                 b = b.spin(n);
             }
-            let r = py.detach(|| b.open()).map_err(|e| to_py(py, e))?;
+            let r = open_waiting(
+                py,
+                open_timeout,
+                |slice| b.clone().open_timeout(slice).open(),
+                not_created_yet,
+                |e, waited| waited_in_vain(py, e, waited),
+            )?;
             let map = r.attachment().shared().mapping();
             let start = map.as_ptr() as usize;
             Ok(PyReader {

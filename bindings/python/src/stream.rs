@@ -49,6 +49,32 @@ pub fn stream_to_py(py: Python<'_>, e: StreamError) -> PyErr {
         }
         StreamError::Timeout { ref name, .. } => raise(py, "TimeoutError", msg, &[name_of(name)]),
         StreamError::Finished { ref name } => raise(py, "FinishedError", msg, &[name_of(name)]),
+        StreamError::NoReaders { ref name, .. } => {
+            raise(py, "NoReadersError", msg, &[name_of(name)])
+        }
+        StreamError::JoinedLate {
+            ref name,
+            first,
+            last,
+            resumes_at,
+        } => {
+            let num = |v: u64| {
+                v.into_pyobject(py)
+                    .map(|o| o.into_any().unbind())
+                    .unwrap_or_else(|_| py.None())
+            };
+            raise(
+                py,
+                "ChunksMissedError",
+                msg,
+                &[
+                    name_of(name),
+                    ("first", num(first)),
+                    ("last", num(last)),
+                    ("resumes_at", num(resumes_at)),
+                ],
+            )
+        }
         _ => raise(py, "Error", msg, &[]),
     }
 }
@@ -82,7 +108,7 @@ impl PyStreamWriter {
     /// Create the stream `name` (or take over one whose writer died).
     #[new]
     #[pyo3(signature = (name, size, num_buffers=None, *, timeout=None, retry_count=None, persistent=None,
-                        reader_capacity=None, spin=None))]
+                        reader_capacity=None, spin=None, min_readers=None, linger=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -94,9 +120,17 @@ impl PyStreamWriter {
         persistent: Option<bool>,
         reader_capacity: Option<usize>,
         spin: Option<u32>,
+        min_readers: Option<usize>,
+        linger: Option<f64>,
     ) -> PyResult<Self> {
         guarded(py, || {
             let mut b = SharedDataStream::builder(&name).size(size);
+            if let Some(n) = min_readers {
+                b = b.min_readers(n);
+            }
+            if let Some(t) = linger {
+                b = b.linger(finite_seconds(py, "linger", t)?);
+            }
             if let Some(n) = num_buffers {
                 b = b.slots(n);
             }
@@ -215,7 +249,8 @@ pub struct PyStreamReader {
 impl PyStreamReader {
     /// Attach to the stream `name`, from the oldest retained chunk (or, with `start="next"`, the next one).
     #[new]
-    #[pyo3(signature = (name, *, timeout=None, start="oldest", validation="trusted", spin=None))]
+    #[pyo3(signature = (name, *, timeout=None, start="oldest", validation="trusted", spin=None,
+                        open_timeout=Some(5.0)))]
     fn new(
         py: Python<'_>,
         name: String,
@@ -223,9 +258,11 @@ impl PyStreamReader {
         start: &str,
         validation: &str,
         spin: Option<u32>,
+        open_timeout: Option<f64>,
     ) -> PyResult<Self> {
         guarded(py, || {
             let timeout = seconds(py, "timeout", timeout)?;
+            let open_timeout = seconds(py, "open_timeout", open_timeout)?;
             let start = match start {
                 "oldest" => StartAt::Oldest,
                 "next" => StartAt::Next,
@@ -258,9 +295,18 @@ impl PyStreamReader {
             if let Some(n) = spin {
                 b = b.spin(n);
             }
-            let r = py
-                .detach(|| b.create_reader())
-                .map_err(|e| stream_to_py(py, e))?;
+            let r = crate::snapshot::open_waiting(
+                py,
+                open_timeout,
+                |slice| b.clone().open_timeout(Some(slice)).create_reader(),
+                |e| matches!(e, qadataswap_stream::Error::Arrow(a) if crate::snapshot::not_created_yet(a)),
+                |e, waited| match e {
+                    qadataswap_stream::Error::Arrow(a) => {
+                        crate::snapshot::waited_in_vain(py, a, waited)
+                    }
+                    other => stream_to_py(py, other),
+                },
+            )?;
             Ok(PyStreamReader {
                 inner: Mutex::new(Some(r)),
                 name,

@@ -439,7 +439,11 @@ impl<'a> LayoutWalk<'a> {
                 // declared length later: the codec must produce exactly that many bytes.
                 let data = usize::try_from(offset)
                     .ok()
-                    .and_then(|o| self.body.as_slice().get(o.checked_add(8)?..o.checked_add(len as usize)?))
+                    .and_then(|o| {
+                        self.body
+                            .as_slice()
+                            .get(o.checked_add(8)?..o.checked_add(len as usize)?)
+                    })
                     .ok_or_else(|| {
                         DecodeError(format!(
                             "compressed {what} buffer {i} of field {:?} lies outside the body",
@@ -903,7 +907,11 @@ fn decode_inner(
 
 /// How many bytes `data` decompresses to with `codec`, reading at most `limit + 1` (so a bomb costs at most the
 /// declared size); `None` if it does not decompress.
-fn decompressed_len(codec: Option<arrow_ipc::CompressionType>, data: &[u8], limit: u64) -> Option<u64> {
+fn decompressed_len(
+    codec: Option<arrow_ipc::CompressionType>,
+    data: &[u8],
+    limit: u64,
+) -> Option<u64> {
     use std::io::Read;
     let mut sink = std::io::sink();
     match codec? {

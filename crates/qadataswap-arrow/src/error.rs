@@ -76,6 +76,18 @@ pub enum Error {
         waited: Duration,
     },
 
+    /// The segment did not appear within the open timeout: no writer created it (yet).
+    #[error(
+        "segment '{name}' does not exist, and it did not appear within {waited:?}: start the writer, check the name \
+         (`qadataswap ls` lists the segments), or give the reader a longer open timeout"
+    )]
+    NotCreated {
+        /// The name waited for.
+        name: String,
+        /// How long the reader waited for it.
+        waited: Duration,
+    },
+
     /// Another live writer owns the segment.
     #[error(
         "segment '{name}' already has a live writer (pid {pid}); only one writer per name: stop it first, \

@@ -100,7 +100,9 @@ impl Default for WriterOptions {
 pub struct ReaderOptions {
     /// Default timeout of blocking reads (`None`: wait until something arrives or the writer goes away).
     pub timeout: Option<Duration>,
-    /// How long to wait for a segment that is still being initialised (default 2 s).
+    /// How long opening waits for the segment to be created (a reader started before its writer: the name is
+    /// watched with inotify, no polling), or for a version-1 segment still being initialised. Default 5 s, the
+    /// configuration's `sync.timeout_ms`; zero fails at once.
     pub open_timeout: Duration,
     /// Spin iterations before parking (default 1000).
     pub spin: u32,
@@ -114,7 +116,7 @@ impl Default for ReaderOptions {
     fn default() -> Self {
         ReaderOptions {
             timeout: None,
-            open_timeout: Duration::from_secs(2),
+            open_timeout: Duration::from_secs(5),
             spin: 1000,
             validation: Validation::Trusted,
             allow_shared_mode: false,

@@ -50,6 +50,34 @@ impl std::fmt::Debug for Attachment {
     }
 }
 
+/// Open `name`, waiting up to `timeout` for it to be created (a reader started before its writer): see
+/// [`qadataswap_shm::wait_for_name`]. A timeout of zero fails at once.
+fn open_when_created(name: &SegmentName, opts: &OpenOptions, timeout: Duration) -> Result<Segment> {
+    let start = Instant::now();
+    loop {
+        match Segment::open(name, Access::ReadWrite, opts) {
+            Err(qadataswap_shm::ShmError::NotFound { .. }) => {
+                let left = timeout.saturating_sub(start.elapsed());
+                if left.is_zero() || !qadataswap_shm::wait_for_name(name, left, &|| false)? {
+                    if timeout.is_zero() {
+                        // No wait asked for: the plain "does not exist", as before.
+                        return Err(qadataswap_shm::ShmError::NotFound {
+                            name: name.as_str().to_owned(),
+                        }
+                        .into());
+                    }
+                    return Err(Error::NotCreated {
+                        name: name.as_str().to_owned(),
+                        waited: start.elapsed(),
+                    });
+                }
+                // It appeared (or was renamed into place): open it now. If it vanished again meanwhile, wait on.
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// Frees dead readers' entries in `s` (and those of fork children that no longer map it): what the writer and
 /// registration do before waiting for leases.
 pub(crate) fn reclaim_dead_readers(s: &Shared) -> Vec<ProcessIdentity> {
@@ -70,7 +98,7 @@ impl Attachment {
             allow_shared_mode: opts.allow_shared_mode,
             ..OpenOptions::default()
         };
-        let segment = Segment::open(&seg_name, Access::ReadWrite, &oopts)?;
+        let segment = open_when_created(&seg_name, &oopts, opts.open_timeout)?;
         segment.require_len(HEADER_SIZE)?;
         let head = segment.map(0, HEADER_SIZE, Protection::ReadOnly, false)?;
         wait_initialised(&head, name, opts.open_timeout)?;

@@ -358,14 +358,45 @@ impl StreamWriterCore {
     /// # Errors
     /// [`Error::Forked`], an unlink failure.
     pub fn finish(&mut self) -> Result<()> {
+        self.finish_lingering(Duration::ZERO)
+    }
+
+    /// [`StreamWriterCore::finish`], keeping the name (and the writer role) until every attached reader of another
+    /// process has read the end, or `linger` has passed: a reader still attaching in that time finds the stream and
+    /// drains it.
+    ///
+    /// # Errors
+    /// As [`StreamWriterCore::finish`].
+    pub fn finish_lingering(&mut self, linger: Duration) -> Result<()> {
         self.raw.check_owner()?;
         if self.finished {
             return Ok(());
         }
         self.finished = true;
-        self.shared()
-            .header_u64(off::STREAM_END)
-            .store(self.next, Ordering::Release);
+        let end = self.next;
+        let s = Arc::clone(self.shared());
+        s.header_u64(off::STREAM_END).store(end, Ordering::Release);
+        s.set_state(state::FINISHED);
+        if !linger.is_zero() {
+            let wait = WaitOptions {
+                spin: SpinBudget(0),
+                deadline: Instant::now().checked_add(linger),
+                slice: Duration::from_millis(20),
+            };
+            let _ = s
+                .release_notifier()
+                .wait_until(&wait, || -> Result<Option<()>, Error> {
+                    crate::reader::reclaim_dead_readers(&s);
+                    // Readers of this very process are not waited for: one on this thread could not read on
+                    // while the writer waits, and none of them needs the name any more.
+                    let me = qadataswap_sync::process::current_pid();
+                    let behind = s.lease_table().registered_entries().any(|(_, e)| {
+                        let c = e.cursor().load(Ordering::Acquire);
+                        e.pid() != me && c != 0 && c != CURSOR_DETACHED && c < end
+                    });
+                    Ok((!behind).then_some(()))
+                });
+        }
         self.raw.close_with(state::FINISHED)
     }
 }

@@ -320,7 +320,9 @@ fn a_creator_killed_while_reserving_memory_leaves_no_half_built_name_and_its_lef
     kid.child.wait().unwrap();
     // Nobody can open the real name: it was never published half-built.
     assert!(matches!(
-        SnapshotReader::open(&name),
+        SnapshotReader::builder(&name)
+            .open_timeout(Duration::ZERO)
+            .open(),
         Err(Error::Shm(qadataswap_shm::ShmError::NotFound { .. }))
     ));
     assert_eq!(

@@ -140,6 +140,7 @@ impl CliError {
             CliError::NoData { .. } => ExitCode::NoData,
             CliError::Shm(e) => shm(e),
             CliError::Arrow(A::Shm(e)) => shm(e),
+            CliError::Arrow(A::NotCreated { .. }) => ExitCode::NotFound,
             CliError::Arrow(
                 A::Foreign { .. } | A::VersionMismatch { .. } | A::CorruptHeader { .. },
             ) => ExitCode::Foreign,

@@ -40,8 +40,8 @@ pub use error::ShmError;
 pub use mapping::{Mapping, Protection};
 pub use name::{SegmentName, MAX_NAME_LEN, PRIVATE_PREFIX};
 pub use segment::{
-    list, names_same_file, unlink, unlink_if_same, Access, CreateOptions, FileId, OpenOptions,
-    Segment, SegmentInfo, SHM_DIR,
+    list, names_same_file, unlink, unlink_if_same, wait_for_name, Access, CreateOptions, FileId,
+    OpenOptions, Segment, SegmentInfo, SHM_DIR,
 };
 
 /// The system page size in bytes (mapping offsets and [`Mapping::protect`] ranges must be multiples of it).

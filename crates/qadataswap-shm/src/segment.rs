@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{FallocateFlags, FileType, MemfdFlags, Mode, OFlags, SealFlags, Stat};
 use rustix::io::Errno;
@@ -657,6 +657,69 @@ pub fn unlink(name: &SegmentName) -> Result<(), ShmError> {
             name: label.to_owned(),
         }),
         Err(e) => Err(io_error("unlink", label, e)),
+    }
+}
+
+/// Waits until something named `name` exists in `/dev/shm`, up to `timeout`; `Ok(true)` when it does, `Ok(false)`
+/// when the time ran out or `cancelled` returned `true` (asked every 100 ms at most: a Python caller checks for
+/// Ctrl-C there, an async caller for cancellation).
+///
+/// No polling: an inotify watch on `/dev/shm` (creations and renames into it, the way this library publishes
+/// segments) wakes the waiter, which then checks the name again. The name is checked after the watch is in place,
+/// so an appearance between the first look and the watch is never missed.
+///
+/// # Errors
+///
+/// [`ShmError::Io`] if `/dev/shm` cannot be watched or polled.
+pub fn wait_for_name(
+    name: &SegmentName,
+    timeout: Duration,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<bool, ShmError> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+    let path = path_of(name);
+    let exists = || rustix::fs::lstat(&path).is_ok();
+    if exists() {
+        return Ok(true);
+    }
+    let label = name.as_str();
+    let deadline = Instant::now().checked_add(timeout);
+    let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
+        .map_err(|e| io_error("inotify_init", label, e))?;
+    inotify::add_watch(
+        &fd,
+        SHM_DIR,
+        WatchFlags::CREATE | WatchFlags::MOVED_TO | WatchFlags::ONLYDIR,
+    )
+    .map_err(|e| io_error("inotify_add_watch /dev/shm", label, e))?;
+    let mut drain = [0u8; 4096];
+    loop {
+        if exists() {
+            return Ok(true);
+        }
+        if cancelled() {
+            return Ok(false);
+        }
+        let left = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => Duration::MAX,
+        };
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let slice = left.min(Duration::from_millis(100));
+        let ts = Timespec {
+            tv_sec: slice.as_secs() as _,
+            tv_nsec: slice.subsec_nanos() as _,
+        };
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(io_error("poll", label, e)),
+        }
+        // Empty the queue; what matters is only whether the name exists now.
+        while matches!(rustix::io::read(&fd, &mut drain), Ok(n) if n > 0) {}
     }
 }
 

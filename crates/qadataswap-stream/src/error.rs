@@ -69,6 +69,39 @@ pub enum Error {
         laggards: Vec<Laggard>,
     },
 
+    /// The first write waited for a reader (`min_readers`) and none came: nothing was written.
+    #[error(
+        "stream '{name}': no reader attached within {waited:?} (the first chunk waits for {min_readers} so that \
+         nothing is lost): start a reader (`SharedDataStream.create_reader(\"{name}\")`), wait longer \
+         (sync.timeout_ms), or set min_readers=0 to broadcast to whoever is there"
+    )]
+    NoReaders {
+        /// Stream name.
+        name: String,
+        /// How many readers the writer waited for.
+        min_readers: usize,
+        /// How long it waited.
+        waited: Duration,
+    },
+
+    /// This reader attached after the writer had dropped the first chunks from its ring: they are gone. Reported
+    /// once, by the first read; the next read returns chunk `resumes_at`.
+    #[error(
+        "stream '{name}': this reader attached late and missed chunks {first}..={last} (the writer's ring no longer \
+         holds them); the next read returns chunk {resumes_at}. Start readers before the first chunk (the writer's \
+         min_readers waits for them), or give the stream more memory.num_buffers"
+    )]
+    JoinedLate {
+        /// Stream name.
+        name: String,
+        /// The first chunk missed.
+        first: u64,
+        /// The last chunk missed.
+        last: u64,
+        /// The chunk the next read returns.
+        resumes_at: u64,
+    },
+
     /// This reader holds a chunk whose slot the next chunk needs: waiting would never end.
     #[error(
         "stream '{name}': this reader waits for chunk {chunk}, but it still holds {held} lease(s) on slot {slot}, \

@@ -129,6 +129,9 @@ impl SharedDataStream {
             spin: None,
             start: StartAt::Oldest,
             validation: Validation::Trusted,
+            open_timeout: None,
+            min_readers: None,
+            linger: None,
         }
     }
 }
@@ -149,9 +152,34 @@ pub struct StreamBuilder {
     spin: Option<u32>,
     start: StartAt,
     validation: Validation,
+    open_timeout: Option<Option<Duration>>,
+    min_readers: Option<usize>,
+    linger: Option<Duration>,
 }
 
 impl StreamBuilder {
+    /// Writer: readers that must be attached before the first chunk is written (default 1: nothing written is lost
+    /// for want of a reader). The first write waits for them up to the timeout (all attempts), then fails with
+    /// [`Error::NoReaders`]. 0: broadcast to whoever is attached (late readers learn what they missed:
+    /// [`Error::JoinedLate`]).
+    pub fn min_readers(mut self, n: usize) -> Self {
+        self.min_readers = Some(n);
+        self
+    }
+
+    /// Writer: how long [`StreamWriter::finish`] keeps a finished stream's name for attached readers that have not
+    /// read its end yet (default: the timeout, `sync.timeout_ms`). Readers already attached read on regardless;
+    /// the name only matters to readers still attaching.
+    pub fn linger(mut self, d: Duration) -> Self {
+        self.linger = Some(d);
+        self
+    }
+    /// Reader: how long opening waits for the stream to be created, when the reader starts before its writer
+    /// (default: the timeout, i.e. `sync.timeout_ms`; `Some(ZERO)` fails at once, `None` waits without limit).
+    pub fn open_timeout(mut self, t: Option<Duration>) -> Self {
+        self.open_timeout = Some(t);
+        self
+    }
     /// Use this configuration instead of loading `qadataswap.yaml` and the environment.
     pub fn config(mut self, cfg: Config) -> Self {
         self.config = Some(cfg);
@@ -248,6 +276,9 @@ impl StreamBuilder {
             core,
             timeout,
             retries,
+            min_readers: self.min_readers.unwrap_or(1),
+            linger: self.linger.unwrap_or(cfg.timeout()),
+            audience_checked: false,
         })
     }
 
@@ -260,10 +291,17 @@ impl StreamBuilder {
         let mut opts = ReaderOptions {
             timeout,
             validation: self.validation,
+            open_timeout: self
+                .open_timeout
+                .unwrap_or(timeout)
+                .unwrap_or(Duration::MAX),
             ..ReaderOptions::default()
         };
         opts.spin = self.spin.unwrap_or(DEFAULT_READER_SPIN);
         let core = StreamReaderCore::open(&self.name, &opts, self.start)?;
+        // Starting at the oldest retained chunk: if the ring no longer holds chunk 1, say which ones are gone.
+        let missed =
+            (self.start == StartAt::Oldest && core.cursor() > 1).then(|| (1, core.cursor() - 1));
         Ok(StreamReader {
             name: self.name,
             core,
@@ -271,6 +309,7 @@ impl StreamBuilder {
             retries,
             delivered: 0,
             done: false,
+            missed,
         })
     }
 }
@@ -281,6 +320,10 @@ pub struct StreamWriter {
     core: StreamWriterCore,
     timeout: Option<Duration>,
     retries: u32,
+    min_readers: usize,
+    linger: Duration,
+    /// Whether the first write's wait for `min_readers` is done.
+    audience_checked: bool,
 }
 
 impl StreamWriter {
@@ -307,6 +350,9 @@ impl StreamWriter {
             return Err(Error::Finished {
                 name: self.name.clone(),
             });
+        }
+        if !self.audience_checked {
+            self.wait_for_audience()?;
         }
         let start = Instant::now();
         let attempts = self.retries.saturating_add(1);
@@ -344,6 +390,36 @@ impl StreamWriter {
         unreachable!("the last attempt returns")
     }
 
+    /// The first write's wait for `min_readers` readers, up to the timeout through all attempts (no timeout: without
+    /// limit).
+    fn wait_for_audience(&mut self) -> Result<()> {
+        if self.min_readers == 0 || self.core.readers() >= self.min_readers {
+            self.audience_checked = true;
+            return Ok(());
+        }
+        let start = Instant::now();
+        let total = self
+            .timeout
+            .and_then(|t| t.checked_mul(self.retries.saturating_add(1)));
+        loop {
+            let slice = match total {
+                Some(t) => t.saturating_sub(start.elapsed()),
+                None => Duration::from_secs(3600),
+            };
+            if self.core.wait_for_readers(self.min_readers, slice)? >= self.min_readers {
+                self.audience_checked = true;
+                return Ok(());
+            }
+            if total.is_some_and(|t| start.elapsed() >= t) {
+                return Err(Error::NoReaders {
+                    name: self.name.clone(),
+                    min_readers: self.min_readers,
+                    waited: start.elapsed(),
+                });
+            }
+        }
+    }
+
     /// Wait until at least `n` readers are attached, up to `timeout`; returns how many are.
     ///
     /// # Errors
@@ -368,8 +444,10 @@ impl StreamWriter {
         self.core.readers()
     }
 
-    /// End the stream cleanly: readers drain every chunk written and then see the end. The name is unlinked (unless
-    /// persistent): no new reader can attach. Further writes fail with [`Error::Finished`]. Idempotent.
+    /// End the stream cleanly: readers drain every chunk written and then see the end. The name stays until every
+    /// attached reader has read the end, or the linger time ([`StreamBuilder::linger`], default the timeout) has
+    /// passed; then it is unlinked (unless persistent) and no new reader can attach. Further writes fail with
+    /// [`Error::Finished`]. Idempotent.
     ///
     /// Dropping a writer without `finish()` closes the segment instead, and readers get [`Error::WriterClosed`]
     /// after draining: an unfinished stream is never mistaken for a complete one.
@@ -377,7 +455,7 @@ impl StreamWriter {
     /// # Errors
     /// An unlink failure.
     pub fn finish(&mut self) -> Result<()> {
-        Ok(self.core.finish()?)
+        Ok(self.core.finish_lingering(self.linger)?)
     }
 
     /// The number the next chunk will get.
@@ -459,9 +537,29 @@ pub struct StreamReader {
     retries: u32,
     delivered: u64,
     done: bool,
+    /// Chunks gone before this reader attached (`first`, `last`), reported once by the first read.
+    missed: Option<(u64, u64)>,
 }
 
 impl StreamReader {
+    /// [`Error::JoinedLate`], once, if this reader attached after the first chunks were dropped.
+    fn report_missed(&mut self) -> Result<()> {
+        match self.missed.take() {
+            Some((first, last)) => Err(Error::JoinedLate {
+                name: self.name.clone(),
+                first,
+                last,
+                resumes_at: last + 1,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The chunks this reader missed by attaching late (`first..=last`), until its first read reports them.
+    pub fn missed(&self) -> Option<(u64, u64)> {
+        self.missed
+    }
+
     fn outcome(&mut self, p: Poll) -> Result<Option<Option<Chunk>>> {
         let name = || self.name.clone();
         match p {
@@ -512,6 +610,7 @@ impl StreamReader {
     /// [`Error::Timeout`], [`Error::WriterDied`] / [`Error::WriterClosed`] (after every published chunk was
     /// delivered), [`Error::RingHeld`], [`Error::ChunksLost`], corruption.
     pub fn next_chunk(&mut self, timeout: Option<Duration>) -> Result<Option<Chunk>> {
+        self.report_missed()?;
         let (per_attempt, attempts) = match timeout {
             Some(t) => (Some(t), 1),
             None => (self.timeout, self.retries.saturating_add(1)),
@@ -538,6 +637,7 @@ impl StreamReader {
     /// # Errors
     /// As [`StreamReader::next_chunk`], without timeouts.
     pub fn try_next_chunk(&mut self) -> Result<Option<Chunk>> {
+        self.report_missed()?;
         let p = self.core.try_next()?;
         Ok(self.outcome(p)?.flatten())
     }

@@ -260,9 +260,11 @@ fn writer_process_killed_mid_stream_is_reported_as_writer_died_after_the_drain()
     const TEST: &str =
         "writer_process_killed_mid_stream_is_reported_as_writer_died_after_the_drain";
     if let Some((_, name, _)) = role() {
+        // Written before any reader attaches (the ring holds all 5): a broadcast, min_readers 0.
         let mut w = builder(&name)
             .size(1 << 20)
             .slots(8)
+            .min_readers(0)
             .create_writer()
             .unwrap();
         for seq in 1..=5 {
@@ -300,4 +302,56 @@ fn writer_process_killed_mid_stream_is_reported_as_writer_died_after_the_drain()
         } => assert_eq!((*p, *delivered), (pid, 5)),
         other => panic!("expected WriterDied, got {other}"),
     }
+}
+
+#[test]
+fn a_finished_stream_keeps_its_name_until_readers_of_other_processes_have_read_its_end() {
+    const TEST: &str =
+        "a_finished_stream_keeps_its_name_until_readers_of_other_processes_have_read_its_end";
+    if let Some((_, name, arg)) = role() {
+        read_all(&name, &arg);
+        return;
+    }
+    let name = format!("qads-stp-linger-{}", std::process::id());
+    let _u = Unlink(name.clone());
+    let mut w = builder(&name)
+        .linger(Duration::from_secs(60))
+        .create_writer()
+        .unwrap();
+    let mut child = spawn(TEST, "read", &name, "3");
+    expect_line(&mut child, "ATTACHED");
+    for seq in 1..=3 {
+        w.write_chunk(&chunk(seq, 8)).unwrap();
+    }
+    // Stop the reader before it can see the end: finish must keep the name for it.
+    let pid = child.child.id() as i32;
+    // SAFETY: plain kill(2) of our own child's pid.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let finisher = std::thread::spawn(move || {
+        w.finish().unwrap();
+    });
+    while qadataswap_arrow::inspect::inspect(&name)
+        .ok()
+        .map(|i| i.header.state)
+        != Some(qadataswap_arrow::layout::state::FINISHED)
+    {
+        std::thread::yield_now();
+    }
+    // Finished, the reader has not read the end: the name is still there, and a late reader attaching by name now
+    // drains what the ring holds.
+    let mut late = builder(&name)
+        .open_timeout(Some(Duration::ZERO))
+        .create_reader()
+        .unwrap();
+    let got: Vec<u64> = late.iter_chunks().map(|c| c.unwrap().seq()).collect();
+    assert_eq!(got, [1, 2, 3]);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(expect_line(&mut child, "READ "), "READ 3");
+    assert!(wait_exit(&mut child).success());
+    finisher.join().unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/dev/shm/{name}")).exists(),
+        "unlinked once the reader of another process read the end"
+    );
 }

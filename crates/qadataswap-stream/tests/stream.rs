@@ -105,18 +105,34 @@ fn a_frame_of_several_batches_is_one_chunk_and_is_not_rechunked() {
 }
 
 #[test]
-fn late_reader_starts_at_the_oldest_chunk_still_in_the_ring() {
+fn late_reader_learns_which_chunks_it_missed_then_starts_at_the_oldest_still_in_the_ring() {
     let n = name("late");
     let _u = Unlink(n.clone());
-    let mut w = builder(&n).create_writer().unwrap();
-    // Nobody reads: the writer may run over old chunks freely.
+    // A broadcast (min_readers 0): nobody reads, the writer may run over old chunks freely.
+    let mut w = builder(&n).min_readers(0).create_writer().unwrap();
     for i in 1..=7 {
         w.write_chunk(&batch(i, 2)).unwrap();
     }
     let mut oldest = builder(&n).create_reader().unwrap();
     let mut next = builder(&n).start_at(StartAt::Next).create_reader().unwrap();
     assert_eq!(oldest.cursor(), 5, "3 slots: chunks 5, 6, 7 are retained");
+    assert_eq!(oldest.missed(), Some((1, 4)));
     assert_eq!(next.cursor(), 8);
+    assert_eq!(
+        next.missed(),
+        None,
+        "a reader that asked for the next chunk missed nothing"
+    );
+    // Never silent: the first read says which chunks are gone, the next one goes on.
+    match oldest.next_chunk(None) {
+        Err(Error::JoinedLate {
+            first: 1,
+            last: 4,
+            resumes_at: 5,
+            ..
+        }) => {}
+        other => panic!("expected JoinedLate 1..=4, got {other:?}"),
+    }
     // Chunk 8 goes where chunk 5 is: the new reader holds the writer back until it has read 5.
     assert_eq!(oldest.next_chunk(None).unwrap().unwrap().seq(), 5);
     w.write_chunk(&batch(8, 2)).unwrap();
@@ -327,4 +343,79 @@ fn a_reader_handle_dropped_while_its_chunks_live_no_longer_holds_the_writer_back
     ));
     drop(kept);
     w.write_chunk(&batch(4, 1)).unwrap();
+}
+
+#[test]
+fn the_first_write_waits_for_a_reader_and_without_one_says_so_and_writes_nothing() {
+    let n = name("min-readers");
+    let _u = Unlink(n.clone());
+    let mut w = builder(&n).create_writer().unwrap();
+    // No reader within the timeout (200 ms x 2 attempts): a clear error, and nothing was written.
+    match w.write_chunk(&batch(1, 2)) {
+        Err(e @ Error::NoReaders { min_readers: 1, .. }) => {
+            assert!(e.to_string().contains("min_readers=0"), "{e}")
+        }
+        other => panic!("expected NoReaders, got {other:?}"),
+    }
+    assert_eq!(w.next_seq(), 1);
+    drop(w);
+    // A reader attaching while the first write waits (either order) gets every chunk from the first.
+    let n2 = n.clone();
+    let reader = std::thread::spawn(move || {
+        let mut r = builder(&n2)
+            .open_timeout(Some(Duration::from_secs(30)))
+            .create_reader()
+            .unwrap();
+        seqs(&mut r)
+    });
+    let mut w = SharedDataStream::builder(&n)
+        .config(Config::default())
+        .size(1 << 20)
+        .slots(3)
+        .timeout(None)
+        .create_writer()
+        .unwrap();
+    for i in 1..=5 {
+        w.write_chunk(&batch(i, 2)).unwrap();
+    }
+    w.finish().unwrap();
+    assert_eq!(
+        reader.join().unwrap(),
+        [1, 2, 3, 4, 5],
+        "nothing lost before the reader attached"
+    );
+}
+
+#[test]
+fn a_reader_started_before_its_writer_waits_for_the_name_and_times_out_saying_which() {
+    let n = name("reader-first");
+    let _u = Unlink(n.clone());
+    match builder(&n)
+        .open_timeout(Some(Duration::from_millis(100)))
+        .create_reader()
+    {
+        Err(Error::Arrow(e @ qadataswap_arrow::Error::NotCreated { .. })) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&n) && text.contains("did not appear within"),
+                "{text}"
+            );
+        }
+        other => panic!("expected NotCreated, got {other:?}", other = other.err()),
+    }
+    let n2 = n.clone();
+    let reader = std::thread::spawn(move || {
+        let mut r = builder(&n2)
+            .open_timeout(Some(Duration::from_secs(30)))
+            .create_reader()
+            .unwrap();
+        seqs(&mut r)
+    });
+    let mut w = builder(&n)
+        .timeout(Some(Duration::from_secs(30)))
+        .create_writer()
+        .unwrap();
+    w.write_chunk(&batch(1, 2)).unwrap();
+    w.finish().unwrap();
+    assert_eq!(reader.join().unwrap(), [1]);
 }

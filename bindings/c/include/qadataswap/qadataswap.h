@@ -135,7 +135,9 @@ typedef enum qds_status {
   QDS_ERR_CHUNKS_LOST = 27,        /* chunks this stream reader had not read are gone: open a new reader */
   QDS_ERR_FINISHED = 28,           /* write on a stream writer after finish */
   QDS_ERR_IN_USE = 29,             /* not removed: a live process uses it, or dead ones are registered (force) */
-  QDS_ERR_NOT_OURS = 30            /* not removed: another program's file, another user's, or unverifiable */
+  QDS_ERR_NOT_OURS = 30,           /* not removed: another program's file, another user's, or unverifiable */
+  QDS_ERR_NO_READERS = 31,         /* a stream's first write waited for min_readers readers; none came */
+  QDS_ERR_CHUNKS_MISSED = 32       /* this stream reader attached late: the first chunks are gone (once) */
 } qds_status;
 
 /* The message of the last failed call on this thread ("" if none). Valid until the next failing call on this
@@ -173,7 +175,8 @@ typedef struct qds_writer_options {
 
 typedef struct qds_reader_options {
   int64_t timeout_ms;         /* default timeout of blocking reads, or QDS_TIMEOUT_INFINITE (default) */
-  uint64_t open_timeout_ms;   /* wait for a segment still being initialised (default 2000) */
+  uint64_t open_timeout_ms;   /* wait for the segment to be created by its writer, watching /dev/shm (default 5000;
+                               * 0: fail at once with QDS_ERR_NOT_FOUND) */
   uint32_t spin;              /* spin iterations before parking */
   uint32_t validation;        /* QDS_VALIDATION_TRUSTED (default) or QDS_VALIDATION_FULL */
   uint32_t allow_shared_mode; /* non-zero: accept group/other permission bits on the segment */
@@ -312,6 +315,10 @@ typedef struct qds_stream_writer_options {
   uint32_t retry_count;   /* attempts after the first before QDS_ERR_READERS_BEHIND (default: sync.retry_count, 3) */
   uint32_t persistent;    /* non-zero: keep the segment after finish (late readers read the retained chunks) */
   uint32_t spin;          /* spin iterations before parking (default 0) */
+  uint32_t min_readers;   /* readers attached before the first chunk is written (default 1; 0: broadcast); the
+                             first write waits for them up to the timeout, then QDS_ERR_NO_READERS */
+  uint64_t linger_ms;     /* finish keeps the name this long for attached readers that have not read the end
+                             (default: the timeout, 5000) */
 } qds_stream_writer_options;
 
 typedef struct qds_stream_reader_options {

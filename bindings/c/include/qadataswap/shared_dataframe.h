@@ -113,6 +113,7 @@ inline arrow::Status ToStatus(qds_status code) {
       sc = arrow::StatusCode::TypeError;
       break;
     case QDS_ERR_FINISHED:
+    case QDS_ERR_CHUNKS_MISSED:
       sc = arrow::StatusCode::Invalid;
       break;
     case QDS_ERR_PANIC:
@@ -431,6 +432,14 @@ struct StreamWriterOptions {
   StreamWriterOptions& RetryCount(uint32_t n) { c.retry_count = n; return *this; }
   StreamWriterOptions& Persistent(bool yes) { c.persistent = yes ? 1u : 0u; return *this; }
   StreamWriterOptions& Spin(uint32_t n) { c.spin = n; return *this; }
+  /// Readers attached before the first chunk is written (default 1; 0: broadcast to whoever is there).
+  StreamWriterOptions& MinReaders(uint32_t n) { c.min_readers = n; return *this; }
+  /// How long Finish() keeps the name for attached readers that have not read the end.
+  template <typename Rep, typename Period>
+  StreamWriterOptions& Linger(std::chrono::duration<Rep, Period> d) {
+    c.linger_ms = static_cast<uint64_t>(detail::ToMillis(d));
+    return *this;
+  }
   qds_stream_writer_options c;
 };
 

@@ -502,16 +502,19 @@ class SharedDataFrame:
         name: str,
         *,
         timeout: float | None = None,
-        open_timeout: float = 2.0,
+        open_timeout: float | None = 5.0,
         validation: str = "trusted",
         spin: int | None = None,
         allow_shared_mode: bool = False,
     ) -> SharedDataFrameReader:
         """Attach to the segment ``name``.
 
-        ``timeout``: default timeout of blocking reads in seconds (None: wait forever). ``validation``:
-        ``"trusted"`` (metadata checked, O(columns)) or ``"full"`` (plus Arrow's full validation of the bodies).
-        Raises :class:`SegmentNotFoundError` if no writer created ``name``.
+        ``timeout``: default timeout of blocking reads in seconds (None: wait forever). ``open_timeout``: how long
+        to wait for a writer to create ``name`` if it does not exist yet (default 5 s, the configuration's
+        ``sync.timeout_ms``; 0: fail at once; None: wait forever); the wait watches ``/dev/shm`` (no polling) and
+        Ctrl-C ends it. ``validation``: ``"trusted"`` (metadata checked, O(columns)) or ``"full"`` (plus Arrow's full
+        validation of the bodies). Raises :class:`SegmentNotFoundError` (saying which name it waited for and how
+        long) if no writer created ``name`` in time.
         """
         _check_seconds("timeout", timeout)
         _check_seconds("open_timeout", open_timeout)

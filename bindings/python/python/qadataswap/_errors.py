@@ -171,6 +171,16 @@ class ChunksLostError(Error):
     """Stream: chunks were lost for this reader (its entry was reclaimed); open a new reader."""
 
 
+class NoReadersError(Error, builtins.TimeoutError):
+    """A stream's first write waited for ``min_readers`` readers and none came; nothing was written. Start a reader,
+    or create the writer with ``min_readers=0`` to broadcast to whoever is there."""
+
+
+class ChunksMissedError(Error):
+    """This stream reader attached after the first chunks were dropped from the ring: chunks ``e.first`` to
+    ``e.last`` are gone. Raised once, by the first read; reading on returns chunk ``e.resumes_at``."""
+
+
 class FinishedError(Error):
     """Stream: the writer called finish(); no chunk can be written after it."""
 

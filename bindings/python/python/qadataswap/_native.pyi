@@ -78,7 +78,7 @@ class SnapshotReader:
         name: str,
         *,
         timeout: float | None = None,
-        open_timeout: float = 2.0,
+        open_timeout: float | None = 5.0,
         spin: int | None = None,
         validation: str = "trusted",
         allow_shared_mode: bool = False,
@@ -120,6 +120,8 @@ class StreamWriter:
         persistent: bool | None = None,
         reader_capacity: int | None = None,
         spin: int | None = None,
+        min_readers: int | None = None,
+        linger: float | None = None,
     ) -> None: ...
     def write_chunk(self, data: Any) -> tuple[int, int, int, int]: ...
     def wait_for_readers(self, n: int, timeout: float) -> int: ...
@@ -143,6 +145,7 @@ class StreamReader:
         start: str = "oldest",
         validation: str = "trusted",
         spin: int | None = None,
+        open_timeout: float | None = 5.0,
     ) -> None: ...
     def next_chunk(
         self, timeout: float | None = None, *, cancel: Cancel | None = None, has_timeout: bool = False

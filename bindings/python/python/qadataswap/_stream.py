@@ -159,10 +159,18 @@ class SharedDataStream:
         persistent: bool | None = None,
         reader_capacity: int | None = None,
         spin: int | None = None,
+        min_readers: int = 1,
+        linger: float | None = None,
     ) -> SharedDataStreamWriter:
         """Create the stream ``name``. ``size_mb`` is the total data capacity split across ``num_buffers`` slots
         (default from the configuration: 3); ``timeout``/``retry_count``: how long a write waits for slow readers
-        per attempt, and how many more attempts."""
+        per attempt, and how many more attempts (default from the configuration: 5 s, 3 retries).
+
+        Nothing is lost by default: the first ``write_chunk`` waits (up to the timeout, all attempts) until
+        ``min_readers`` readers are attached, and raises :class:`NoReadersError` if none come; ``min_readers=0``
+        broadcasts to whoever is attached (a reader that attaches after chunks were dropped gets
+        :class:`ChunksMissedError` naming them). ``finish()`` (and leaving a ``with`` block) keeps the name until every
+        attached reader has read the end, or ``linger`` seconds (default: the timeout) have passed."""
         from . import _check_count, _check_seconds, _size_bytes
 
         nbytes = _size_bytes(size_mb, size)
@@ -170,7 +178,9 @@ class SharedDataStream:
         _check_count("retry_count", retry_count, 0)
         _check_count("reader_capacity", reader_capacity, 1)
         _check_count("spin", spin, 0)
+        _check_count("min_readers", min_readers, 0)
         _check_seconds("timeout", timeout)
+        _check_seconds("linger", linger)
         return SharedDataStreamWriter(
             _NativeStreamWriter(
                 name,
@@ -181,6 +191,8 @@ class SharedDataStream:
                 persistent=persistent,
                 reader_capacity=reader_capacity,
                 spin=spin,
+                min_readers=min_readers,
+                linger=linger,
             )
         )
 
@@ -192,10 +204,17 @@ class SharedDataStream:
         start: str = "oldest",
         validation: str = "trusted",
         spin: int | None = None,
+        open_timeout: float | None = 5.0,
     ) -> SharedDataStreamReader:
         """Attach to the stream ``name`` from the oldest chunk still in the ring (``start="next"``: from the next
-        one published). ``timeout``: default wait for a chunk in s (None: forever)."""
+        one published). ``timeout``: default wait for a chunk in s (None: forever). ``open_timeout``: how long to
+        wait for the writer to create ``name`` (default 5 s, the configuration's ``sync.timeout_ms``; 0: fail at
+        once; None: forever). If chunks were dropped before this reader attached, its first read raises
+        :class:`ChunksMissedError` naming them; reading on continues from the oldest retained chunk."""
         _check_seconds("timeout", timeout)
+        _check_seconds("open_timeout", open_timeout)
         return SharedDataStreamReader(
-            _NativeStreamReader(name, timeout=timeout, start=start, validation=validation, spin=spin)
+            _NativeStreamReader(
+                name, timeout=timeout, start=start, validation=validation, spin=spin, open_timeout=open_timeout
+            )
         )
