@@ -25,9 +25,18 @@ pub enum Refusal {
     /// The column counts differ.
     Columns { found: usize, requested: usize },
     /// Column `index` has another name.
-    Name { index: usize, found: String, requested: String },
+    Name {
+        index: usize,
+        found: String,
+        requested: String,
+    },
     /// Column `name` cannot be cast to the requested type, or not without loss.
-    Type { name: String, found: DataType, requested: DataType, why: String },
+    Type {
+        name: String,
+        found: DataType,
+        requested: DataType,
+        why: String,
+    },
     /// Column `name` has nulls but the requested field is not nullable.
     Nulls { name: String, nulls: usize },
 }
@@ -82,7 +91,12 @@ pub fn requested(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Opt
 
 /// The Python error for a refusal.
 pub fn refusal_to_py(py: Python<'_>, what: &str, r: &Refusal) -> PyErr {
-    raise(py, "SchemaMismatchError", format!("cannot export {what} as the requested schema: {r}"), &[])
+    raise(
+        py,
+        "SchemaMismatchError",
+        format!("cannot export {what} as the requested schema: {r}"),
+        &[],
+    )
 }
 
 /// Check `requested` against `found` without looking at data: the columns that need a cast (by index), or a
@@ -92,18 +106,36 @@ pub fn refusal_to_py(py: Python<'_>, what: &str, r: &Refusal) -> PyErr {
 /// A [`Refusal`] for other column counts, names, or types Arrow cannot cast at all.
 pub fn plan(found: &Schema, requested: &Schema) -> Result<Vec<usize>, Refusal> {
     if found.fields().len() != requested.fields().len() {
-        return Err(Refusal::Columns { found: found.fields().len(), requested: requested.fields().len() });
+        return Err(Refusal::Columns {
+            found: found.fields().len(),
+            requested: requested.fields().len(),
+        });
     }
     let mut casts = Vec::new();
-    for (index, (f, r)) in found.fields().iter().zip(requested.fields().iter()).enumerate() {
+    for (index, (f, r)) in found
+        .fields()
+        .iter()
+        .zip(requested.fields().iter())
+        .enumerate()
+    {
         if f.name() != r.name() {
-            return Err(Refusal::Name { index, found: f.name().clone(), requested: r.name().clone() });
+            return Err(Refusal::Name {
+                index,
+                found: f.name().clone(),
+                requested: r.name().clone(),
+            });
         }
         if f.data_type() == r.data_type() {
             continue;
         }
-        if !can_cast_types(f.data_type(), r.data_type()) || !can_cast_types(r.data_type(), f.data_type()) {
-            return Err(type_refusal(f, r, "Arrow has no cast between them".to_owned()));
+        if !can_cast_types(f.data_type(), r.data_type())
+            || !can_cast_types(r.data_type(), f.data_type())
+        {
+            return Err(type_refusal(
+                f,
+                r,
+                "Arrow has no cast between them".to_owned(),
+            ));
         }
         casts.push(index);
     }
@@ -111,20 +143,40 @@ pub fn plan(found: &Schema, requested: &Schema) -> Result<Vec<usize>, Refusal> {
 }
 
 fn type_refusal(f: &Field, r: &Field, why: String) -> Refusal {
-    Refusal::Type { name: f.name().clone(), found: f.data_type().clone(), requested: r.data_type().clone(), why }
+    Refusal::Type {
+        name: f.name().clone(),
+        found: f.data_type().clone(),
+        requested: r.data_type().clone(),
+        why,
+    }
 }
 
 /// `batch` as `requested` (already [`plan`]ned: `casts` are the columns to cast).
 ///
 /// # Errors
 /// A [`Refusal`] if a value does not survive the cast, or nulls meet a non-nullable field.
-pub fn batch(batch: &RecordBatch, requested: &SchemaRef, casts: &[usize]) -> Result<RecordBatch, Refusal> {
-    let strict = CastOptions { safe: false, ..Default::default() };
+pub fn batch(
+    batch: &RecordBatch,
+    requested: &SchemaRef,
+    casts: &[usize],
+) -> Result<RecordBatch, Refusal> {
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
-    for (index, (column, r)) in batch.columns().iter().zip(requested.fields().iter()).enumerate() {
+    for (index, (column, r)) in batch
+        .columns()
+        .iter()
+        .zip(requested.fields().iter())
+        .enumerate()
+    {
         let f = batch.schema_ref().field(index).clone();
         if !r.is_nullable() && column.logical_null_count() > 0 {
-            return Err(Refusal::Nulls { name: f.name().clone(), nulls: column.logical_null_count() });
+            return Err(Refusal::Nulls {
+                name: f.name().clone(),
+                nulls: column.logical_null_count(),
+            });
         }
         if !casts.contains(&index) {
             columns.push(column.clone());
@@ -140,13 +192,14 @@ pub fn batch(batch: &RecordBatch, requested: &SchemaRef, casts: &[usize]) -> Res
         columns.push(cast);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    RecordBatch::try_new_with_options(requested.clone(), columns, &options)
-        .map_err(|e| Refusal::Type {
+    RecordBatch::try_new_with_options(requested.clone(), columns, &options).map_err(|e| {
+        Refusal::Type {
             name: String::new(),
             found: DataType::Null,
             requested: DataType::Null,
             why: e.to_string(),
-        })
+        }
+    })
 }
 
 /// All of `batches` as `requested`, or a refusal. With no request, or the same schema, nothing is touched.
@@ -158,9 +211,13 @@ pub fn batches(
     batches: Vec<RecordBatch>,
     requested: Option<&SchemaRef>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), Refusal> {
-    let Some(requested) = requested else { return Ok((found.clone(), batches)) };
+    let Some(requested) = requested else {
+        return Ok((found.clone(), batches));
+    };
     let casts = plan(found, requested)?;
-    let out = batches.iter().map(|b| batch(b, requested, &casts)).collect::<Result<Vec<_>, _>>()?;
+    let out = batches
+        .iter()
+        .map(|b| batch(b, requested, &casts))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((requested.clone(), out))
 }
-

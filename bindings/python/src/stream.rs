@@ -298,7 +298,9 @@ impl PyStreamReader {
                 self.timeout
             };
             match self.wait(py, t, cancel.as_deref())? {
-                Some(Some(p)) => Ok(Some(p.into_frame().counting_polars_copies(&self.polars_copies))),
+                Some(Some(p)) => Ok(Some(
+                    p.into_frame().counting_polars_copies(&self.polars_copies),
+                )),
                 Some(None) => Ok(None),
                 None => Err(raise(py, "ReleasedError", "cancelled".into(), &[])),
             }
@@ -310,7 +312,9 @@ impl PyStreamReader {
         guarded(py, || {
             check_pid(py, "stream reader", &self.name, self.pid)?;
             if let Some(p) = lock(&self.pending).take() {
-                return Ok(Some(p.into_frame().counting_polars_copies(&self.polars_copies)));
+                return Ok(Some(
+                    p.into_frame().counting_polars_copies(&self.polars_copies),
+                ));
             }
             let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             let r = g
@@ -393,7 +397,11 @@ impl PyStreamReader {
                         if let Some(p) = current {
                             lock(&self.pending).get_or_insert(p);
                         }
-                        return Err(conform::refusal_to_py(py, &format!("stream '{}'", self.name), &r));
+                        return Err(conform::refusal_to_py(
+                            py,
+                            &format!("stream '{}'", self.name),
+                            &r,
+                        ));
                     }
                 },
                 _ => None,
@@ -509,7 +517,13 @@ impl Pending {
     }
 
     fn into_frame(self) -> PyFrame {
-        PyFrame::from_parts(self.seq, self.write_ns, self.bytes, self.schema, self.batches.into())
+        PyFrame::from_parts(
+            self.seq,
+            self.write_ns,
+            self.bytes,
+            self.schema,
+            self.batches.into(),
+        )
     }
 }
 
@@ -702,7 +716,9 @@ impl Iterator for ChunkBatches {
         } else {
             batch
         };
-        let Some(casts) = &self.casts else { return Some(Ok(batch)) };
+        let Some(casts) = &self.casts else {
+            return Some(Ok(batch));
+        };
         Some(conform::batch(&batch, &self.schema, casts).map_err(|r| {
             ArrowError::CastError(format!(
                 "cannot export stream '{}' as the requested schema: {r}",
