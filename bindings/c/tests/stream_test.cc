@@ -350,6 +350,86 @@ TEST(SharedDataStream, AReaderGetsEveryChunkAndThenTheWritersDeath) {
   EXPECT_TRUE(w->Finish().ok());
 }
 
+// Issue 17: a stream reader is an arrow::RecordBatchReader over its chunks, read while a writer thread is still
+// writing (a ring of 4 slots, 30 chunks: each batch is dropped before the next is pulled).
+TEST(SharedDataStream, AStreamReaderIsARecordBatchReaderOverEveryChunkOfALiveStreamZeroCopy) {
+  Watchdog dog(120s);
+  const std::string name = UniqueName("rbr");
+  auto writer = SharedDataStream::CreateWriter(name, 4 << 20, StreamWriterOptions().NumBuffers(4).Timeout(30s));
+  auto reader = SharedDataStream::CreateReader(name, StreamReaderOptions().Timeout(30s));
+  constexpr int64_t kChunks = 30;
+  std::thread producer([&] {
+    for (int64_t k = 0; k < kChunks; ++k) writer->WriteChunk(ChunkBatch(k));
+    ASSERT_TRUE(writer->Finish().ok());
+  });
+  auto batches = reader->AsRecordBatchReader();
+  ASSERT_TRUE(batches.ok()) << batches.status().ToString();
+  std::shared_ptr<arrow::RecordBatchReader> rbr = *batches;
+  EXPECT_TRUE(rbr->schema()->Equals(*ChunkBatch(0)->schema()));
+  auto maps = SegmentMappings(name);
+  ASSERT_FALSE(maps.empty());
+  int64_t k = 0;
+  while (true) {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    ASSERT_TRUE(rbr->ReadNext(&batch).ok());
+    if (!batch) break;
+    EXPECT_TRUE(batch->Equals(*ChunkBatch(k))) << "chunk " << k << ": " << batch->ToString();
+    std::vector<std::pair<const uint8_t*, int64_t>> buffers;
+    for (const auto& c : batch->columns()) CollectBuffers(*c->data(), &buffers);
+    for (const auto& [ptr, len] : buffers) {
+      auto lo = reinterpret_cast<uintptr_t>(ptr);
+      bool inside = false;
+      for (const auto& [mlo, mhi] : maps) inside |= lo >= mlo && lo + static_cast<uintptr_t>(len) <= mhi;
+      EXPECT_TRUE(inside) << "chunk " << k << ": a buffer at " << ptr << " is not in the segment";
+    }
+    ++k;
+  }
+  producer.join();
+  EXPECT_EQ(k, kChunks);
+  EXPECT_TRUE(reader->finished());
+  // The end stays the end.
+  std::shared_ptr<arrow::RecordBatch> after;
+  ASSERT_TRUE(rbr->ReadNext(&after).ok());
+  EXPECT_EQ(after, nullptr);
+  ASSERT_TRUE(rbr->Close().ok());
+  EXPECT_EQ(reader->LeaseCount().ValueOrDie(), 0u);
+}
+
+TEST(SharedDataStream, AnOwningRecordBatchReaderReadsToTheEndAndMakesATable) {
+  Watchdog dog(60s);
+  const std::string name = UniqueName("rbr-own");
+  auto writer = SharedDataStream::CreateWriter(name, 4 << 20, StreamWriterOptions().NumBuffers(4));
+  auto reader = SharedDataStream::CreateReader(name, StreamReaderOptions().Timeout(10s));
+  for (int64_t k = 0; k < 3; ++k) writer->WriteChunk(ChunkBatch(k));
+  ASSERT_TRUE(writer->Finish().ok());
+  auto rbr = qadataswap::StreamReader::FromReader(std::move(reader));
+  ASSERT_TRUE(rbr.ok()) << rbr.status().ToString();
+  auto table = (*rbr)->ToTable();
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  auto want = arrow::Table::FromRecordBatches({ChunkBatch(0), ChunkBatch(1), ChunkBatch(2)}).ValueOrDie();
+  EXPECT_TRUE((*table)->Equals(*want));
+}
+
+TEST(SharedDataStream, AChunkWithAnotherSchemaEndsTheRecordBatchReaderWithInvalid) {
+  Watchdog dog(60s);
+  const std::string name = UniqueName("rbr-schema");
+  auto writer = SharedDataStream::CreateWriter(name, 4 << 20, StreamWriterOptions().NumBuffers(4));
+  auto reader = SharedDataStream::CreateReader(name, StreamReaderOptions().Timeout(10s));
+  writer->WriteChunk(ChunkBatch(0));
+  arrow::Int32Builder b;
+  ARROW_CHECK_OK(b.Append(1));
+  writer->WriteChunk(arrow::RecordBatch::Make(arrow::schema({arrow::field("x", arrow::int32())}), 1,
+                                              {b.Finish().ValueOrDie()}));
+  ASSERT_TRUE(writer->Finish().ok());
+  auto rbr = reader->AsRecordBatchReader().ValueOrDie();
+  std::shared_ptr<arrow::RecordBatch> batch;
+  ASSERT_TRUE(rbr->ReadNext(&batch).ok());
+  ASSERT_NE(batch, nullptr);
+  auto st = rbr->ReadNext(&batch);
+  EXPECT_TRUE(st.IsInvalid()) << st.ToString();
+  EXPECT_NE(st.message().find("differs from the first chunk"), std::string::npos) << st.ToString();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -13,6 +13,7 @@ use qadataswap_arrow::Frame;
 
 use crate::boundary::guarded;
 use crate::capsule;
+use crate::conform;
 use crate::error::{guard_to_py, raise, to_py};
 
 /// One frame read from a segment (native). Export it with ``__arrow_c_stream__`` (polars, pyarrow, duckdb...).
@@ -41,6 +42,26 @@ impl PyFrame {
             schema: f.schema().clone(),
             batches: Mutex::new(Some(f.into_batches())),
             location,
+            polars_copies: None,
+        }
+    }
+
+    /// A frame of `batches` (what is left of a chunk a consumer did not take: see `stream::Pending`).
+    pub fn from_parts(
+        seq: u64,
+        write_ns: u64,
+        bytes: usize,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> PyFrame {
+        PyFrame {
+            seq,
+            rows: batches.iter().map(RecordBatch::num_rows).sum(),
+            bytes,
+            write_ns,
+            schema,
+            batches: Mutex::new(Some(batches)),
+            location: "shared",
             polars_copies: None,
         }
     }
@@ -108,9 +129,11 @@ impl PyFrame {
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
         guarded(py, || {
-            // The protocol lets a producer ignore the request: types are stored as given and never cast.
-            let _ = requested_schema;
-            capsule::export_stream(py, self.schema.clone(), self.batches(py)?)
+            let requested = conform::requested(py, requested_schema.as_ref())?;
+            let batches = self.batches(py)?;
+            let (schema, batches) = conform::batches(&self.schema, batches, requested.as_ref())
+                .map_err(|r| conform::refusal_to_py(py, &format!("frame {}", self.seq), &r))?;
+            capsule::export_stream(py, schema, batches)
         })
     }
 
@@ -216,6 +239,20 @@ impl PyFrame {
             self.location
         )
     }
+}
+
+/// A copy of `b` in private memory (holds no lease).
+pub fn deep_copy_batch(b: &RecordBatch) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let cols = b
+        .columns()
+        .iter()
+        .map(|c| deep_copy(&c.to_data()).map(arrow_array::make_array))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new_with_options(
+        b.schema(),
+        cols,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+    )
 }
 
 fn deep_copy(d: &arrow_data::ArrayData) -> Result<arrow_data::ArrayData, arrow_schema::ArrowError> {

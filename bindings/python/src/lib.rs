@@ -17,6 +17,7 @@
 
 mod boundary;
 mod capsule;
+mod conform;
 mod error;
 mod frame;
 mod snapshot;

@@ -1,18 +1,22 @@
 //! Native stream writer and reader over `qadataswap-stream`: lossless, ordered chunks with back-pressure.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow_array::RecordBatch;
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, Schema, SchemaRef};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyCapsule, PyDict};
 use qadataswap_stream::{
-    Error as StreamError, SharedDataStream, StartAt, StreamReader, StreamWriter,
+    Chunk, Error as StreamError, SharedDataStream, StartAt, StreamReader, StreamWriter,
 };
 
 use crate::boundary::guarded;
 use crate::capsule;
+use crate::conform;
 use crate::error::{raise, to_py};
 use crate::frame::PyFrame;
 use crate::snapshot::{check_pid, finite_seconds, released, seconds, stats_dict, PyCancel};
@@ -236,7 +240,11 @@ impl PyStreamWriter {
 /// The native stream reader.
 #[pyclass(module = "qadataswap._native", name = "StreamReader", frozen)]
 pub struct PyStreamReader {
-    inner: Mutex<Option<StreamReader>>,
+    inner: Arc<Mutex<Option<StreamReader>>>,
+    /// A chunk taken from `inner` and not handed out yet: waited for by `wait_chunk` (asyncio), peeked at by
+    /// `__arrow_c_stream__` for the schema, or left unread when an exported stream was dropped. Lock order:
+    /// `pending` before `inner`.
+    pending: Arc<Mutex<Option<Pending>>>,
     name: String,
     pid: u32,
     timeout: Option<Duration>,
@@ -308,7 +316,8 @@ impl PyStreamReader {
                 },
             )?;
             Ok(PyStreamReader {
-                inner: Mutex::new(Some(r)),
+                inner: Arc::new(Mutex::new(Some(r))),
+                pending: Arc::new(Mutex::new(None)),
                 name,
                 pid: std::process::id(),
                 timeout,
@@ -334,47 +343,12 @@ impl PyStreamReader {
             } else {
                 self.timeout
             };
-            let start = Instant::now();
-            let deadline = t.map(|t| start + t);
-            loop {
-                let slice = match deadline {
-                    Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
-                    None => SLICE,
-                };
-                let res = py
-                    .detach(|| {
-                        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-                        g.as_mut().map(|r| r.next_chunk(Some(slice)))
-                    })
-                    .ok_or_else(|| released(py, "stream reader", &self.name))?;
-                match res {
-                    Ok(Some(c)) => {
-                        return Ok(Some(
-                            PyFrame::new(c.frame().clone(), "shared")
-                                .counting_polars_copies(&self.polars_copies),
-                        ))
-                    }
-                    Ok(None) => return Ok(None),
-                    Err(StreamError::Timeout { .. }) => {
-                        self.slice_timeouts.fetch_add(1, Ordering::Relaxed);
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            return Err(stream_to_py(
-                                py,
-                                StreamError::Timeout {
-                                    name: self.name.clone(),
-                                    what: "waiting for the next chunk",
-                                    waited: start.elapsed(),
-                                    attempts: 1,
-                                },
-                            ));
-                        }
-                        py.check_signals()?;
-                        if cancel.as_deref().is_some_and(|c| c.is_set()) {
-                            return Err(raise(py, "ReleasedError", "cancelled".into(), &[]));
-                        }
-                    }
-                    Err(e) => return Err(stream_to_py(py, e)),
-                }
+            match self.wait(py, t, cancel.as_deref())? {
+                Some(Some(p)) => Ok(Some(
+                    p.into_frame().counting_polars_copies(&self.polars_copies),
+                )),
+                Some(None) => Ok(None),
+                None => Err(raise(py, "ReleasedError", "cancelled".into(), &[])),
             }
         })
     }
@@ -383,6 +357,11 @@ impl PyStreamReader {
     fn try_next_chunk(&self, py: Python<'_>) -> PyResult<Option<PyFrame>> {
         guarded(py, || {
             check_pid(py, "stream reader", &self.name, self.pid)?;
+            if let Some(p) = lock(&self.pending).take() {
+                return Ok(Some(
+                    p.into_frame().counting_polars_copies(&self.polars_copies),
+                ));
+            }
             let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             let r = g
                 .as_mut()
@@ -392,6 +371,106 @@ impl PyStreamReader {
                 PyFrame::new(c.frame().clone(), "shared")
                     .counting_polars_copies(&self.polars_copies)
             }))
+        })
+    }
+
+    /// Wait (up to `timeout` s; default: the reader's) until the next chunk, or the end of the stream, is ready,
+    /// without handing it out: the chunk is kept for the next `next_chunk`/`try_next_chunk`. Returns "chunk",
+    /// "end", or "cancelled" once `cancel` is set. What the asyncio waiter thread calls, so that a cancelled await
+    /// loses no chunk.
+    #[pyo3(signature = (timeout=None, *, cancel=None, has_timeout=false))]
+    fn wait_chunk(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        cancel: Option<PyRef<'_, PyCancel>>,
+        has_timeout: bool,
+    ) -> PyResult<&'static str> {
+        guarded(py, || {
+            check_pid(py, "stream reader", &self.name, self.pid)?;
+            let t = if has_timeout || timeout.is_some() {
+                seconds(py, "timeout", timeout)?
+            } else {
+                self.timeout
+            };
+            match self.wait(py, t, cancel.as_deref())? {
+                Some(Some(p)) => {
+                    let mut pending = lock(&self.pending);
+                    if pending.is_none() {
+                        *pending = Some(p);
+                    }
+                    Ok("chunk")
+                }
+                Some(None) => Ok("end"),
+                None => Ok("cancelled"),
+            }
+        })
+    }
+
+    /// Arrow PyCapsule stream over the chunks: each chunk's batches in order, ending at the end of the stream
+    /// (zero-copy: each batch holds its chunk's lease). Blocks until the first chunk (or the end) to know the
+    /// schema, with the reader's timeout; later chunks are waited for as the consumer pulls them. A chunk with
+    /// another schema than the first ends the export with an error. `requested_schema` is honoured as for a
+    /// frame (same schema, or casts without loss) or refused with `SchemaMismatchError`. Batches not pulled when
+    /// the consumer releases the stream stay with this reader: nothing is lost.
+    ///
+    /// With `copy=True` each batch is copied into private memory as it is pulled and holds no lease: for
+    /// consumers that keep every batch until they finish (DuckDB with several threads), over a stream longer than
+    /// the ring.
+    #[pyo3(signature = (requested_schema=None, *, copy=false))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+        copy: bool,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        guarded(py, || {
+            check_pid(py, "stream reader", &self.name, self.pid)?;
+            let requested = conform::requested(py, requested_schema.as_ref())?;
+            let first = match self.wait(py, self.timeout, None)? {
+                Some(first) => first,
+                None => return Err(raise(py, "ReleasedError", "cancelled".into(), &[])),
+            };
+            let (source, current) = match first {
+                Some(p) => (Some(p.schema.clone()), Some(p)),
+                None => (None, None),
+            };
+            let plan = match (&source, &requested) {
+                (Some(found), Some(req)) => match conform::plan(found, req) {
+                    Ok(casts) => Some(casts),
+                    Err(r) => {
+                        // The peeked chunk stays with the reader.
+                        if let Some(p) = current {
+                            lock(&self.pending).get_or_insert(p);
+                        }
+                        return Err(conform::refusal_to_py(
+                            py,
+                            &format!("stream '{}'", self.name),
+                            &r,
+                        ));
+                    }
+                },
+                _ => None,
+            };
+            let schema = requested
+                .clone()
+                .or_else(|| source.clone())
+                .unwrap_or_else(|| Arc::new(Schema::empty()));
+            let done = current.is_none();
+            let batches = ChunkBatches {
+                inner: Arc::clone(&self.inner),
+                pending: Arc::clone(&self.pending),
+                name: self.name.clone(),
+                timeout: self.timeout,
+                source,
+                schema,
+                casts: plan,
+                current,
+                done,
+                copy,
+            };
+            let stream = FFI_ArrowArrayStream::new(Box::new(batches));
+            PyCapsule::new_with_value(py, stream, c"arrow_array_stream")
         })
     }
 
@@ -441,8 +520,10 @@ impl PyStreamReader {
         })
     }
 
-    /// Detach.
+    /// Detach (a chunk waited for but not handed out is dropped with it).
     fn close(&self) {
+        let p = lock(&self.pending).take();
+        drop(p);
         let r = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(r);
     }
@@ -454,5 +535,259 @@ impl PyStreamReader {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_none()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A chunk taken from the core reader, with the batches not handed out yet.
+pub struct Pending {
+    seq: u64,
+    write_ns: u64,
+    bytes: usize,
+    schema: SchemaRef,
+    batches: VecDeque<RecordBatch>,
+}
+
+impl Pending {
+    fn of(c: Chunk) -> Pending {
+        Pending {
+            seq: c.seq(),
+            write_ns: c.write_time_ns(),
+            bytes: c.num_bytes(),
+            schema: c.schema().clone(),
+            batches: c.into_batches().into(),
+        }
+    }
+
+    fn into_frame(self) -> PyFrame {
+        PyFrame::from_parts(
+            self.seq,
+            self.write_ns,
+            self.bytes,
+            self.schema,
+            self.batches.into(),
+        )
+    }
+}
+
+/// One slice of waiting for the next chunk.
+enum Step {
+    Chunk(Pending),
+    End,
+    Wait,
+    Closed,
+}
+
+/// Wait up to `slice` for the next chunk, the pending one first. Needs no GIL.
+fn step(
+    inner: &Mutex<Option<StreamReader>>,
+    pending: &Mutex<Option<Pending>>,
+    slice: Duration,
+) -> Result<Step, StreamError> {
+    if let Some(p) = lock(pending).take() {
+        return Ok(Step::Chunk(p));
+    }
+    let mut g = lock(inner);
+    let Some(r) = g.as_mut() else {
+        return Ok(Step::Closed);
+    };
+    match r.next_chunk(Some(slice)) {
+        Ok(Some(c)) => Ok(Step::Chunk(Pending::of(c))),
+        Ok(None) => Ok(Step::End),
+        Err(StreamError::Timeout { .. }) => Ok(Step::Wait),
+        Err(e) => Err(e),
+    }
+}
+
+impl PyStreamReader {
+    /// Wait for the next chunk in slices of at most [`SLICE`] with the GIL released, checking signals (main
+    /// thread) and `cancel` in between. `Ok(None)` when cancelled; `Ok(Some(None))` at the end of the stream.
+    fn wait(
+        &self,
+        py: Python<'_>,
+        timeout: Option<Duration>,
+        cancel: Option<&PyCancel>,
+    ) -> PyResult<Option<Option<Pending>>> {
+        let start = Instant::now();
+        let deadline = timeout.and_then(|t| start.checked_add(t));
+        loop {
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+                None => SLICE,
+            };
+            match py.detach(|| step(&self.inner, &self.pending, slice)) {
+                Ok(Step::Chunk(p)) => return Ok(Some(Some(p))),
+                Ok(Step::End) => return Ok(Some(None)),
+                Ok(Step::Closed) => return Err(released(py, "stream reader", &self.name)),
+                Ok(Step::Wait) => {
+                    self.slice_timeouts.fetch_add(1, Ordering::Relaxed);
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(stream_to_py(
+                            py,
+                            StreamError::Timeout {
+                                name: self.name.clone(),
+                                what: "waiting for the next chunk",
+                                waited: start.elapsed(),
+                                attempts: 1,
+                            },
+                        ));
+                    }
+                    py.check_signals()?;
+                    if cancel.is_some_and(|c| c.is_set()) {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(stream_to_py(py, e)),
+            }
+        }
+    }
+}
+
+/// The `RecordBatchReader` behind a stream reader's `__arrow_c_stream__`: each chunk's batches in order until the
+/// end of the stream. It runs on whatever thread the consumer pulls from (DuckDB's own threads too), so it never
+/// takes the GIL: a consumer thread that holds it while another waits for it would deadlock. Waits end at the
+/// reader's timeout, or when the reader is closed.
+struct ChunkBatches {
+    inner: Arc<Mutex<Option<StreamReader>>>,
+    pending: Arc<Mutex<Option<Pending>>>,
+    name: String,
+    timeout: Option<Duration>,
+    /// The first chunk's schema (None: the stream ended before any chunk).
+    source: Option<SchemaRef>,
+    /// The schema exported (the requested one, if any).
+    schema: SchemaRef,
+    /// With a requested schema: the columns to cast.
+    casts: Option<Vec<usize>>,
+    current: Option<Pending>,
+    done: bool,
+    /// Hand out private copies (no lease) instead of the shared batches.
+    copy: bool,
+}
+
+impl ChunkBatches {
+    fn external(e: StreamError) -> ArrowError {
+        ArrowError::ExternalError(Box::new(e))
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Pending>, ArrowError> {
+        let start = Instant::now();
+        let deadline = self.timeout.and_then(|t| start.checked_add(t));
+        loop {
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+                None => SLICE,
+            };
+            match step(&self.inner, &self.pending, slice).map_err(Self::external)? {
+                Step::Chunk(p) => return Ok(Some(p)),
+                Step::End => return Ok(None),
+                Step::Closed => {
+                    return Err(ArrowError::ExternalError(
+                        format!(
+                            "the stream reader of '{}' was closed while a consumer was still reading its \
+                             __arrow_c_stream__; close the reader only after the consumer is done",
+                            self.name
+                        )
+                        .into(),
+                    ))
+                }
+                Step::Wait => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Self::external(StreamError::Timeout {
+                            name: self.name.clone(),
+                            what: "waiting for the next chunk (exported stream)",
+                            waited: start.elapsed(),
+                            attempts: 1,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
+        loop {
+            if let Some(b) = self.current.as_mut().and_then(|c| c.batches.pop_front()) {
+                return Ok(Some(b));
+            }
+            self.current = None;
+            if self.done {
+                return Ok(None);
+            }
+            match self.next_chunk()? {
+                Some(p) => {
+                    if self.source.as_ref().is_some_and(|s| s != &p.schema) {
+                        let (seq, found) = (p.seq, p.schema.clone());
+                        // Left for the reader: a consumer that knows about the change can read it.
+                        *lock(&self.pending) = Some(p);
+                        self.done = true;
+                        return Err(ArrowError::SchemaError(format!(
+                            "stream '{}': chunk {seq} has the schema {found}, which differs from the first \
+                             chunk's {}; an Arrow stream has one schema: read chunks of another schema with \
+                             next_chunk() (the chunk stays with the reader)",
+                            self.name,
+                            self.schema
+                        )));
+                    }
+                    self.current = Some(p);
+                }
+                None => {
+                    self.done = true;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for ChunkBatches {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = match self.next_batch() {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        let batch = if self.copy {
+            match crate::frame::deep_copy_batch(&batch) {
+                Ok(b) => b,
+                Err(e) => return Some(Err(e)),
+            }
+        } else {
+            batch
+        };
+        let Some(casts) = &self.casts else {
+            return Some(Ok(batch));
+        };
+        Some(conform::batch(&batch, &self.schema, casts).map_err(|r| {
+            ArrowError::CastError(format!(
+                "cannot export stream '{}' as the requested schema: {r}",
+                self.name
+            ))
+        }))
+    }
+}
+
+impl RecordBatchReader for ChunkBatches {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+impl Drop for ChunkBatches {
+    fn drop(&mut self) {
+        // Batches the consumer did not pull stay with the reader, for its next read.
+        if let Some(c) = self.current.take().filter(|c| !c.batches.is_empty()) {
+            let mut pending = lock(&self.pending);
+            if pending.is_none() {
+                *pending = Some(c);
+            }
+        }
     }
 }

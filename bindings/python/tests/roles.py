@@ -106,6 +106,19 @@ def huge_writer(name: str) -> None:
     sys.stdin.readline()
 
 
+def stream_writer(name: str, chunks: str) -> None:
+    # A live stream for the consumers of tests/test_arrow_capsule.py and test_asyncio.py: waits for one reader,
+    # then writes chunk i = 0..chunks-1 (three rows each, "i" and "s" columns) and finishes.
+    from qadataswap import SharedDataStream
+
+    with SharedDataStream.create_writer(name, size_mb=4, num_buffers=4, timeout=60) as writer:
+        say("ready")
+        assert writer.wait_for_readers(1, 60) >= 1
+        for i in range(int(chunks)):
+            writer.write_chunk(pl.DataFrame({"i": [i] * 3, "s": [f"chunk {i}"] * 3}))
+    say("finished")
+
+
 if __name__ == "__main__":
     role, *args = sys.argv[1:]
     globals()[role](*args)

@@ -641,6 +641,21 @@ class StreamReader {
     return ChunkRange(this, detail::ToMillis(timeout));
   }
 
+  /// This reader as an arrow::RecordBatchReader over the chunks: each chunk's batches in order (zero-copy: each
+  /// batch holds its chunk's lease), then nullptr at the clean end of the stream. Reads the first chunk now (with
+  /// the default timeout, or `timeout`) to know the schema; a later chunk with another schema is an Invalid
+  /// status. Borrows this reader: keep it alive, and do not read from it otherwise, while the adapter is in use
+  /// (or hand it over with the static FromReader). Drop each batch before pulling many more (QDS_ERR_RING_HELD).
+  inline arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> AsRecordBatchReader();
+  template <typename Rep, typename Period>
+  arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> AsRecordBatchReader(
+      std::chrono::duration<Rep, Period> timeout) {
+    return MakeBatchReader(this, nullptr, detail::ToMillis(timeout));
+  }
+  /// As AsRecordBatchReader, owning the reader (e.g. to hand to arrow::ExportRecordBatchReader).
+  static inline arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> FromReader(
+      std::unique_ptr<StreamReader> reader);
+
   /// Whether the stream was finished and this reader read every chunk.
   bool finished() const { return finished_; }
   /// The number of the next chunk this reader will return.
@@ -677,7 +692,10 @@ class StreamReader {
  private:
   friend class SharedDataStream;
   friend class ChunkIterator;
+  friend class ChunkBatchReader;
   StreamReader(qds_stream_reader* r, std::string name) : r_(r), name_(std::move(name)) {}
+  static inline arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> MakeBatchReader(
+      StreamReader* r, std::unique_ptr<StreamReader> owned, int64_t timeout_ms);
 
   static arrow::Result<std::shared_ptr<arrow::Table>> ToTable(struct ArrowArrayStream* s) {
     ARROW_ASSIGN_OR_RAISE(auto batches, arrow::ImportRecordBatchReader(s));
@@ -720,6 +738,93 @@ inline ChunkIterator& ChunkIterator::operator++() {
   failed_ = !next.ok();
   current_ = std::move(next);
   return *this;
+}
+
+/// StreamReader::AsRecordBatchReader: a stream's chunks as one arrow::RecordBatchReader.
+class ChunkBatchReader : public arrow::RecordBatchReader {
+ public:
+  std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
+
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
+    *out = nullptr;
+    while (true) {
+      if (batches_) {
+        ARROW_RETURN_NOT_OK(batches_->ReadNext(out));
+        if (*out) return arrow::Status::OK();
+        batches_.reset();
+        chunk_.reset();  // drop this adapter's hold on the finished chunk (and its lease) before reading on
+      }
+      if (r_ == nullptr) return arrow::Status::OK();
+      ARROW_ASSIGN_OR_RAISE(auto chunk, r_->NextChunkMs(timeout_ms_));
+      if (!chunk.table) {
+        r_ = nullptr;  // the end stays the end
+        return arrow::Status::OK();
+      }
+      ARROW_RETURN_NOT_OK(Take(std::move(chunk)));
+    }
+  }
+
+  arrow::Status Close() override {
+    batches_.reset();
+    chunk_.reset();
+    r_ = nullptr;
+    owned_.reset();
+    return arrow::Status::OK();
+  }
+
+ private:
+  friend class StreamReader;
+  ChunkBatchReader(StreamReader* r, std::unique_ptr<StreamReader> owned, int64_t timeout_ms)
+      : r_(r), owned_(std::move(owned)), timeout_ms_(timeout_ms), name_(r->name()) {}
+
+  arrow::Status Take(Chunk chunk) {
+    if (!schema_) {
+      schema_ = chunk.table->schema();
+    } else if (!chunk.table->schema()->Equals(*schema_)) {
+      r_ = nullptr;
+      return arrow::Status::Invalid("stream '", name_, "': chunk ", chunk.info.seq,
+                                    " has the schema ", chunk.table->schema()->ToString(),
+                                    ", which differs from the first chunk's ", schema_->ToString(),
+                                    "; an arrow::RecordBatchReader has one schema: read such streams chunk by "
+                                    "chunk with ReadNextChunk()");
+    }
+    chunk_ = std::move(chunk.table);
+    batches_ = std::make_shared<arrow::TableBatchReader>(*chunk_);
+    return arrow::Status::OK();
+  }
+
+  StreamReader* r_;
+  std::unique_ptr<StreamReader> owned_;
+  int64_t timeout_ms_;
+  std::string name_;
+  std::shared_ptr<arrow::Schema> schema_;
+  std::shared_ptr<arrow::Table> chunk_;
+  std::shared_ptr<arrow::TableBatchReader> batches_;
+};
+
+inline arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> StreamReader::MakeBatchReader(
+    StreamReader* r, std::unique_ptr<StreamReader> owned, int64_t timeout_ms) {
+  if (r == nullptr) return arrow::Status::Invalid("FromReader was given a null StreamReader");
+  std::shared_ptr<ChunkBatchReader> out(new ChunkBatchReader(r, std::move(owned), timeout_ms));
+  // The first chunk gives the schema; a stream that ends before any chunk has an empty one.
+  ARROW_ASSIGN_OR_RAISE(auto first, r->NextChunkMs(timeout_ms));
+  if (first.table) {
+    ARROW_RETURN_NOT_OK(out->Take(std::move(first)));
+  } else {
+    out->schema_ = arrow::schema({});
+    out->r_ = nullptr;
+  }
+  return out;
+}
+
+inline arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> StreamReader::AsRecordBatchReader() {
+  return MakeBatchReader(this, nullptr, QDS_TIMEOUT_DEFAULT);
+}
+
+inline arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> StreamReader::FromReader(
+    std::unique_ptr<StreamReader> reader) {
+  StreamReader* r = reader.get();
+  return MakeBatchReader(r, std::move(reader), QDS_TIMEOUT_DEFAULT);
 }
 
 /// Entry points of streams.

@@ -26,7 +26,8 @@ Readers and writers are context managers, and refuse to work in a child process 
 
 from __future__ import annotations
 
-import asyncio
+import inspect
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
@@ -38,6 +39,7 @@ from ._native import SnapshotReader as _NativeReader
 from ._native import SnapshotWriter as _NativeWriter
 from ._native import __version__
 from ._native import unlink as _unlink
+from ._waiter import Waiter
 
 if TYPE_CHECKING:
     import polars as pl
@@ -372,33 +374,79 @@ class SharedDataFrameReader:
             df = self.read_next(remaining())
         return df
 
-    async def read_async(self, timeout: float | None = DEFAULT) -> pl.DataFrame:
-        """As :meth:`read`, awaitable: waits in a worker thread (GIL released). Cancelling the await stops the
-        wait within 50 ms and leaves nothing leased."""
-        return await self._in_thread(self._native.read, timeout)
+    # -- asyncio -----------------------------------------------------------------------------------
+    # Waits run on this reader's own waiter thread (qadataswap._waiter), never on the loop's default executor.
 
-    async def read_next_async(self, timeout: float | None = DEFAULT) -> pl.DataFrame:
-        """As :meth:`read_next`, awaitable and cancel-safe."""
-        return await self._in_thread(self._native.read_next, timeout)
+    def _waiter(self) -> Waiter:
+        w = self.__dict__.get("_waiter_obj")
+        if w is None:
+            w = self.__dict__["_waiter_obj"] = Waiter(f"reader {self.name}")
+        return w
 
-    async def _in_thread(self, call: Callable[..., Frame | None], timeout: Any) -> pl.DataFrame:
-        cancel = Cancel()
-        kwargs = _timeout_args(timeout)
+    def _remaining(self, timeout: Any) -> Callable[[], float | None]:
+        """Seconds left of ``timeout`` counted from now (the call, not the start of the wait), None: forever."""
+        if timeout is DEFAULT:
+            timeout = self._native.default_timeout
+        _check_seconds("timeout", timeout)
+        if timeout is None or timeout > FOREVER_S:
+            return lambda: None
+        deadline = time.monotonic() + timeout
+        return lambda: max(0.0, deadline - time.monotonic())
 
-        def work() -> pl.DataFrame | None:
-            f = call(cancel=cancel, **kwargs)
+    async def _wait(self, call: Callable[..., Frame | None], timeout: Any) -> pl.DataFrame:
+        remaining = self._remaining(timeout)
+
+        def blocking(cancel: Cancel) -> pl.DataFrame | None:
+            f = call(remaining(), cancel=cancel, has_timeout=True)
             return None if f is None else to_polars(f)
 
-        task = asyncio.get_running_loop().run_in_executor(None, work)
-        try:
-            df = await task
-        except asyncio.CancelledError:
-            # The worker sees the flag at its next slice and returns None; if it had already read a frame, the
-            # frame is dropped with the abandoned future and its lease returns.
-            cancel.set()
-            raise
-        assert df is not None
+        df = await self._waiter().run(blocking)
+        assert df is not None  # None only when cancelled, and then this await raised CancelledError
         return df
+
+    async def read_async(self, timeout: float | None = DEFAULT) -> pl.DataFrame:
+        """As :meth:`read`, awaitable. The wait runs on this reader's own waiter thread (GIL released), not on the
+        event loop's default executor, so any number of pending reads leave ``asyncio.to_thread`` and
+        ``run_in_executor`` free. Cancelling the await stops the wait (within 50 ms); the cancelled await returns
+        only once it has stopped, and leaves no lease and no thread behind."""
+        return await self._wait(self._native.read, timeout)
+
+    async def read_next_async(self, timeout: float | None = DEFAULT) -> pl.DataFrame:
+        """As :meth:`read_next`, awaitable and cancel-safe (see :meth:`read_async`)."""
+        return await self._wait(self._native.read_next, timeout)
+
+    async def wait_for_condition_async(
+        self, predicate: Callable[[pl.DataFrame], Any], timeout: float | None = DEFAULT
+    ) -> pl.DataFrame:
+        """As :meth:`wait_for_condition`, awaitable and cancel-safe: the first snapshot (the newest, then each newer
+        one) for which ``predicate(df)`` is true; ``predicate`` may also be a coroutine function. It runs on the
+        event loop. ``timeout`` covers the whole wait. Raises :class:`TimeoutError`."""
+        remaining = self._remaining(timeout)
+        df = await self.read_async(remaining())
+        while True:
+            verdict = predicate(df)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+            if verdict:
+                return df
+            del df
+            df = await self.read_next_async(remaining())
+
+    def _waiter_thread(self) -> threading.Thread | None:
+        """The waiter thread while async waits are pending, else None (tests)."""
+        w = self.__dict__.get("_waiter_obj")
+        return None if w is None else w.thread()
+
+    # -- Arrow PyCapsule producer -------------------------------------------------------------------
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """The newest frame as an Arrow C stream (``pa.table(reader)``, ``pl.DataFrame(reader)``, DuckDB's
+        ``select ... from reader``), zero-copy: the exported arrays hold the frame's lease until the consumer
+        releases them. Waits, with the reader's default timeout, only until a first frame exists.
+
+        ``requested_schema`` (an ``arrow_schema`` capsule) is honoured when it is the frame's schema, or when the
+        columns that differ cast to the requested types and back unchanged (those columns are then copies);
+        anything else raises :class:`SchemaMismatchError` naming the column."""
+        return self.read_frame().__arrow_c_stream__(requested_schema)
 
     # -- metadata -----------------------------------------------------------------------------------
     def schema(self) -> pa.Schema | Schema | None:

@@ -44,6 +44,7 @@ __all__ = [
     "SegmentTooLargeError",
     "NotARegularFileError",
     "UnsupportedTypeError",
+    "SchemaMismatchError",
     "InternalError",
 ]
 
@@ -212,6 +213,13 @@ class UnsupportedTypeError(Error, builtins.TypeError):
 
     column: str | None = None
     data_type: str | None = None
+
+
+class SchemaMismatchError(Error, builtins.ValueError):
+    """A consumer asked for a schema (``requested_schema`` of ``__arrow_c_stream__``, e.g. ``pa.table(reader,
+    schema=...)``) that the data cannot be given as without loss: other column names or count, a type Arrow
+    cannot cast to and back unchanged, or nulls for a non-nullable field. The message names the column. Request
+    the data's own schema (``reader.schema()``) and convert after importing. Also a builtin :class:`ValueError`."""
 
 
 class InternalError(Error):

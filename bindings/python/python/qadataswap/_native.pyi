@@ -1,6 +1,6 @@
 """Type stubs of the native extension (``qadataswap._native``). Use the wrappers in ``qadataswap`` instead."""
 
-from typing import Any
+from typing import Any, Literal
 
 __version__: str
 
@@ -151,6 +151,10 @@ class StreamReader:
         self, timeout: float | None = None, *, cancel: Cancel | None = None, has_timeout: bool = False
     ) -> Frame | None: ...
     def try_next_chunk(self) -> Frame | None: ...
+    def wait_chunk(
+        self, timeout: float | None = None, *, cancel: Cancel | None = None, has_timeout: bool = False
+    ) -> Literal["chunk", "end", "cancelled"]: ...
+    def __arrow_c_stream__(self, requested_schema: object | None = None, *, copy: bool = False) -> object: ...
     @property
     def finished(self) -> bool: ...
     @property

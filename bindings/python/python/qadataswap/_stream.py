@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any, Iterator
+import threading
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from . import _check_seconds  # defined before the package imports this module
-from ._native import Cancel, Frame
+from ._native import Frame
 from ._native import StreamReader as _NativeStreamReader
 from ._native import StreamWriter as _NativeStreamWriter
+from ._waiter import Waiter
 
 if TYPE_CHECKING:
     import polars as pl
@@ -102,22 +103,70 @@ class SharedDataStreamReader:
     def __iter__(self) -> Iterator[pl.DataFrame]:
         return self.iter_chunks()
 
+    # -- asyncio (waits run on this reader's own waiter thread: see qadataswap._waiter) ---------------------
     async def next_chunk_async(self, timeout: Any = None) -> pl.DataFrame | None:
-        """As :meth:`next_chunk`, awaitable and cancel-safe."""
+        """As :meth:`next_chunk`, awaitable, on this reader's own waiter thread (never the event loop's default
+        executor). Cancel-safe and lossless: a chunk that arrives as the await is cancelled stays with the reader
+        and is the next one returned."""
+        frame = await self.next_frame_async(timeout)
+        if frame is None:
+            return None
         from . import to_polars
 
+        return to_polars(frame)
+
+    async def next_frame_async(self, timeout: Any = None) -> Frame | None:
+        """As :meth:`next_chunk_async`, as a native :class:`Frame`."""
         _check_seconds("timeout", timeout)
-        cancel = Cancel()
+        native = self._native
+        w = self.__dict__.get("_waiter_obj")
+        if w is None:
+            w = self.__dict__["_waiter_obj"] = Waiter(f"stream reader {self.name}")
+        # The thread only waits until a chunk is ready; the chunk is taken here, on the loop, so a cancelled await
+        # leaves it with the reader instead of losing it.
+        ready = await w.run(lambda cancel: native.wait_chunk(timeout, cancel=cancel))
+        if ready == "end":
+            return None
+        return native.try_next_chunk()
 
-        def work() -> pl.DataFrame | None:
-            f = self._native.next_chunk(timeout, cancel=cancel)
-            return None if f is None else to_polars(f)
+    async def iter_chunks_async(self, timeout: Any = None) -> AsyncIterator[pl.DataFrame]:
+        """Every chunk until the clean end of the stream, awaitable: ``async for chunk in reader``."""
+        while True:
+            df = await self.next_chunk_async(timeout)
+            if df is None:
+                return
+            yield df
 
-        try:
-            return await asyncio.get_running_loop().run_in_executor(None, work)
-        except asyncio.CancelledError:
-            cancel.set()
-            raise
+    def __aiter__(self) -> AsyncIterator[pl.DataFrame]:
+        return self.iter_chunks_async()
+
+    def _waiter_thread(self) -> threading.Thread | None:
+        """The waiter thread while async waits are pending, else None (tests)."""
+        w = self.__dict__.get("_waiter_obj")
+        return None if w is None else w.thread()
+
+    # -- Arrow PyCapsule producer -------------------------------------------------------------------
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """The stream as an Arrow C stream (a RecordBatchReader: ``pa.RecordBatchReader.from_stream(reader)``,
+        DuckDB's ``select ... from reader``): each chunk's batches in order, ending at the end of the stream,
+        zero-copy (each batch holds its chunk's lease: a consumer that keeps every batch of a stream longer than
+        the ring gets :class:`RingHeldError`; aggregate or copy as you go).
+
+        Blocks until the first chunk (or the end) with the reader's timeout, to know the schema; later chunks are
+        waited for as the consumer pulls them. The consumer's thread waits without the GIL; a wait ends at the
+        reader's timeout, or when the reader is closed. A chunk with another schema ends the export with an error
+        (it stays with the reader). Batches the consumer did not pull stay with the reader: nothing is lost.
+        ``requested_schema`` is honoured as for a snapshot (same schema, or lossless casts) or refused with
+        :class:`SchemaMismatchError`."""
+        return self._native.__arrow_c_stream__(requested_schema)
+
+    def copying(self) -> _CopyingStream:
+        """This reader as an Arrow C stream of private copies: each batch is copied out of shared memory as the
+        consumer pulls it and holds no lease. For consumers that keep every batch until they are done, over a
+        stream longer than the ring: DuckDB with more than one thread does
+        (``copies = reader.copying(); duckdb.sql("select ... from copies")``). A one-thread DuckDB connection, or
+        any consumer that drops batches as it goes, can use the reader itself, zero-copy."""
+        return _CopyingStream(self)
 
     @property
     def finished(self) -> bool:
@@ -142,6 +191,16 @@ class SharedDataStreamReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _CopyingStream:
+    """:meth:`SharedDataStreamReader.copying`: the reader's chunks exported as private copies."""
+
+    def __init__(self, reader: SharedDataStreamReader) -> None:
+        self._reader = reader
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        return self._reader._native.__arrow_c_stream__(requested_schema, copy=True)
 
 
 class SharedDataStream:
