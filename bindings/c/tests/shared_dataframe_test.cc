@@ -156,6 +156,28 @@ struct Watchdog {
   std::thread t;
 };
 
+// The README's C++ lines, as printed (crates/qadataswap/tests/readme.rs checks that the marked regions below are the
+// README's blocks): the writer's in process A, the reader's in process B; here two scopes of one process.
+TEST(SharedDataFrame, TheReadmeLinesCompileAndRunAsPrinted) {
+  Watchdog dog(30s);
+  const auto original = Numeric(10);
+  {
+    const auto& table = original;
+    // README cpp writer begin
+    auto writer = qadataswap::SharedDataFrame::CreateWriter("mydata", 100 * 1024 * 1024);
+    writer->Write(table);
+    // README cpp writer end
+    {
+      // README cpp reader begin
+      auto reader = qadataswap::SharedDataFrame::CreateReader("mydata");
+      auto result = reader->Read();
+      auto table = result.ValueOrDie();
+      // README cpp reader end
+      EXPECT_TRUE(table->Equals(*original));
+    }
+  }
+}
+
 TEST(SharedDataFrame, SeedLinesCompileAndRoundTripATable) {
   Watchdog dog(30s);
   auto original = Numeric(1000);
