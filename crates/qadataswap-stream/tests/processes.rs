@@ -320,21 +320,39 @@ fn a_finished_stream_keeps_its_name_until_readers_of_other_processes_have_read_i
         .unwrap();
     let mut child = spawn(TEST, "read", &name, "3");
     expect_line(&mut child, "ATTACHED");
-    for seq in 1..=3 {
-        w.write_chunk(&chunk(seq, 8)).unwrap();
-    }
-    // Stop the reader before it can see the end: finish must keep the name for it.
+    // Stop the reader (attached, positioned at chunk 1) before it reads anything: finish must keep the name for it.
     let pid = child.child.id() as i32;
     // SAFETY: plain kill(2) of our own child's pid.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // SIGSTOP takes effect asynchronously: wait until every thread of the child is stopped.
+    let stopped = || {
+        std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+            tasks.flatten().all(|t| {
+                std::fs::read_to_string(t.path().join("stat")).is_ok_and(|st| {
+                    st.rsplit(')')
+                        .next()
+                        .is_some_and(|rest| rest.trim_start().starts_with('T'))
+                })
+            })
+        })
+    };
+    while !stopped() {
+        std::thread::yield_now();
+    }
+    for seq in 1..=3 {
+        w.write_chunk(&chunk(seq, 8)).unwrap();
+    }
     let finisher = std::thread::spawn(move || {
         w.finish().unwrap();
     });
-    while qadataswap_arrow::inspect::inspect(&name)
-        .ok()
-        .map(|i| i.header.state)
-        != Some(qadataswap_arrow::layout::state::FINISHED)
-    {
+    loop {
+        let state = qadataswap_arrow::inspect::inspect(&name)
+            .expect("the name must stay while its reader has not read the end")
+            .header
+            .state;
+        if state == qadataswap_arrow::layout::state::FINISHED {
+            break;
+        }
         std::thread::yield_now();
     }
     // Finished, the reader has not read the end: the name is still there, and a late reader attaching by name now

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
-from . import _check_seconds  # defined before the package imports this module
+from . import DEFAULT, _check_seconds, _timeout_args  # defined before the package imports this module
 from ._native import Frame
 from ._native import StreamReader as _NativeStreamReader
 from ._native import StreamWriter as _NativeStreamWriter
@@ -79,20 +79,19 @@ class SharedDataStreamReader:
     def __init__(self, native: _NativeStreamReader) -> None:
         self._native = native
 
-    def next_chunk(self, timeout: Any = None) -> pl.DataFrame | None:
-        """The next chunk, or None at the clean end of the stream. ``timeout`` in s (None: the reader's)."""
+    def next_chunk(self, timeout: Any = DEFAULT) -> pl.DataFrame | None:
+        """The next chunk, or None at the clean end of the stream. ``timeout`` in s; omitted: the reader's;
+        ``None``: wait forever (the same rule as the snapshot reader's ``read``)."""
         from . import to_polars
 
-        _check_seconds("timeout", timeout)
-        f = self._native.next_chunk(timeout)
+        f = self._native.next_chunk(**_timeout_args(timeout))
         return None if f is None else to_polars(f)
 
-    def next_frame(self, timeout: Any = None) -> Frame | None:
+    def next_frame(self, timeout: Any = DEFAULT) -> Frame | None:
         """As :meth:`next_chunk`, as a native :class:`Frame` (``seq``, ``__arrow_c_stream__``)."""
-        _check_seconds("timeout", timeout)
-        return self._native.next_chunk(timeout)
+        return self._native.next_chunk(**_timeout_args(timeout))
 
-    def iter_chunks(self, timeout: Any = None) -> Iterator[pl.DataFrame]:
+    def iter_chunks(self, timeout: Any = DEFAULT) -> Iterator[pl.DataFrame]:
         """Every chunk until the clean end of the stream."""
         while True:
             df = self.next_chunk(timeout)
@@ -104,7 +103,7 @@ class SharedDataStreamReader:
         return self.iter_chunks()
 
     # -- asyncio (waits run on this reader's own waiter thread: see qadataswap._waiter) ---------------------
-    async def next_chunk_async(self, timeout: Any = None) -> pl.DataFrame | None:
+    async def next_chunk_async(self, timeout: Any = DEFAULT) -> pl.DataFrame | None:
         """As :meth:`next_chunk`, awaitable, on this reader's own waiter thread (never the event loop's default
         executor). Cancel-safe and lossless: a chunk that arrives as the await is cancelled stays with the reader
         and is the next one returned."""
@@ -115,21 +114,21 @@ class SharedDataStreamReader:
 
         return to_polars(frame)
 
-    async def next_frame_async(self, timeout: Any = None) -> Frame | None:
+    async def next_frame_async(self, timeout: Any = DEFAULT) -> Frame | None:
         """As :meth:`next_chunk_async`, as a native :class:`Frame`."""
-        _check_seconds("timeout", timeout)
+        args = _timeout_args(timeout)
         native = self._native
         w = self.__dict__.get("_waiter_obj")
         if w is None:
             w = self.__dict__["_waiter_obj"] = Waiter(f"stream reader {self.name}")
         # The thread only waits until a chunk is ready; the chunk is taken here, on the loop, so a cancelled await
         # leaves it with the reader instead of losing it.
-        ready = await w.run(lambda cancel: native.wait_chunk(timeout, cancel=cancel))
+        ready = await w.run(lambda cancel: native.wait_chunk(cancel=cancel, **args))
         if ready == "end":
             return None
         return native.try_next_chunk()
 
-    async def iter_chunks_async(self, timeout: Any = None) -> AsyncIterator[pl.DataFrame]:
+    async def iter_chunks_async(self, timeout: Any = DEFAULT) -> AsyncIterator[pl.DataFrame]:
         """Every chunk until the clean end of the stream, awaitable: ``async for chunk in reader``."""
         while True:
             df = await self.next_chunk_async(timeout)
