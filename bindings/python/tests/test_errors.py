@@ -15,8 +15,12 @@ from qadataswap import SharedDataFrame
 
 def test_opening_a_name_nobody_created_raises_segment_not_found(name):
     with pytest.raises(qadataswap.SegmentNotFoundError, match="start the writer first") as e:
-        SharedDataFrame.create_reader(name)
+        SharedDataFrame.create_reader(name, open_timeout=0)
     assert isinstance(e.value, qadataswap.Error) and isinstance(e.value, FileNotFoundError)
+    # Waiting for it: the error says which name it waited for, and how long.
+    with pytest.raises(qadataswap.SegmentNotFoundError, match=f"'{name}'.*did not appear within") as e:
+        SharedDataFrame.create_reader(name, open_timeout=0.2)
+    assert 0.2 <= e.value.waited
 
 
 def test_an_invalid_name_raises_invalid_name():

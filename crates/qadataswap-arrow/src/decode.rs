@@ -192,6 +192,22 @@ fn check_buffers(batch: &arrow_ipc::RecordBatch<'_>, body_len: usize) -> Result<
             )));
         }
     }
+    // Writers lay the buffers of a body out one after another (FORMAT.md §6; the loan API may leave gaps): a buffer
+    // that starts before the previous one ends had its offset moved onto another buffer's bytes, which would make
+    // Arrow, Polars or Arrow C++ read them as offsets, views or keys without any check. O(buffers).
+    let mut end_of_previous = 0u64;
+    for (i, b) in buffers.iter().enumerate() {
+        let (o, l) = (b.offset() as u64, b.length() as u64);
+        if l > 0 && o < end_of_previous {
+            return Err(DecodeError(format!(
+                "buffer {i} starts at byte {o} of its body, inside the buffer before it (which ends at \
+                 {end_of_previous}): its offset was moved onto another buffer's bytes"
+            )));
+        }
+        if l > 0 {
+            end_of_previous = o + l;
+        }
+    }
     if batch.length() < 0 || batch.length() as u64 > MAX_NODE_LEN {
         return Err(DecodeError(format!(
             "row count {} out of 0..={MAX_NODE_LEN}",

@@ -916,3 +916,94 @@ fn a_flipped_byte_in_the_schema_area_is_an_error_never_another_schema() {
     assert_eq!(r.schema().unwrap().unwrap(), schema);
     drop(w);
 }
+
+#[test]
+fn a_view_or_offset_buffer_moved_onto_another_buffers_bytes_is_refused_at_every_level() {
+    // A metadata-only corruption: the views buffer of a Utf8View column (and, separately, the offsets of a Utf8
+    // column) moved onto the bytes of another column. Trusted reads do not look into bodies, so without a layout
+    // check Arrow, Polars or Arrow C++ would read those bytes as views or offsets.
+    const ROWS: usize = 1231; // 16 * ROWS and 8 * ROWS are byte counts found nowhere else in the frame
+    for (tag, column, entry_len) in [
+        (
+            "view",
+            Arc::new(StringViewArray::from_iter_values(
+                (0..ROWS).map(|i| format!("a string longer than twelve bytes {i}")),
+            )) as ArrayRef,
+            16 * ROWS,
+        ),
+        (
+            "utf8",
+            Arc::new(arrow_array::LargeStringArray::from_iter_values(
+                (0..ROWS).map(|i| format!("s{i}")),
+            )) as ArrayRef,
+            8 * (ROWS + 1),
+        ),
+    ] {
+        let name = unique(&format!("moved-{tag}"));
+        let _u = Unlink(name.clone());
+        let big: ArrayRef = Arc::new(Int64Array::from(vec![i64::MAX - 7; ROWS + 3]));
+        let batch = RecordBatch::try_from_iter([
+            (
+                "big",
+                Arc::new(Int64Array::from(vec![i64::MAX - 7; ROWS])) as ArrayRef,
+            ),
+            ("s", column),
+        ])
+        .unwrap();
+        drop(big);
+        let mut w = SnapshotWriter::builder(&name)
+            .size(4 << 20)
+            .create()
+            .unwrap();
+        w.write(&batch).unwrap();
+        let bytes = std::fs::read(path(&name)).unwrap();
+        // The flatbuffer Buffer entries (offset: i64, length: i64): `big`'s values, and the column's buffer.
+        let entries: Vec<(usize, i64)> = (0..bytes.len().saturating_sub(16))
+            .step_by(8)
+            .filter_map(|at| {
+                let offset = i64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+                let len = i64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap());
+                // Buffer offsets are multiples of 64: that rules out pairs straddling two entries.
+                ((len == (8 * ROWS) as i64 || len == entry_len as i64)
+                    && (0..1 << 20).contains(&offset)
+                    && offset % 64 == 0)
+                    .then_some((at, offset))
+            })
+            .collect();
+        let big_offset = entries
+            .iter()
+            .find(|(at, _)| {
+                i64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) == (8 * ROWS) as i64
+            })
+            .map(|e| e.1)
+            .expect("big's buffer entry");
+        // The last match: earlier ones may straddle two entries (a length 0, then an offset).
+        let (target_at, _) = *entries
+            .iter()
+            .rfind(|(at, _)| {
+                i64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) == entry_len as i64
+            })
+            .expect("the column's buffer entry");
+        patch(&name, target_at as u64, &big_offset.to_le_bytes());
+        for validation in [Validation::Trusted, Validation::Full] {
+            let r = SnapshotReader::builder(&name)
+                .validation(validation)
+                .open()
+                .unwrap();
+            match r.read() {
+                Err(Error::CorruptFrame { what, .. }) => {
+                    assert!(
+                        what.contains("moved onto another buffer")
+                            || validation == Validation::Full,
+                        "{tag}: {what}"
+                    )
+                }
+                Ok(f) => panic!(
+                    "{tag} at {validation:?}: a frame with a moved buffer was accepted: {f:?}"
+                ),
+                Err(e) => panic!("{tag} at {validation:?}: {e}"),
+            }
+        }
+        drop(w);
+    }
+}
