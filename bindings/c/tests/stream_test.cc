@@ -217,7 +217,9 @@ TEST(SharedDataStream, AReaderHoldingTheWholeRingGetsRingHeldAndTheWriterReaders
 TEST(SharedDataStream, AReaderStartingAtNextSkipsWhatWasPublishedBefore) {
   Watchdog dog(60s);
   const std::string name = UniqueName("next");
-  auto writer = SharedDataStream::CreateWriter(name, 4 << 20, StreamWriterOptions().NumBuffers(4));
+  // Chunk 1 goes out before any reader attaches: a broadcast (min_readers 0).
+  auto writer =
+      SharedDataStream::CreateWriter(name, 4 << 20, StreamWriterOptions().NumBuffers(4).MinReaders(0));
   writer->WriteChunk(ChunkBatch(0));
   auto oldest = SharedDataStream::CreateReader(name, StreamReaderOptions().Timeout(10s));
   auto next = SharedDataStream::CreateReader(name, StreamReaderOptions().Timeout(10s).StartAtNext());
