@@ -734,8 +734,8 @@ fn validate_layout(data: &ArrayData) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// Whether a dictionary is anywhere in `dt`.
-fn has_dictionary(dt: &DataType) -> bool {
+/// Whether a dictionary is anywhere in `dt` (children, map entries, union members and run-end values included).
+pub fn has_dictionary(dt: &DataType) -> bool {
     match dt {
         DataType::Dictionary(_, _) => true,
         DataType::List(f)

@@ -189,29 +189,14 @@ fn polars_type(data_type: &DataType) -> Result<Option<(DataType, bool)>, Refusal
             }
             changed.then(|| (DataType::Struct(Fields::from(out)), copies))
         }
-        DataType::Dictionary(_, values) if contains_dictionary(values) => return Err(refuse()),
+        DataType::Dictionary(_, values) if qadataswap_arrow::decode::has_dictionary(values) => {
+            return Err(refuse())
+        }
         DataType::Dictionary(key, values) => {
             polars_type(values)?.map(|(v, c)| (DataType::Dictionary(key.clone(), Box::new(v)), c))
         }
         _ => None,
     })
-}
-
-/// Whether a dictionary is anywhere in `data_type` (Polars' dictionary cast panics with "not
-/// implemented" on a dictionary inside a dictionary's values).
-fn contains_dictionary(data_type: &DataType) -> bool {
-    match data_type {
-        DataType::Dictionary(_, _) => true,
-        DataType::List(f)
-        | DataType::LargeList(f)
-        | DataType::ListView(f)
-        | DataType::LargeListView(f)
-        | DataType::FixedSizeList(f, _)
-        | DataType::Map(f, _) => contains_dictionary(f.data_type()),
-        DataType::Struct(fields) => fields.iter().any(|f| contains_dictionary(f.data_type())),
-        DataType::RunEndEncoded(_, values) => contains_dictionary(values.data_type()),
-        _ => false,
-    }
 }
 
 /// As [`polars_type`] for a field: also drops an extension marker from a dictionary field.
