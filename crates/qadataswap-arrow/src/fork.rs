@@ -27,7 +27,7 @@ use std::sync::{Arc, Once, Weak};
 
 use qadataswap_shm::FileId;
 use qadataswap_sync::lease::{EntryOwner, ENTRY_INHERITED};
-use qadataswap_sync::process::{pid_namespace, ProcessIdentity};
+use qadataswap_sync::process::{pid_namespace, Liveness, ProcessIdentity};
 
 use crate::reader::Attachment;
 
@@ -170,6 +170,15 @@ extern "C" fn child() {
         // No lease acquisition was in flight at the fork (prepare waited for them): only the bit is left.
         GATE.store(0, Ordering::Release);
     });
+}
+
+/// What can be told about a reader entry's owner, the way the reclaimer judges it: its liveness (another PID
+/// namespace is unknown), and an [`ENTRY_INHERITED`] owner that no longer maps the segment counts as dead.
+pub(crate) fn owner_liveness(owner: &EntryOwner, file: Option<FileId>) -> Liveness {
+    match owner.identity.liveness(owner.pidns) {
+        Liveness::Alive if !still_maps(owner, file) => Liveness::Dead,
+        other => other,
+    }
 }
 
 /// For a reclaimer: whether the owner of an [`ENTRY_INHERITED`] entry still maps the segment `file` (it has not

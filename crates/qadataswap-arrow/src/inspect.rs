@@ -388,18 +388,18 @@ fn read_body(s: &Shared, published: Option<(u64, usize)>) -> BodyInfo {
     let readers = table
         .registered_entries()
         .map(|(index, e)| {
-            let owner = e.owner();
-            let (pid, start_time, pidns) = owner.map_or((0, 0, 0), |o| {
-                (o.identity.pid, o.identity.start_time, o.pidns)
-            });
-            let mut process = ProcessInfo::of(pid, start_time, pidns);
-            if process.liveness == Liveness::Alive
-                && owner.is_some_and(|o| !crate::fork::still_maps(&o, file))
-            {
-                // A fork child that inherited frames and then called exec: it holds nothing any more.
-                process.liveness = Liveness::Dead;
-                process.alive = false;
-            }
+            let process = match e.owner() {
+                Some(o) => {
+                    let liveness = crate::fork::owner_liveness(&o, file);
+                    ProcessInfo {
+                        pid: o.identity.pid,
+                        start_time: o.identity.start_time,
+                        alive: liveness.may_be_alive(),
+                        liveness,
+                    }
+                }
+                None => ProcessInfo::of(0, 0, 0),
+            };
             ReaderInfo {
                 index,
                 process,

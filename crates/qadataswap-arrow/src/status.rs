@@ -20,7 +20,7 @@ use qadataswap_shm::{
     Access, OpenOptions, Protection, Segment, SegmentName, ShmError, PRIVATE_PREFIX,
 };
 use qadataswap_sync::owner::{Holder, OwnerWord};
-use qadataswap_sync::process::{pid_namespace, Liveness, ProcessIdentity};
+use qadataswap_sync::process::{pid_namespace, ProcessIdentity};
 
 use crate::error::{Error, Result};
 use crate::layout::{self, off, state, HEADER_SIZE};
@@ -415,12 +415,10 @@ fn inspect_readers(s: &crate::segment::Shared) -> Vec<(u32, bool)> {
         .registered_entries()
         .filter_map(|(_, e)| e.owner())
         .map(|o| {
-            let alive = match o.identity.liveness(o.pidns) {
-                Liveness::Dead => false,
-                Liveness::Unknown => true,
-                Liveness::Alive => crate::fork::still_maps(&o, file),
-            };
-            (o.identity.pid, alive)
+            (
+                o.identity.pid,
+                crate::fork::owner_liveness(&o, file).may_be_alive(),
+            )
         })
         .collect()
 }
