@@ -189,6 +189,10 @@ def test_negative_and_nan_timeouts_are_invalid_config_everywhere(name, value):
         SharedDataFrame.create_writer(name + "-l", size_mb=1, lease_timeout=value)
     with pytest.raises(qadataswap.InvalidConfigError):
         SharedDataStream.create_writer(name + "-s", size_mb=1, timeout=value)
+    with pytest.raises(qadataswap.InvalidConfigError):
+        SharedDataStream.create_writer(name + "-s", size_mb=1, linger=value)
+    with pytest.raises(qadataswap.InvalidConfigError):
+        SharedDataStream.create_reader(name + "-s", open_timeout=value)
 
 
 @pytest.mark.parametrize("value", HUGE_SECONDS, ids=str)
@@ -203,11 +207,17 @@ def test_huge_timeouts_mean_forever_and_never_panic(name, value):
             writer.write(pl.DataFrame({"a": [3]}))
             assert reader.read_next(value)["a"].to_list() == [3]
     stream = name + "-s"
-    with SharedDataStream.create_writer(stream, size_mb=1, timeout=value) as writer:
-        with SharedDataStream.create_reader(stream, timeout=value) as reader:
+    with SharedDataStream.create_writer(stream, size_mb=1, timeout=value, linger=value) as writer:
+        with SharedDataStream.create_reader(stream, timeout=value, open_timeout=value) as reader:
             assert writer.wait_for_readers(1, value) == 1
             writer.write_chunk(pl.DataFrame({"a": [1]}))
             assert reader.next_chunk(value)["a"].to_list() == [1]
+
+
+@pytest.mark.parametrize("count", [-1, 1.5, "1", True, 2**40])
+def test_a_bad_min_readers_is_invalid_config(name, count):
+    with pytest.raises(qadataswap.InvalidConfigError):
+        SharedDataStream.create_writer(name, size_mb=1, min_readers=count)
 
 
 def test_a_stream_reader_refuses_a_negative_timeout(name):
@@ -401,3 +411,9 @@ def test_a_timeout_that_is_not_a_number_is_invalid_config_not_a_type_error_from_
             reader.read(value)
     with pytest.raises(qadataswap.InvalidConfigError, match="seconds"):
         SharedDataStream.create_reader(name, timeout=value)
+    with pytest.raises(qadataswap.InvalidConfigError, match="seconds"):
+        SharedDataStream.create_reader(name, open_timeout=value)
+    with pytest.raises(qadataswap.InvalidConfigError, match="seconds"):
+        SharedDataFrame.create_reader(name, open_timeout=value)
+    with pytest.raises(qadataswap.InvalidConfigError, match="seconds"):
+        SharedDataStream.create_writer(name + "-s", size_mb=1, linger=value)

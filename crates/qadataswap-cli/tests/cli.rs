@@ -20,10 +20,6 @@ fn name(tag: &str) -> String {
     format!("qads-cli-{}-{tag}", std::process::id())
 }
 
-fn prefix() -> String {
-    format!("qads-cli-{}-", std::process::id())
-}
-
 /// Run the binary with a watchdog: killed (and the test failed) after 60 s.
 fn run(args: &[&str]) -> Output {
     let mut child = Command::new(BIN)
@@ -312,7 +308,8 @@ fn rm_and_gc_never_touch_a_foreign_or_incompatible_segment() {
         "--force never removes a foreign file"
     );
     assert_eq!(code(&run(&["rm", &old])), 5);
-    let o = run(&["gc", "--prefix", &prefix(), "--closed"]);
+    // This test's own prefix: a gc over every test's prefix would race the other tests' segments.
+    let o = run(&["gc", "--prefix", &name("keep-"), "--closed"]);
     assert_eq!(code(&o), 0);
     assert!(std::path::Path::new(&shm_path(&alien)).exists());
     assert!(std::path::Path::new(&shm_path(&old)).exists());
@@ -333,7 +330,7 @@ fn gc_removes_only_the_segment_whose_writer_was_killed() {
     assert_eq!(code(&o), 4, "dead registrations need --force or gc");
     assert!(text(&o.stderr).contains("gc"), "{}", text(&o.stderr));
 
-    let o = run(&["gc", "--prefix", &prefix(), "--dry-run", "--json"]);
+    let o = run(&["gc", "--prefix", &name("gc-"), "--dry-run", "--json"]);
     let report = json(&o);
     let entry = report
         .as_array()
@@ -344,7 +341,7 @@ fn gc_removes_only_the_segment_whose_writer_was_killed() {
     assert_eq!(entry["action"], "would remove");
     assert!(std::path::Path::new(&shm_path(&dead)).exists());
 
-    let o = run(&["gc", "--prefix", &prefix()]);
+    let o = run(&["gc", "--prefix", &name("gc-")]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let said = text(&o.stdout);
     assert!(said.contains(&format!("removed {dead}")), "{said}");
@@ -697,7 +694,8 @@ fn ls_gc_and_rm_never_claim_another_applications_zero_filled_file() {
         .find(|e| e["name"] == other.as_str())
         .expect("ls --all lists it");
     assert_eq!(entry["state"], "foreign", "{entry}");
-    let o = run(&["gc", "--prefix", &prefix()]);
+    // Its own name as the prefix: a gc over every test's prefix would race the other tests' dead segments.
+    let o = run(&["gc", "--prefix", &other]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(!text(&o.stdout).contains(&other), "{}", text(&o.stdout));
     assert_eq!(code(&run(&["rm", "--force", &other])), 5);
