@@ -50,7 +50,7 @@ class _Job(Generic[T]):
     def _settle(self, box: list[Any], error: BaseException | None) -> None:
         """On the loop: deliver the result, or drop it if the await was cancelled meanwhile."""
         value = box.pop()
-        if not self.future.done():
+        if self.future is not None and not self.future.done():
             if error is not None:
                 self.future.set_exception(error)
             else:
@@ -89,6 +89,10 @@ class Waiter:
             await asyncio.shield(job.stopped)
             raise
         finally:
+            # The future holds the result (a frame, with its lease) for as long as anything holds the job, and the
+            # waiter thread still does until it picks its next job: forget it here, so that dropping the frame the
+            # await returned releases the lease at once.
+            job.future = None  # type: ignore[assignment]
             del job
 
     def _serve(self) -> None:
