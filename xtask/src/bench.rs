@@ -77,7 +77,8 @@ const BENCHES: &[Bench] = &[
             cmd.arg("-c")
                 .arg(
                     "set -e; cargo=\"$0\"; t=\"$1\"; shift; \"$cargo\" build --release -p qadataswap-c; \
-                     cmake -S bindings/c -B \"$t/cpp\" -DCMAKE_BUILD_TYPE=Release -DQADATASWAP_RUST_LIB_DIR=\"$t/release\" >/dev/null; \
+                     cmake -S bindings/c -B \"$t/cpp\" -DCMAKE_BUILD_TYPE=Release -DQADATASWAP_RUST_LIB_DIR=\"$t/release\" \
+                     -DQADATASWAP_BUILD_TESTS=ON -DQADATASWAP_BUILD_BENCH=ON >/dev/null; \
                      cmake --build \"$t/cpp\" --parallel 2 --target read_bench >/dev/null; \
                      exec \"$t/cpp/read_bench\" \"$@\"",
                 )

@@ -194,9 +194,22 @@ pub fn cpp_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
     result.map(|()| Outcome::Ran)
 }
 
-/// Builds `libqadataswap_c` with cargo (release) and the CMake project in `bindings/c` into `<target>/cpp`
-/// (only `target` if given); returns the CMake build directory.
+/// Builds `libqadataswap_c` with cargo (release) and the CMake project in `bindings/c`, tests and bench included,
+/// into `<target>/cpp` (only `target` if given); returns the CMake build directory.
 pub fn build_cpp(ws: &Workspace, target: Option<&str>) -> Result<std::path::PathBuf> {
+    let build = configure_cpp(ws)?;
+    let mut cmd = ws.command("cmake");
+    cmd.arg("--build").arg(&build).args(["--parallel", "2"]);
+    if let Some(t) = target {
+        cmd.args(["--target", t]);
+    }
+    shell::run(&mut cmd)?;
+    Ok(build)
+}
+
+/// Builds `libqadataswap_c` with cargo (release) and configures `bindings/c` into `<target>/cpp` with its tests and
+/// bench on (they are off by default); returns the CMake build directory.
+pub fn configure_cpp(ws: &Workspace) -> Result<std::path::PathBuf> {
     ensure_debian_packages(&["cmake", "g++", "libgtest-dev", "pkg-config"])?;
     shell::run(
         ws.cargo()
@@ -216,6 +229,7 @@ pub fn build_cpp(ws: &Workspace, target: Option<&str>) -> Result<std::path::Path
             .arg("-B")
             .arg(&build)
             .arg("-DCMAKE_BUILD_TYPE=Release")
+            .args(["-DQADATASWAP_BUILD_TESTS=ON", "-DQADATASWAP_BUILD_BENCH=ON"])
             .arg(format!(
                 "-DQADATASWAP_RUST_LIB_DIR={}",
                 ws.target_dir.join("release").display()
@@ -229,12 +243,6 @@ pub fn build_cpp(ws: &Workspace, target: Option<&str>) -> Result<std::path::Path
                 lib_dirs.join(";")
             )),
     )?;
-    let mut cmd = ws.command("cmake");
-    cmd.arg("--build").arg(&build).args(["--parallel", "2"]);
-    if let Some(t) = target {
-        cmd.args(["--target", t]);
-    }
-    shell::run(&mut cmd)?;
     Ok(build)
 }
 
