@@ -10,9 +10,9 @@
 // Streams (lossless, ordered chunks with back-pressure; every reader gets every chunk):
 //
 //   auto sw = qadataswap::SharedDataStream::CreateWriter("ticks", 64 * 1024 * 1024);
-//   sw->WaitForReaders(1, std::chrono::seconds(10));        // optional: wait for the audience
+//   auto have = sw->WaitForReaders(1, std::chrono::seconds(10));  // optional: wait for the audience
 //   sw->WriteChunk(batch);                                  // waits while the slowest reader is a ring behind
-//   sw->Finish();                                           // readers drain, then see the end of the stream
+//   auto st = sw->Finish();                                 // readers drain, then see the end; check st.ok()
 //
 //   auto sr = qadataswap::SharedDataStream::CreateReader("ticks");
 //   for (auto& chunk : sr->Chunks()) {                      // arrow::Result<qadataswap::Chunk>, in order
