@@ -8,6 +8,7 @@
 //! cargo xtask fuzz [--seconds N]     # libFuzzer targets under fuzz/ (cargo fuzz, stable, --sanitizer none)
 //! cargo xtask valgrind               # the unsafe core's tests under memcheck
 //! cargo xtask cross-lang             # later issue
+//! cargo xtask install-check          # the C/C++ package installed, moved and used downstream
 //! ```
 //!
 //! `.ci/run` is `cargo xtask test`: what passes here passes in CI.
@@ -19,6 +20,7 @@ mod crosslang;
 mod demo;
 mod error;
 mod fuzz;
+mod install_cmake;
 mod shell;
 mod suite;
 mod summary;
@@ -37,7 +39,8 @@ commands:
                       (skipped when .venv already matches the file)
   test [--quick] [--soak] [--valgrind]
                       setup, cargo test --workspace, loom models, Python (maturin + pytest),
-                      C/C++ and cross-language steps; stops at the first failure, ends with a table
+                      C/C++ (ctest, then install-check) and cross-language steps; stops at the first
+                      failure, ends with a table
                       --quick     skip the loom models and the Python tests
                       --soak      run slow soak steps too (children see QADATASWAP_SOAK=1)
                       --valgrind  then run `valgrind` (below)
@@ -51,6 +54,8 @@ commands:
   valgrind            the shm, sync and arrow test binaries under valgrind memcheck
                       (--error-exitcode=1); installs the Debian package if missing
   cross-lang          not yet implemented (later issue)
+  install-check       cmake --install the C/C++ package, move the prefix, then build and run a downstream
+                      project against it (find_package and pkg-config); a step of `test`
   help                this text
 
 environment:
@@ -112,6 +117,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         "fuzz" => fuzz::fuzz(&ws, fuzz::FuzzOptions { seconds }),
         "valgrind" => fuzz::valgrind(&ws),
         "cross-lang" => suite::cross_lang(&ws),
+        "install-check" => install_cmake::install_check_command(&ws),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -49,6 +49,9 @@ pub fn test(ws: &Workspace, opts: TestOptions) -> Result<()> {
         python_tests(ws, tests)
     })?;
     steps.run("C/C++ bindings", |tests| cpp_tests(ws, tests))?;
+    steps.run("install: cmake package", |tests| {
+        crate::install_cmake::install_check(ws, tests)
+    })?;
     steps.run("cross-language", |tests| cross_lang_step(ws, tests))?;
     steps.print_summary();
     if steps.tests.failed > 0 {
