@@ -135,7 +135,9 @@ impl From<Error> for Failure {
             E::TooManyReaders { .. } => QdsStatus::TooManyReaders,
             E::Forked { .. } => QdsStatus::Forked,
             E::WrongMode { .. } => QdsStatus::WrongMode,
-            E::InvalidConfig { .. } | E::InvalidFrame { .. } => QdsStatus::InvalidArgument,
+            E::InvalidConfig { .. } | E::InvalidFrame { .. } | E::Config(_) => {
+                QdsStatus::InvalidArgument
+            }
             E::Arrow(_) => QdsStatus::Arrow,
             _ => QdsStatus::Other,
         };

@@ -150,7 +150,11 @@ pub(crate) fn read_timeout(timeout_ms: i64) -> Result<Option<Duration>, Failure>
 /// `out` is null (ignored) or points to writable `qds_writer_options`.
 #[no_mangle]
 pub unsafe extern "C" fn qds_writer_options_init(out: *mut QdsWriterOptions) {
-    let d = WriterOptions::default();
+    // The configuration's values (qadataswap.yaml, QADATASWAP_* variables), or the built-in defaults if it cannot
+    // be loaded: the error then comes back from qds_snapshot_writer_create, which loads it again.
+    let d = SnapshotWriter::builder("")
+        .resolve()
+        .unwrap_or_else(|_| WriterOptions::default());
     let v = QdsWriterOptions {
         num_buffers: d.num_buffers,
         reader_capacity: d.reader_capacity,
@@ -172,7 +176,11 @@ pub unsafe extern "C" fn qds_writer_options_init(out: *mut QdsWriterOptions) {
 /// `out` is null (ignored) or points to writable `qds_reader_options`.
 #[no_mangle]
 pub unsafe extern "C" fn qds_reader_options_init(out: *mut QdsReaderOptions) {
-    let d = ReaderOptions::default();
+    let mut d = ReaderOptions::default();
+    // The open timeout is the configuration's sync.timeout_ms (see qds_writer_options_init for errors).
+    if let Ok(cfg) = qadataswap_arrow::Config::load() {
+        d.open_timeout = cfg.timeout();
+    }
     let v = QdsReaderOptions {
         timeout_ms: d
             .timeout
@@ -208,21 +216,23 @@ pub unsafe extern "C" fn qds_snapshot_writer_create(
         }
         // SAFETY: per this function's contract.
         let name = unsafe { str_arg(name, "name") }?;
-        let mut o = WriterOptions {
-            size: size_bytes,
-            ..WriterOptions::default()
-        };
+        // Unset (NULL options, size 0) is the configuration's (qadataswap.yaml, QADATASWAP_* variables).
+        let mut b = SnapshotWriter::builder(name);
+        if size_bytes != 0 {
+            b = b.size(size_bytes);
+        }
         // SAFETY: per this function's contract `opts` is null or valid.
         if let Some(c) = unsafe { opts.as_ref() } {
-            o.num_buffers = c.num_buffers;
-            o.reader_capacity = c.reader_capacity;
-            o.schema_capacity = c.schema_capacity;
-            o.mode = c.permissions;
-            o.persistent = c.persistent != 0;
-            o.spin = c.spin;
-            o.lease_timeout = ms(c.lease_timeout_ms);
+            b = b
+                .slots(c.num_buffers)
+                .reader_capacity(c.reader_capacity)
+                .schema_capacity(c.schema_capacity)
+                .permissions(c.permissions)
+                .persistent(c.persistent != 0)
+                .spin(c.spin)
+                .lease_timeout(ms(c.lease_timeout_ms));
         }
-        let w = SnapshotWriter::builder(name).options(o).create()?;
+        let w = b.create()?;
         let h = Box::new(QdsSnapshotWriter {
             inner: Mutex::new(Some(w)),
         });

@@ -25,6 +25,14 @@ mod stream;
 
 use pyo3::prelude::*;
 
+/// The `qadataswap` command-line tool (`python -m qadataswap ...`, the `qadataswap` console script): runs it with
+/// `argv` (program name first) and returns its exit code. `self_command` is how to start the tool again (its
+/// `bench` starts a peer). The GIL is released while it runs; the tool catches its own panics.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>, self_command: Vec<std::ffi::OsString>) -> u8 {
+    py.detach(|| qadataswap_cli::main_with(argv, Some(self_command)))
+}
+
 /// The native module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -38,6 +46,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<frame::PySchema>()?;
     m.add_function(wrap_pyfunction!(snapshot::unlink, m)?)?;
     m.add_function(wrap_pyfunction!(boundary::panic_on_next_call, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

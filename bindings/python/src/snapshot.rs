@@ -155,26 +155,34 @@ impl PyWriter {
 impl PyWriter {
     /// Create (or take over from a dead writer) the snapshot segment `name`.
     #[new]
-    #[pyo3(signature = (name, size, num_buffers=3, *, persistent=false, reader_capacity=None,
-                        schema_capacity=None, lease_timeout=None, spin=None, permissions=None))]
+    #[pyo3(signature = (name, size=None, num_buffers=None, *, persistent=false, reader_capacity=None,
+                        schema_capacity=None, lease_timeout=None, spin=None, permissions=None, config=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         name: String,
-        size: usize,
-        num_buffers: usize,
+        size: Option<usize>,
+        num_buffers: Option<usize>,
         persistent: bool,
         reader_capacity: Option<usize>,
         schema_capacity: Option<usize>,
         lease_timeout: Option<f64>,
         spin: Option<u32>,
         permissions: Option<u32>,
+        config: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         guarded(py, || {
-            let mut b = SnapshotWriter::builder(&name)
-                .size(size)
-                .slots(num_buffers)
-                .persistent(persistent);
+            // What is not given comes from the configuration (qadataswap.yaml), as for streams.
+            let mut b = SnapshotWriter::builder(&name).persistent(persistent);
+            if let Some(path) = config {
+                b = b.config_file(path);
+            }
+            if let Some(n) = size {
+                b = b.size(n);
+            }
+            if let Some(n) = num_buffers {
+                b = b.slots(n);
+            }
             if let Some(n) = reader_capacity {
                 b = b.reader_capacity(n);
             }

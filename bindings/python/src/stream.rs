@@ -111,13 +111,13 @@ impl PyStreamWriter {
 impl PyStreamWriter {
     /// Create the stream `name` (or take over one whose writer died).
     #[new]
-    #[pyo3(signature = (name, size, num_buffers=None, *, timeout=None, retry_count=None, persistent=None,
-                        reader_capacity=None, spin=None, min_readers=None, linger=None))]
+    #[pyo3(signature = (name, size=None, num_buffers=None, *, timeout=None, retry_count=None, persistent=None,
+                        reader_capacity=None, spin=None, min_readers=None, linger=None, config=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         name: String,
-        size: usize,
+        size: Option<usize>,
         num_buffers: Option<usize>,
         timeout: Option<f64>,
         retry_count: Option<u32>,
@@ -126,9 +126,16 @@ impl PyStreamWriter {
         spin: Option<u32>,
         min_readers: Option<usize>,
         linger: Option<f64>,
+        config: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         guarded(py, || {
-            let mut b = SharedDataStream::builder(&name).size(size);
+            let mut b = SharedDataStream::builder(&name);
+            if let Some(path) = config {
+                b = b.config_file(path);
+            }
+            if let Some(n) = size {
+                b = b.size(n);
+            }
             if let Some(n) = min_readers {
                 b = b.min_readers(n);
             }

@@ -274,6 +274,11 @@ pub enum Error {
         expected: crate::layout::Mode,
     },
 
+    /// `qadataswap.yaml` (or a `QADATASWAP_*` variable) could not be read or holds a bad key or value; the
+    /// message names the file (or variable) and the key.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+
     /// A configuration value is out of range.
     #[error("invalid configuration: {what}")]
     InvalidConfig {

@@ -30,6 +30,7 @@
 //! `Send + Sync`. Neither works in a child after `fork()`: every call there returns [`Error::Forked`].
 
 mod claim;
+pub mod config;
 pub mod decode;
 mod encode;
 pub mod error;
@@ -49,6 +50,7 @@ pub mod status;
 pub mod stream;
 pub mod writer;
 
+pub use config::{Config, ConfigError};
 pub use decode::buffer_ranges;
 pub use error::{Error, Result};
 pub use layout::Mode;

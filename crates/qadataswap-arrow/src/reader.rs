@@ -574,6 +574,8 @@ impl SnapshotReader {
         ReaderBuilder {
             name: name.to_owned(),
             opts: ReaderOptions::default(),
+            config: Some(None),
+            open_timeout_set: false,
         }
     }
 
@@ -635,6 +637,28 @@ impl SnapshotReader {
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+    }
+
+    /// Without blocking: a frame newer than `newer_than` (0: the newest) if there is one, else why none can come
+    /// any more (the writer closed or died: [`Error::WriterClosed`] / [`Error::WriterDied`], after a frame it
+    /// published just before is delivered), else `Ok(None)`. What an async reader polls between wake-ups (see
+    /// `qadataswap_sync::reactor`); reads `/proc` once when nothing is there.
+    ///
+    /// # Errors
+    /// As above, and corruption and fork errors.
+    pub fn poll_newer(&self, newer_than: u64) -> Result<Option<Frame>> {
+        self.att.check_owner()?;
+        let validation = self.opts.validation;
+        if let Some(f) = self.try_newest(newer_than, validation)? {
+            return Ok(Some(f));
+        }
+        match self.att.writer_gone() {
+            Some(e) => match self.try_newest(newer_than, validation)? {
+                Some(f) => Ok(Some(f)),
+                None => Err(e),
+            },
+            None => Ok(None),
         }
     }
 
@@ -820,11 +844,16 @@ pub fn read_schema_area(s: &Shared) -> Result<Option<SchemaRef>> {
     })
 }
 
-/// Builder for readers.
+/// Builder for readers. The open timeout, if not set here, is the configuration's `sync.timeout_ms`
+/// (`qadataswap.yaml`, `QADATASWAP_*` variables: see [`Config`](crate::config::Config)), loaded at
+/// [`open`](Self::open); [`options`](Self::options) sets everything and skips the configuration.
 #[derive(Clone, Debug)]
 pub struct ReaderBuilder {
     name: String,
     opts: ReaderOptions,
+    /// `Some(file)`: load the configuration (from `file` if given) for what was not set; `None`: do not.
+    config: Option<Option<std::path::PathBuf>>,
+    open_timeout_set: bool,
 }
 
 impl ReaderBuilder {
@@ -833,9 +862,15 @@ impl ReaderBuilder {
         self.opts.timeout = t;
         self
     }
-    /// How long to wait for a segment that is still being initialised.
+    /// How long to wait for the segment to be created (or finish initialising).
     pub fn open_timeout(mut self, t: Duration) -> Self {
         self.opts.open_timeout = t;
+        self.open_timeout_set = true;
+        self
+    }
+    /// Take unset options from this configuration file (which must exist) instead of the usual search.
+    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config = Some(Some(path.into()));
         self
     }
     /// Spin iterations before parking.
@@ -853,20 +888,27 @@ impl ReaderBuilder {
         self.opts.allow_shared_mode = yes;
         self
     }
-    /// All options at once.
+    /// All options at once (the configuration is then not consulted).
     pub fn options(mut self, opts: ReaderOptions) -> Self {
         self.opts = opts;
+        self.config = None;
         self
     }
-    /// The options so far.
+    /// The options set so far (before the configuration fills the unset ones).
     pub fn current(&self) -> &ReaderOptions {
         &self.opts
     }
     /// Attach.
     ///
     /// # Errors
-    /// See [`Attachment::open`].
-    pub fn open(self) -> Result<SnapshotReader> {
+    /// [`Error::Config`] (a bad configuration file or variable, named), and see [`Attachment::open`].
+    pub fn open(mut self) -> Result<SnapshotReader> {
+        if let Some(file) = &self.config {
+            let cfg = crate::config::Config::load_with(file.as_deref())?;
+            if !self.open_timeout_set {
+                self.opts.open_timeout = cfg.timeout();
+            }
+        }
         let att = Attachment::open(&self.name, Mode::Snapshot, &self.opts)?;
         Ok(SnapshotReader {
             att,

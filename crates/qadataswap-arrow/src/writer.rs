@@ -636,11 +636,14 @@ impl SnapshotWriter {
         Self::builder(name).size(size).create()
     }
 
-    /// A builder for everything optional.
+    /// A builder for everything optional. What is not set on it comes from the configuration
+    /// ([`Config::load`](crate::config::Config::load): `qadataswap.yaml`, `QADATASWAP_*` variables, defaults).
     pub fn builder(name: &str) -> WriterBuilder {
         WriterBuilder {
             name: name.to_owned(),
             opts: WriterOptions::default(),
+            config: ConfigSource::Load(None),
+            set: Explicit::default(),
         }
     }
 
@@ -734,22 +737,61 @@ impl SnapshotWriter {
     }
 }
 
+/// Where a builder's unset options come from.
+#[derive(Clone, Debug)]
+enum ConfigSource {
+    /// [`Config::load_with`](crate::config::Config::load_with) this explicit file (or the usual search) at create.
+    Load(Option<std::path::PathBuf>),
+    /// This configuration.
+    Given(crate::config::Config),
+    /// None: every option was given ([`WriterBuilder::options`]).
+    Ignored,
+}
+
+/// Which of the options the configuration covers were set on the builder (and so win over it).
+#[derive(Clone, Copy, Debug, Default)]
+struct Explicit {
+    size: bool,
+    slots: bool,
+    lease_timeout: bool,
+    compression: bool,
+}
+
 /// Builder for writers (`SnapshotWriter::builder(name).size(..).slots(..).create()`).
+///
+/// Options not set here come from the configuration (`qadataswap.yaml`: `memory.size_mb`, `memory.num_buffers`,
+/// `compression.*`, and `sync.timeout_ms x (retry_count + 1)` as the lease timeout), loaded at
+/// [`create`](Self::create); [`options`](Self::options) sets everything and skips the configuration.
 #[derive(Clone, Debug)]
 pub struct WriterBuilder {
     name: String,
     opts: WriterOptions,
+    config: ConfigSource,
+    set: Explicit,
 }
 
 impl WriterBuilder {
     /// Total data capacity in bytes (split across the slots).
     pub fn size(mut self, bytes: usize) -> Self {
         self.opts.size = bytes;
+        self.set.size = true;
         self
     }
     /// Number of slots (`num_buffers`, default 3).
     pub fn slots(mut self, n: usize) -> Self {
         self.opts.num_buffers = n;
+        self.set.slots = true;
+        self
+    }
+    /// Take unset options from this configuration file (which must exist) instead of the usual search
+    /// (`$QADATASWAP_CONFIG`, then `./qadataswap.yaml`).
+    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config = ConfigSource::Load(Some(path.into()));
+        self
+    }
+    /// Take unset options from this configuration (no file is read).
+    pub fn config(mut self, cfg: crate::config::Config) -> Self {
+        self.config = ConfigSource::Given(cfg);
         self
     }
     /// Reader-table capacity (default 64).
@@ -780,39 +822,71 @@ impl WriterBuilder {
     /// How long to wait for a leased slot.
     pub fn lease_timeout(mut self, d: Duration) -> Self {
         self.opts.lease_timeout = d;
+        self.set.lease_timeout = true;
         self
     }
     /// Body compression (frames then cost a copy to read).
     pub fn compression(mut self, c: Option<crate::options::Compression>) -> Self {
         self.opts.compression = c;
+        self.set.compression = true;
         self
     }
-    /// All options at once.
+    /// All options at once (the configuration is then not consulted).
     pub fn options(mut self, opts: WriterOptions) -> Self {
         self.opts = opts;
+        self.config = ConfigSource::Ignored;
         self
     }
-    /// The options so far.
+    /// The options set so far (before the configuration fills the unset ones: see [`resolve`](Self::resolve)).
     pub fn current(&self) -> &WriterOptions {
         &self.opts
+    }
+    /// The options [`create`](Self::create) would use: the configuration's, overridden by what was set here.
+    ///
+    /// # Errors
+    /// [`Error::Config`]: the configuration file or a `QADATASWAP_*` variable is unreadable or wrong (the message
+    /// names it).
+    pub fn resolve(&self) -> Result<WriterOptions> {
+        let cfg = match &self.config {
+            ConfigSource::Ignored => return Ok(self.opts.clone()),
+            ConfigSource::Given(c) => c.clone(),
+            ConfigSource::Load(file) => crate::config::Config::load_with(file.as_deref())?,
+        };
+        let base = cfg.writer_options();
+        let mut o = self.opts.clone();
+        if !self.set.size {
+            o.size = base.size;
+        }
+        if !self.set.slots {
+            o.num_buffers = base.num_buffers;
+        }
+        if !self.set.lease_timeout {
+            o.lease_timeout = base.lease_timeout;
+        }
+        if !self.set.compression {
+            o.compression = base.compression;
+        }
+        Ok(o)
     }
     /// Create the snapshot writer.
     ///
     /// # Errors
-    /// See [`RawWriter::create`].
+    /// [`Error::Config`], and see [`RawWriter::create`].
     pub fn create(self) -> Result<SnapshotWriter> {
+        let opts = self.resolve()?;
         Ok(SnapshotWriter::from_raw(RawWriter::create(
             &self.name,
             Mode::Snapshot,
-            self.opts,
+            opts,
         )?))
     }
     /// Create a raw writer in `mode` (used by the stream crate).
     ///
     /// # Errors
-    /// See [`RawWriter::create`].
+    /// As [`create`](Self::create).
     pub fn create_raw(self, mode: Mode) -> Result<RawWriter> {
-        RawWriter::create(&self.name, mode, self.opts)
+        let opts = self.resolve()?;
+        RawWriter::create(&self.name, mode, opts)
     }
 }
 

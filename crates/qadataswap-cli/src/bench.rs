@@ -203,8 +203,7 @@ fn handoff(pings: usize) -> Result<Measure> {
     let ping = names("ping");
     let pong = names("pong");
     let mut writer = SnapshotWriter::builder(&ping).size(3 << 16).create()?;
-    let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
+    let mut child = crate::self_command()?
         .args(["bench-peer", "--ping", &ping, "--pong", &pong])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

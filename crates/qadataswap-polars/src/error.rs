@@ -38,10 +38,10 @@ pub enum Error {
         name: String,
     },
 
-    /// The waiter thread of an asynchronous read could not be started.
+    /// The process's reactor thread (which wakes asynchronous reads) could not be started.
     #[error(
-        "cannot start the waiter thread of an asynchronous read on '{name}': {source}; the process \
-         is out of threads or memory"
+        "cannot start the reactor thread for an asynchronous read on '{name}': {source}; the \
+         process is out of threads or memory (it is started once per process)"
     )]
     Spawn {
         /// Segment name.

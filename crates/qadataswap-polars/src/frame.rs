@@ -12,8 +12,8 @@ use arrow_schema::SchemaRef;
 use polars_core::frame::DataFrame;
 use polars_core::prelude::SchemaRef as PolarsSchemaRef;
 use qadataswap_arrow::{
-    Attachment, Frame, ReaderOptions, SnapshotReader, SnapshotWriter, Validation, WriteInfo,
-    WriterOptions,
+    Attachment, Frame, ReaderBuilder, SnapshotReader, SnapshotWriter, Validation, WriteInfo,
+    WriterBuilder,
 };
 
 use crate::error::{Error, Result};
@@ -100,97 +100,113 @@ impl SharedDataFrame {
     }
 
     /// A builder for everything optional (`SharedDataFrame::builder(name).slots(3).capacity(..)
-    /// .create_writer()`).
+    /// .create_writer()`). What is not set comes from the configuration (`qadataswap.yaml`,
+    /// `QADATASWAP_*` variables, defaults: see [`qadataswap_arrow::config::Config`]).
     pub fn builder(name: &str) -> SharedDataFrameBuilder {
         SharedDataFrameBuilder {
-            name: name.to_owned(),
-            writer: WriterOptions::default(),
-            reader: ReaderOptions::default(),
+            writer: SnapshotWriter::builder(name),
+            reader: SnapshotReader::builder(name),
         }
     }
 }
 
 /// Options of a [`DataFrameWriter`] or a [`DataFrameReader`]; writer options are ignored by
-/// [`create_reader`](Self::create_reader) and the other way round.
+/// [`create_reader`](Self::create_reader) and the other way round. Unset options come from the
+/// configuration, loaded when the writer or reader is created.
 #[derive(Debug, Clone)]
 pub struct SharedDataFrameBuilder {
-    name: String,
-    writer: WriterOptions,
-    reader: ReaderOptions,
+    writer: WriterBuilder,
+    reader: ReaderBuilder,
 }
 
 impl SharedDataFrameBuilder {
-    /// Writer: total data capacity in bytes, split across the slots (default 64 MiB).
+    /// Writer: total data capacity in bytes, split across the slots (default: the configuration's
+    /// `memory.size_mb`, 64 MiB).
     pub fn capacity(mut self, bytes: usize) -> Self {
-        self.writer.size = bytes;
+        self.writer = self.writer.size(bytes);
         self
     }
-    /// Writer: number of slots (default 3; 1 makes the writer wait for readers to let go).
+    /// Writer: number of slots (default: `memory.num_buffers`, 3; 1 makes the writer wait for
+    /// readers to let go).
     pub fn slots(mut self, n: usize) -> Self {
-        self.writer.num_buffers = n;
+        self.writer = self.writer.slots(n);
         self
     }
     /// Writer: reader-table capacity (default 64).
     pub fn reader_capacity(mut self, n: usize) -> Self {
-        self.writer.reader_capacity = n;
+        self.writer = self.writer.reader_capacity(n);
         self
     }
     /// Writer: schema-area capacity in bytes (default 64 KiB).
     pub fn schema_capacity(mut self, bytes: usize) -> Self {
-        self.writer.schema_capacity = bytes;
+        self.writer = self.writer.schema_capacity(bytes);
         self
     }
     /// Writer: file permissions of the segment (default 0o600).
     pub fn permissions(mut self, mode: u32) -> Self {
-        self.writer.mode = mode;
+        self.writer = self.writer.permissions(mode);
         self
     }
     /// Writer: keep the segment after the writer closes (default false).
     pub fn persistent(mut self, yes: bool) -> Self {
-        self.writer.persistent = yes;
+        self.writer = self.writer.persistent(yes);
         self
     }
-    /// Writer: how long a write waits for a slot leased by readers (default 5 s).
+    /// Writer: how long a write waits for a slot leased by readers (default: the configuration's
+    /// `sync.timeout_ms`, 5 s).
     pub fn lease_timeout(mut self, d: Duration) -> Self {
-        self.writer.lease_timeout = d;
+        self.writer = self.writer.lease_timeout(d);
+        self
+    }
+    /// Writer: body compression (default: the configuration's `compression.*`, none).
+    pub fn compression(mut self, c: Option<qadataswap_arrow::Compression>) -> Self {
+        self.writer = self.writer.compression(c);
+        self
+    }
+    /// Both: take unset options from this configuration file (which must exist) instead of the
+    /// usual search (`$QADATASWAP_CONFIG`, then `./qadataswap.yaml`).
+    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        let path = path.into();
+        self.writer = self.writer.config_file(path.clone());
+        self.reader = self.reader.config_file(path);
         self
     }
     /// Both: spin iterations before parking on the futex (default 1000).
     pub fn spin(mut self, n: u32) -> Self {
-        self.writer.spin = n;
-        self.reader.spin = n;
+        self.writer = self.writer.spin(n);
+        self.reader = self.reader.spin(n);
         self
     }
     /// Reader: default timeout of blocking reads (default `None`: until a frame arrives or the
     /// writer goes away).
     pub fn timeout(mut self, t: Option<Duration>) -> Self {
-        self.reader.timeout = t;
+        self.reader = self.reader.timeout(t);
         self
     }
-    /// Reader: how long to wait for a segment still being initialised (default 2 s).
+    /// Reader: how long to wait for the segment to be created (default: the configuration's
+    /// `sync.timeout_ms`, 5 s).
     pub fn open_timeout(mut self, t: Duration) -> Self {
-        self.reader.open_timeout = t;
+        self.reader = self.reader.open_timeout(t);
         self
     }
     /// Reader: body validation level (default [`Validation::Trusted`]).
     pub fn validation(mut self, v: Validation) -> Self {
-        self.reader.validation = v;
+        self.reader = self.reader.validation(v);
         self
     }
     /// Reader: accept a segment whose mode lets group/others in (default false).
     pub fn allow_shared_mode(mut self, yes: bool) -> Self {
-        self.reader.allow_shared_mode = yes;
+        self.reader = self.reader.allow_shared_mode(yes);
         self
     }
 
     /// Create the segment and become its writer.
     ///
     /// # Errors
-    /// As [`SharedDataFrame::create_writer`].
+    /// As [`SharedDataFrame::create_writer`], and [`qadataswap_arrow::Error::Config`] for a bad
+    /// configuration file or variable.
     pub fn create_writer(self) -> Result<DataFrameWriter> {
-        let inner = SnapshotWriter::builder(&self.name)
-            .options(self.writer)
-            .create()?;
+        let inner = self.writer.create()?;
         Ok(DataFrameWriter { inner })
     }
 
@@ -199,10 +215,8 @@ impl SharedDataFrameBuilder {
     /// # Errors
     /// As [`SharedDataFrame::create_reader`].
     pub fn create_reader(self) -> Result<DataFrameReader> {
-        let timeout = self.reader.timeout;
-        let reader = SnapshotReader::builder(&self.name)
-            .options(self.reader)
-            .open()?;
+        let timeout = self.reader.current().timeout;
+        let reader = self.reader.open()?;
         Ok(DataFrameReader {
             inner: Arc::new(ReaderInner {
                 reader,
@@ -404,11 +418,12 @@ impl DataFrameReader {
         }
     }
 
-    /// A future of [`read`](Self::read): ready at once when a snapshot exists, otherwise a
-    /// waiter thread sleeps on the segment's futex and wakes the task. Works on any executor,
-    /// never blocks an executor thread, and is cancel-safe: dropping it leaves no lease held
-    /// and its waiter thread exits within one wait slice (50 ms). The reader's default timeout
-    /// applies.
+    /// A future of [`read`](Self::read): ready at once when a snapshot exists, otherwise the
+    /// process's one reactor thread (`qadataswap_sync::reactor`, shared by every pending read)
+    /// watches the segment's futex word and wakes the task when the writer publishes. Works on
+    /// any executor, never blocks an executor thread, starts no thread per read, and is
+    /// cancel-safe: dropping it withdraws the wait and holds no lease. The reader's default
+    /// timeout applies (checked at least every 100 ms while pending).
     pub fn read_async(&self) -> ReadFuture {
         ReadFuture::new(Arc::clone(&self.inner), ReadKind::Newest)
     }

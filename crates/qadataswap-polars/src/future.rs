@@ -1,65 +1,48 @@
-//! `read_async`: a future over the blocking futex wait, for any executor.
+//! `read_async`: a future over the segment's publish word, for any executor, with no thread per read.
 //!
-//! The wait itself happens on a dedicated waiter thread that sleeps on the segment's futex in
-//! slices of [`WAIT_SLICE`] and completes the future through its [`Waker`]: an executor thread
-//! is never blocked, and no runtime is assumed (std only). When a snapshot is already there, the
-//! future is ready at its first poll and no thread is started.
+//! The future polls the reader without blocking; when nothing is there it registers with the process's one
+//! reactor thread ([`qadataswap_sync::reactor`]), which sleeps in `futex_waitv` on every pending read's word at
+//! once and wakes the task when the writer publishes (or after [`WAIT_SLICE`], so that the task re-checks its
+//! timeout and the writer's liveness). When a snapshot is already there, the future is ready at its first poll.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use polars_core::frame::DataFrame;
+use qadataswap_arrow::segment::Shared;
+use qadataswap_sync::reactor::{self, Registration};
 
 use crate::error::{Error, Result};
 use crate::frame::ReaderInner;
 
-/// How long the waiter thread sleeps before checking whether its future was dropped: a
-/// cancelled read's thread exits within this time.
-pub const WAIT_SLICE: Duration = Duration::from_millis(50);
+/// The longest a pending read sleeps before it re-checks its timeout and whether the writer is still alive: a
+/// timeout or a dead writer is reported at most this late.
+pub const WAIT_SLICE: Duration = reactor::SLICE;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ReadKind {
     /// `read()`: the newest snapshot.
     Newest,
-    /// `read_next(None)`: newer than the last one returned.
+    /// `read_next(None)`: newer than the last one returned when the future was first polled.
     Next,
 }
 
 /// The future of [`DataFrameReader::read_async`](crate::DataFrameReader::read_async) and
 /// [`read_next_async`](crate::DataFrameReader::read_next_async).
 ///
-/// Cancel-safe: dropping it before it completes drops any frame its waiter thread already got
-/// (releasing the slot lease at once) and makes the thread exit within [`WAIT_SLICE`]; no
-/// snapshot is "consumed" by a dropped future other than through the reader's `last_seq`.
+/// Cancel-safe: a pending future holds no lease (a frame is only leased in the poll that returns it), and
+/// dropping it withdraws its registration with the reactor.
 #[must_use = "futures do nothing unless polled"]
 pub struct ReadFuture {
     inner: Arc<ReaderInner>,
     kind: ReadKind,
-    pending: Option<Arc<Pending>>,
+    /// Set by the first poll: when the wait began, and which sequence the frame must be newer than.
+    started: Option<(Instant, u64)>,
+    registration: Option<Registration>,
     done: bool,
-}
-
-/// What the future and its waiter thread share.
-struct Pending {
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    result: Option<Result<DataFrame>>,
-    waker: Option<Waker>,
-    cancelled: bool,
-    finished: bool,
-}
-
-impl Pending {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Nothing in `State` can be left half-updated by a panic: keep going.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 impl ReadFuture {
@@ -67,100 +50,51 @@ impl ReadFuture {
         ReadFuture {
             inner,
             kind,
-            pending: None,
+            started: None,
+            registration: None,
             done: false,
         }
     }
 
-    /// Without waiting: a snapshot that satisfies this read, if there is one now.
-    fn try_now(&self) -> Result<Option<DataFrame>> {
-        let last = self.inner.reader.last_seq();
-        match self.inner.reader.try_read()? {
-            Some(frame) if matches!(self.kind, ReadKind::Newest) || frame.seq() > last => {
-                self.inner.to_dataframe(&frame).map(Some)
-            }
-            _ => Ok(None),
-        }
-    }
-
-    fn spawn(&mut self, waker: Waker) -> Result<()> {
-        let pending = Arc::new(Pending {
-            state: Mutex::new(State {
-                waker: Some(waker),
-                ..State::default()
-            }),
-        });
-        let thread_pending = Arc::clone(&pending);
-        let inner = Arc::clone(&self.inner);
-        let kind = self.kind;
-        std::thread::Builder::new()
-            .name("qadataswap-read-async".into())
-            .spawn(move || wait(&inner, kind, &thread_pending))
-            .map_err(|source| Error::Spawn {
-                name: self.inner.reader.name().to_owned(),
-                source,
-            })?;
-        self.pending = Some(pending);
-        Ok(())
-    }
-}
-
-/// The waiter thread: sleep on the futex slice by slice until a frame, an error, the reader's
-/// timeout or the future's drop.
-fn wait(inner: &ReaderInner, kind: ReadKind, pending: &Arc<Pending>) {
-    // Marks the read finished and wakes the task even if this thread panics.
-    struct Finish<'a>(&'a Pending);
-    impl Drop for Finish<'_> {
-        fn drop(&mut self) {
-            let waker = {
-                let mut state = self.0.lock();
-                state.finished = true;
-                state.waker.take()
+    fn step(&mut self, cx: &mut Context<'_>) -> Poll<Result<DataFrame>> {
+        // A wake-up (or a spurious poll): the old registration has fired or is withdrawn now.
+        self.registration = None;
+        let reader = &self.inner.reader;
+        let (start, newer_than) = *self.started.get_or_insert_with(|| {
+            let newer_than = match self.kind {
+                ReadKind::Newest => 0,
+                ReadKind::Next => reader.last_seq(),
             };
-            if let Some(waker) = waker {
-                waker.wake();
+            (Instant::now(), newer_than)
+        });
+        let shared = Arc::clone(reader.attachment().shared());
+        // Read before looking: a publish after this line changes the word, and the reactor then wakes us at once.
+        let seq = shared.notifier().sequence();
+        match reader.poll_newer(newer_than) {
+            Ok(Some(frame)) => return Poll::Ready(self.inner.to_dataframe(&frame)),
+            Ok(None) => {}
+            Err(e) => return Poll::Ready(Err(e.into())),
+        }
+        if let Some(timeout) = self.inner.timeout {
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Poll::Ready(Err(Error::Arrow(qadataswap_arrow::Error::Timeout {
+                    name: reader.name().to_owned(),
+                    what: "waiting for a frame (read_async)",
+                    waited,
+                })));
             }
         }
-    }
-    let _finish = Finish(pending);
-
-    let start = Instant::now();
-    let deadline = inner.timeout.and_then(|t| start.checked_add(t));
-    let result = loop {
-        if pending.lock().cancelled {
-            return;
-        }
-        let slice = match deadline {
-            Some(deadline) => {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                if remaining.is_zero() {
-                    break Err(Error::Arrow(qadataswap_arrow::Error::Timeout {
-                        name: inner.reader.name().to_owned(),
-                        what: "waiting for a frame (read_async)",
-                        waited: start.elapsed(),
-                    }));
-                }
-                remaining.min(WAIT_SLICE)
+        match reactor::wake_on_change(&shared, Shared::notifier, seq, cx.waker()) {
+            Ok(r) => {
+                self.registration = Some(r);
+                Poll::Pending
             }
-            None => WAIT_SLICE,
-        };
-        let read = match kind {
-            ReadKind::Newest => inner.reader.read_timeout(slice),
-            ReadKind::Next => inner.reader.read_next(Some(slice)),
-        };
-        match read {
-            Ok(frame) => break inner.to_dataframe(&frame),
-            Err(qadataswap_arrow::Error::Timeout { .. }) => continue,
-            Err(e) => break Err(e.into()),
+            Err(source) => Poll::Ready(Err(Error::Spawn {
+                name: reader.name().to_owned(),
+                source,
+            })),
         }
-    };
-    let mut state = pending.lock();
-    if state.cancelled {
-        drop(state);
-        // The future is gone: drop the frame (and its lease) now.
-        drop(result);
-    } else {
-        state.result = Some(result);
     }
 }
 
@@ -172,54 +106,11 @@ impl Future for ReadFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         assert!(!this.done, "ReadFuture polled after completion");
-        let Some(pending) = &this.pending else {
-            let now = this.try_now();
-            let ready = match now {
-                Ok(Some(df)) => Ok(df),
-                Err(e) => Err(e),
-                Ok(None) => match this.spawn(cx.waker().clone()) {
-                    Ok(()) => return Poll::Pending,
-                    Err(e) => Err(e),
-                },
-            };
+        let r = this.step(cx);
+        if r.is_ready() {
             this.done = true;
-            return Poll::Ready(ready);
-        };
-        let mut state = pending.lock();
-        if let Some(result) = state.result.take() {
-            drop(state);
-            this.done = true;
-            this.pending = None;
-            return Poll::Ready(result);
         }
-        if state.finished {
-            drop(state);
-            this.done = true;
-            this.pending = None;
-            return Poll::Ready(Err(Error::WaiterLost {
-                name: this.inner.reader.name().to_owned(),
-            }));
-        }
-        match &mut state.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
-    }
-}
-
-impl Drop for ReadFuture {
-    fn drop(&mut self) {
-        if let Some(pending) = self.pending.take() {
-            let result = {
-                let mut state = pending.lock();
-                state.cancelled = true;
-                state.waker = None;
-                state.result.take()
-            };
-            // Drop a frame the thread already delivered (and its lease) now, outside the lock.
-            drop(result);
-        }
+        r
     }
 }
 
@@ -228,7 +119,7 @@ impl std::fmt::Debug for ReadFuture {
         f.debug_struct("ReadFuture")
             .field("reader", &self.inner.reader.name())
             .field("kind", &self.kind)
-            .field("waiting", &self.pending.is_some())
+            .field("waiting", &self.registration.is_some())
             .field("done", &self.done)
             .finish()
     }

@@ -201,18 +201,32 @@ pub struct DataFrameStreamReader {
     polars_copied_columns: u64,
 }
 
+/// A chunk as a DataFrame, counting the columns Polars copies on import.
+fn convert(copied: &mut u64, frame: &Frame) -> Result<DataFrame> {
+    *copied += frame
+        .schema()
+        .fields()
+        .iter()
+        .filter(|f| import_copy_reason(f.data_type()).is_some())
+        .count() as u64;
+    Ok(record_batches_to_dataframe(
+        frame.schema(),
+        frame.batches(),
+    )?)
+}
+
 impl DataFrameStreamReader {
     fn convert(&mut self, frame: &Frame) -> Result<DataFrame> {
-        self.polars_copied_columns += frame
-            .schema()
-            .fields()
-            .iter()
-            .filter(|f| import_copy_reason(f.data_type()).is_some())
-            .count() as u64;
-        Ok(record_batches_to_dataframe(
-            frame.schema(),
-            frame.batches(),
-        )?)
+        convert(&mut self.polars_copied_columns, frame)
+    }
+
+    /// The chunks as an async [`Stream`](futures_core::Stream) of DataFrames, for any executor: see
+    /// [`StreamReader::chunks_async`] (no thread per reader, never blocks the executor, cancel-safe).
+    pub fn chunks_async(&mut self) -> DataFrameChunksAsync<'_> {
+        DataFrameChunksAsync {
+            chunks: self.inner.chunks_async(),
+            copied: &mut self.polars_copied_columns,
+        }
     }
 
     /// The next chunk as a DataFrame, waiting up to `timeout` (one attempt; `None`: the configured
@@ -275,6 +289,32 @@ impl DataFrameStreamReader {
     /// The Arrow-level reader.
     pub fn as_arrow(&mut self) -> &mut StreamReader {
         &mut self.inner
+    }
+}
+
+/// The async stream of [`DataFrameStreamReader::chunks_async`].
+#[derive(Debug)]
+pub struct DataFrameChunksAsync<'a> {
+    chunks: qadataswap_stream::AsyncChunks<'a>,
+    copied: &'a mut u64,
+}
+
+impl futures_core::Stream for DataFrameChunksAsync<'_> {
+    type Item = Result<DataFrame>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<DataFrame>>> {
+        let this = self.get_mut();
+        std::pin::Pin::new(&mut this.chunks)
+            .poll_next(cx)
+            .map(|item| {
+                item.map(|r| {
+                    r.map_err(crate::Error::from)
+                        .and_then(|c| convert(this.copied, c.frame()))
+                })
+            })
     }
 }
 

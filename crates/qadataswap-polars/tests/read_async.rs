@@ -50,13 +50,71 @@ fn leases(reader: &DataFrameReader) -> u32 {
         .sum()
 }
 
-/// Waiter threads of this process, by name.
+/// The library's threads in this process other than the one reactor (a thread per read, or a
+/// waiter left behind by a dropped read, would show up here).
 fn waiter_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim().starts_with("qadataswap-read"))
+        .filter(|comm| comm.trim().starts_with("qadataswap") && comm.trim() != "qadataswap-reac")
         .count()
+}
+
+fn reactor_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "qadataswap-reac")
+        .count()
+}
+
+#[test]
+fn fifty_pending_reads_on_fifty_segments_start_no_thread_but_the_one_reactor() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    watchdog();
+    let names: Vec<String> = (0..50).map(|_| unique("fifty")).collect();
+    let mut writers: Vec<_> = names
+        .iter()
+        .map(|n| SharedDataFrame::create_writer(n, 1 << 16).unwrap())
+        .collect();
+    let readers: Vec<DataFrameReader> = names
+        .iter()
+        .map(|n| SharedDataFrame::create_reader(n).unwrap())
+        .collect();
+    let rt = runtime();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let publisher = std::thread::spawn(move || {
+        rx.recv().unwrap();
+        for (i, w) in writers.iter_mut().enumerate() {
+            w.write(frame(i as i64)).unwrap();
+        }
+        writers
+    });
+    let frames = rt.block_on(async {
+        let reads: Vec<_> = readers
+            .iter()
+            .map(|r| tokio::spawn(r.read_next_async()))
+            .collect();
+        // Every task runs to its first wait (one pass of the run queue each).
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(reads.iter().all(|t| !t.is_finished()), "nothing published yet");
+        assert_eq!(waiter_threads(), 0, "no thread per pending read");
+        assert_eq!(reactor_threads(), 1, "one reactor for the process");
+        tx.send(()).unwrap();
+        let mut out = Vec::new();
+        for t in reads {
+            out.push(t.await.unwrap().unwrap());
+        }
+        out
+    });
+    for (i, df) in frames.iter().enumerate() {
+        assert!(df.equals_missing(&frame(i as i64)), "reader {i}");
+    }
+    drop(frames);
+    drop(publisher.join().unwrap());
+    assert!(readers.iter().all(|r| leases(r) == 0));
 }
 
 /// Waits (bounded) until `done` holds; false if it never did.

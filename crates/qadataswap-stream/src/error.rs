@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use qadataswap_arrow::config::ConfigError;
 
 /// A reader that held the writer back when its wait ran out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,6 +177,19 @@ pub enum Error {
         waited: Duration,
         /// Attempts made (1 + retries).
         attempts: u32,
+    },
+
+    /// The process's reactor thread (which wakes async reads) could not be started.
+    #[error(
+        "cannot start the reactor thread for an async read of stream '{name}': {source}; the process is out of \
+         threads or memory (it is started once per process)"
+    )]
+    Spawn {
+        /// Stream name.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
     },
 
     /// `write_chunk` after `finish()`.

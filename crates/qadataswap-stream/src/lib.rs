@@ -59,7 +59,8 @@
 
 #![forbid(unsafe_code)]
 
-pub mod config;
+/// `qadataswap.yaml` (it lives in `qadataswap_arrow::config`: snapshot and stream builders share it).
+pub use qadataswap_arrow::config;
 pub mod error;
 
 use std::sync::Arc;
@@ -119,6 +120,7 @@ impl SharedDataStream {
         StreamBuilder {
             name: name.to_owned(),
             config: None,
+            config_file: None,
             size: None,
             slots: None,
             timeout: None,
@@ -142,6 +144,7 @@ impl SharedDataStream {
 pub struct StreamBuilder {
     name: String,
     config: Option<Config>,
+    config_file: Option<std::path::PathBuf>,
     size: Option<usize>,
     slots: Option<usize>,
     timeout: Option<Option<Duration>>,
@@ -183,6 +186,12 @@ impl StreamBuilder {
     /// Use this configuration instead of loading `qadataswap.yaml` and the environment.
     pub fn config(mut self, cfg: Config) -> Self {
         self.config = Some(cfg);
+        self
+    }
+    /// Load the configuration from this file (which must exist) instead of the usual search
+    /// (`$QADATASWAP_CONFIG`, then `./qadataswap.yaml`); the `QADATASWAP_*` variables still apply.
+    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config_file = Some(path.into());
         self
     }
     /// Writer: total data capacity in bytes.
@@ -240,7 +249,7 @@ impl StreamBuilder {
     fn resolve(&self) -> Result<(Config, Option<Duration>, u32)> {
         let cfg = match &self.config {
             Some(c) => c.clone(),
-            None => Config::load()?,
+            None => Config::load_with(self.config_file.as_deref())?,
         };
         let timeout = self.timeout.unwrap_or(Some(cfg.timeout()));
         let retries = self.retry_count.unwrap_or(cfg.retry_count);
@@ -680,6 +689,158 @@ impl StreamReader {
     /// The low-level reader (segment, attachment).
     pub fn core(&self) -> &StreamReaderCore {
         &self.core
+    }
+}
+
+impl StreamReader {
+    /// The chunks as an async [`Stream`](futures_core::Stream), for any executor, until the clean end of the
+    /// stream: the same items as [`StreamReader::iter_chunks`] (an error is yielded once and ends it), each
+    /// waiting as [`StreamReader::next_chunk`]`(None)` does, but never on the executor's thread. A pending item
+    /// registers with the process's one reactor thread (`qadataswap_sync::reactor`), which wakes the task when the
+    /// writer publishes; no thread is started per reader or per item. Dropping the stream (or a pending `next()`)
+    /// withdraws the wait and holds no lease.
+    ///
+    /// Back-pressure is unchanged: the writer waits for this reader while it has not taken a chunk, however long
+    /// the task takes to poll again.
+    pub fn chunks_async(&mut self) -> AsyncChunks<'_> {
+        AsyncChunks {
+            reader: self,
+            started: None,
+            registration: None,
+            failed: false,
+        }
+    }
+
+    /// The next chunk as a future: [`StreamReader::next_chunk`]`(None)` for async code. `Ok(None)` at the end.
+    pub fn next_chunk_async(&mut self) -> NextChunk<'_> {
+        NextChunk {
+            inner: self.chunks_async(),
+        }
+    }
+
+    /// One non-blocking step of an async wait: a chunk, the end, an error, or `Pending` with a registration that
+    /// wakes the task when the writer publishes (or within `reactor::SLICE`, to re-check the timeout).
+    fn poll_async(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        started: &mut Option<Instant>,
+        registration: &mut Option<qadataswap_sync::reactor::Registration>,
+    ) -> std::task::Poll<Result<Option<Chunk>>> {
+        use std::task::Poll as TaskPoll;
+        *registration = None;
+        if self.done {
+            return TaskPoll::Ready(Ok(None));
+        }
+        let start = *started.get_or_insert_with(Instant::now);
+        let shared = Arc::clone(self.core.shared());
+        // Read before looking: a publish after this line moves the word, and the reactor wakes the task at once.
+        let seq = shared.notifier().sequence();
+        match self.try_next_chunk() {
+            Ok(Some(c)) => {
+                *started = None;
+                return TaskPoll::Ready(Ok(Some(c)));
+            }
+            Ok(None) if self.done => return TaskPoll::Ready(Ok(None)),
+            Ok(None) => {}
+            Err(e) => return TaskPoll::Ready(Err(e)),
+        }
+        let attempts = self.retries.saturating_add(1);
+        if let Some(per_attempt) = self.timeout {
+            let waited = start.elapsed();
+            if waited >= per_attempt.saturating_mul(attempts) {
+                self.core.count_timeout();
+                return TaskPoll::Ready(Err(Error::Timeout {
+                    name: self.name.clone(),
+                    what: "waiting for the next chunk (async)",
+                    waited,
+                    attempts,
+                }));
+            }
+        }
+        match qadataswap_sync::reactor::wake_on_change(
+            &shared,
+            qadataswap_arrow::segment::Shared::notifier,
+            seq,
+            cx.waker(),
+        ) {
+            Ok(r) => {
+                *registration = Some(r);
+                TaskPoll::Pending
+            }
+            Err(source) => TaskPoll::Ready(Err(Error::Spawn {
+                name: self.name.clone(),
+                source,
+            })),
+        }
+    }
+}
+
+/// The async stream of a reader's chunks ([`StreamReader::chunks_async`]).
+pub struct AsyncChunks<'a> {
+    reader: &'a mut StreamReader,
+    started: Option<Instant>,
+    registration: Option<qadataswap_sync::reactor::Registration>,
+    failed: bool,
+}
+
+impl std::fmt::Debug for AsyncChunks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncChunks")
+            .field("stream", &self.reader.name)
+            .field("cursor", &self.reader.cursor())
+            .field("waiting", &self.registration.is_some())
+            .finish()
+    }
+}
+
+impl futures_core::Stream for AsyncChunks<'_> {
+    type Item = Result<Chunk>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Chunk>>> {
+        let this = self.get_mut();
+        if this.failed {
+            return std::task::Poll::Ready(None);
+        }
+        match this
+            .reader
+            .poll_async(cx, &mut this.started, &mut this.registration)
+        {
+            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Ready(Ok(c)) => std::task::Poll::Ready(c.map(Ok)),
+            std::task::Poll::Ready(Err(e)) => {
+                this.failed = true;
+                std::task::Poll::Ready(Some(Err(e)))
+            }
+        }
+    }
+}
+
+impl futures_core::FusedStream for AsyncChunks<'_> {
+    fn is_terminated(&self) -> bool {
+        self.failed || self.reader.done
+    }
+}
+
+/// The future of [`StreamReader::next_chunk_async`].
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct NextChunk<'a> {
+    inner: AsyncChunks<'a>,
+}
+
+impl std::future::Future for NextChunk<'_> {
+    type Output = Result<Option<Chunk>>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = &mut self.get_mut().inner;
+        this.reader
+            .poll_async(cx, &mut this.started, &mut this.registration)
     }
 }
 

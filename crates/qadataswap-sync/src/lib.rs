@@ -81,6 +81,8 @@ pub mod owner;
 mod park;
 pub mod primitive;
 pub mod process;
+#[cfg(not(qadataswap_loom))]
+pub mod reactor;
 pub mod seqlock;
 
 pub use lease::{LeaseError, LeaseTable, ReaderEntry, MAX_SLOTS};

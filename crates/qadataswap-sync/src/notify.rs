@@ -144,6 +144,12 @@ impl<'a> Notifier<'a> {
         Notifier { word, waiters }
     }
 
+    /// The two words (the sequence word and the waiter count), for the reactor.
+    #[cfg(not(qadataswap_loom))]
+    pub(crate) fn words(&self) -> (&'a AtomicU32, &'a AtomicU32) {
+        (self.word, self.waiters)
+    }
+
     /// The current value of the sequence word.
     pub fn sequence(&self) -> u32 {
         self.word.load(Ordering::Acquire)

@@ -182,7 +182,8 @@ typedef struct qds_reader_options {
   uint32_t allow_shared_mode; /* non-zero: accept group/other permission bits on the segment */
 } qds_reader_options;
 
-/* Fill with defaults (NULL is ignored). */
+/* Fill with defaults (NULL is ignored): the configuration's (qadataswap.yaml, QADATASWAP_* variables) where it has
+ * the option (num_buffers, lease_timeout_ms = sync.timeout_ms, open_timeout_ms = sync.timeout_ms), else built-in. */
 void qds_writer_options_init(qds_writer_options* out);
 void qds_reader_options_init(qds_reader_options* out);
 
@@ -206,7 +207,9 @@ typedef struct qds_frame_info {
 typedef struct qds_snapshot_writer qds_snapshot_writer;
 
 /* Create the snapshot segment `name` (or take it over from a dead writer) with `size_bytes` of data capacity split
- * across the slots. `opts` may be NULL (defaults). */
+ * across the slots. `size_bytes` 0 and `opts` NULL take the configuration's values (qadataswap.yaml from
+ * $QADATASWAP_CONFIG or the working directory, QADATASWAP_* variables, else the built-in defaults); a broken
+ * configuration file gives QDS_ERR_INVALID_ARGUMENT naming it. */
 qds_status qds_snapshot_writer_create(const char* name, size_t size_bytes, const qds_writer_options* opts,
                                       qds_snapshot_writer** out);
 

@@ -27,6 +27,7 @@ Readers and writers are context managers, and refuse to work in a child process 
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
@@ -110,6 +111,18 @@ def _size_bytes(size_mb: Any, size: Any) -> int:
             f"size_mb must be a number of MiB above 0 (at most 2**63 bytes in all; e.g. 100 or 0.5), not {size_mb!r:.80}"
         )
     return int(size_mb * MB)
+
+
+def _config_path(config: Any) -> str | None:
+    """``config=`` as a path string (None: the usual search); InvalidConfigError for anything else."""
+    if config is None:
+        return None
+    try:
+        return os.fspath(config)
+    except TypeError:
+        raise _errors.InvalidConfigError(
+            f"config must be a path to a qadataswap.yaml file (str or os.PathLike), not {config!r:.80}"
+        ) from None
 
 
 def _check_count(what: str, value: Any, low: int, high: int = 2**32 - 1) -> None:
@@ -506,9 +519,9 @@ class SharedDataFrame:
     @staticmethod
     def create_writer(
         name: str,
-        size_mb: float = 100,
+        size_mb: float | None = None,
         *,
-        num_buffers: int = 3,
+        num_buffers: int | None = None,
         size: int | None = None,
         persistent: bool = False,
         reader_capacity: int | None = None,
@@ -516,16 +529,21 @@ class SharedDataFrame:
         lease_timeout: float | None = None,
         spin: int | None = None,
         permissions: int | None = None,
+        config: str | os.PathLike[str] | None = None,
     ) -> SharedDataFrameWriter:
         """Create the segment ``name`` (or take it over from a dead writer).
 
         ``size_mb`` (or ``size`` in bytes) is the total data capacity, split across ``num_buffers`` slots: the
         largest frame is ``size / num_buffers``. ``persistent=True`` keeps the segment (and its last frame) after
-        the writer closes; remove it with :meth:`SharedDataFrame.unlink`. ``lease_timeout`` (s, default 5): how
-        long a write waits for readers to release a slot. Raises :class:`WriterAliveError` if a live writer owns
-        the name.
+        the writer closes; remove it with :meth:`SharedDataFrame.unlink`. ``lease_timeout`` (s): how long a write
+        waits for readers to release a slot. Raises :class:`WriterAliveError` if a live writer owns the name.
+
+        What is not given comes from the configuration, as for streams: the file ``config`` (a path), else the one
+        named by ``$QADATASWAP_CONFIG``, else ``./qadataswap.yaml`` if present, then the ``QADATASWAP_*``
+        variables; the built-in defaults are 64 MiB, 3 slots, no compression and a lease timeout of 5 s
+        (``sync.timeout_ms``). A broken file raises :class:`InvalidConfigError` naming it.
         """
-        nbytes = _size_bytes(size_mb, size)
+        nbytes = None if size_mb is None and size is None else _size_bytes(size_mb, size)
         _check_count("num_buffers", num_buffers, 1)
         _check_count("reader_capacity", reader_capacity, 1)
         _check_count("schema_capacity", schema_capacity, 1, MAX_SIZE)
@@ -542,6 +560,7 @@ class SharedDataFrame:
                 lease_timeout=lease_timeout,
                 spin=spin,
                 permissions=permissions,
+                config=_config_path(config),
             )
         )
 

@@ -45,8 +45,8 @@ class SnapshotWriter:
     def __init__(
         self,
         name: str,
-        size: int,
-        num_buffers: int = 3,
+        size: int | None = None,
+        num_buffers: int | None = None,
         *,
         persistent: bool = False,
         reader_capacity: int | None = None,
@@ -54,6 +54,7 @@ class SnapshotWriter:
         lease_timeout: float | None = None,
         spin: int | None = None,
         permissions: int | None = None,
+        config: str | None = None,
     ) -> None: ...
     def write(self, data: Any) -> tuple[int, int, int, int]: ...
     def close(self) -> None: ...
@@ -112,7 +113,7 @@ class StreamWriter:
     def __init__(
         self,
         name: str,
-        size: int,
+        size: int | None = None,
         num_buffers: int | None = None,
         *,
         timeout: float | None = None,
@@ -122,6 +123,7 @@ class StreamWriter:
         spin: int | None = None,
         min_readers: int | None = None,
         linger: float | None = None,
+        config: str | None = None,
     ) -> None: ...
     def write_chunk(self, data: Any) -> tuple[int, int, int, int]: ...
     def wait_for_readers(self, n: int, timeout: float) -> int: ...
@@ -165,3 +167,5 @@ class StreamReader:
     def close(self) -> None: ...
     @property
     def closed(self) -> bool: ...
+
+def cli_main(argv: list[str], self_command: list[str]) -> int: ...

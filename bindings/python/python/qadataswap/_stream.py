@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
@@ -208,7 +209,7 @@ class SharedDataStream:
     @staticmethod
     def create_writer(
         name: str,
-        size_mb: float = 100,
+        size_mb: float | None = None,
         *,
         num_buffers: int | None = None,
         size: int | None = None,
@@ -219,19 +220,22 @@ class SharedDataStream:
         spin: int | None = None,
         min_readers: int = 1,
         linger: float | None = None,
+        config: str | os.PathLike[str] | None = None,
     ) -> SharedDataStreamWriter:
-        """Create the stream ``name``. ``size_mb`` is the total data capacity split across ``num_buffers`` slots
-        (default from the configuration: 3); ``timeout``/``retry_count``: how long a write waits for slow readers
-        per attempt, and how many more attempts (default from the configuration: 5 s, 3 retries).
+        """Create the stream ``name``. ``size_mb`` (or ``size`` in bytes) is the total data capacity split across
+        ``num_buffers`` slots; ``timeout``/``retry_count``: how long a write waits for slow readers per attempt, and
+        how many more attempts. What is not given comes from the configuration (the file ``config``, else
+        ``$QADATASWAP_CONFIG``, else ``./qadataswap.yaml``, then ``QADATASWAP_*`` variables; built-in defaults
+        64 MiB, 3 slots, 5 s, 3 retries).
 
         Nothing is lost by default: the first ``write_chunk`` waits (up to the timeout, all attempts) until
         ``min_readers`` readers are attached, and raises :class:`NoReadersError` if none come; ``min_readers=0``
         broadcasts to whoever is attached (a reader that attaches after chunks were dropped gets
         :class:`ChunksMissedError` naming them). ``finish()`` (and leaving a ``with`` block) keeps the name until every
         attached reader has read the end, or ``linger`` seconds (default: the timeout) have passed."""
-        from . import _check_count, _check_seconds, _size_bytes
+        from . import _check_count, _check_seconds, _config_path, _size_bytes
 
-        nbytes = _size_bytes(size_mb, size)
+        nbytes = None if size_mb is None and size is None else _size_bytes(size_mb, size)
         _check_count("num_buffers", num_buffers, 1)
         _check_count("retry_count", retry_count, 0)
         _check_count("reader_capacity", reader_capacity, 1)
@@ -251,6 +255,7 @@ class SharedDataStream:
                 spin=spin,
                 min_readers=min_readers,
                 linger=linger,
+                config=_config_path(config),
             )
         )
 

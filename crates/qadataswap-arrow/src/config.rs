@@ -12,10 +12,14 @@
 //!   algorithm: lz4       # lz4 | zstd
 //! ```
 //!
+//! Every writer and reader builder of every layer and binding (snapshot and stream; Rust, Python, C/C++) starts
+//! from [`Config::load`] unless it is given a [`Config`] or all its options explicitly.
+//!
 //! Where it comes from, lowest precedence first:
 //! 1. built-in defaults (the values above);
-//! 2. the file named by the environment variable `QADATASWAP_CONFIG` (which must then exist), or else
-//!    `qadataswap.yaml` in the working directory if there is one; every key is optional;
+//! 2. one file, the first of: a path given explicitly (a builder's `config_file`, Python's `config=`), the file
+//!    named by the environment variable `QADATASWAP_CONFIG` (both must then exist), or `qadataswap.yaml` in the
+//!    working directory if there is one; every key is optional;
 //! 3. one environment variable per key: `QADATASWAP_MEMORY_SIZE_MB`, `QADATASWAP_MEMORY_NUM_BUFFERS`,
 //!    `QADATASWAP_SYNC_TIMEOUT_MS`, `QADATASWAP_SYNC_RETRY_COUNT`, `QADATASWAP_COMPRESSION_ENABLED`,
 //!    `QADATASWAP_COMPRESSION_ALGORITHM`;
@@ -29,13 +33,15 @@
 //! times, and then fails with a timeout error that gives the total wait and the number of attempts. The longest
 //! wait is therefore `timeout_ms x (retry_count + 1)`. A dead writer, a dead reader or the clean end of a stream
 //! ends the wait at once, whatever the count. An explicit timeout argument is one attempt and is not retried.
-//! Snapshot readers and writers (which have no retry loop) get the whole `timeout_ms x (retry_count + 1)` as their
-//! timeout from [`Config::reader_options`] / [`Config::writer_options`].
+//! A snapshot writer waiting for leased slots makes one attempt: its lease timeout is `timeout_ms`
+//! ([`Config::writer_options`]). A snapshot reader opening a name that does not exist yet waits `timeout_ms`;
+//! [`Config::reader_options`] gives the whole `timeout_ms x (retry_count + 1)` as a default read timeout for those
+//! who ask for one (a snapshot reader's own default is to wait until a frame comes or the writer goes).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use qadataswap_arrow::{Compression, ReaderOptions, WriterOptions};
+use crate::options::{Compression, ReaderOptions, WriterOptions};
 use serde_yaml_ng::Value;
 
 /// Name of the file looked for in the working directory.
@@ -59,7 +65,8 @@ const KEYS: &[(&str, &str)] = &[
 pub enum ConfigError {
     /// The file could not be read.
     #[error(
-        "cannot read the configuration file {path}: {source}; fix the path (or unset {ENV_CONFIG})"
+        "cannot read the configuration file {path}: {source}; fix the path (given to the builder, or in \
+         {ENV_CONFIG}), or leave it out to use ./qadataswap.yaml or the defaults"
     )]
     Read {
         /// The file.
@@ -151,8 +158,23 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file or variable and the key.
     pub fn load() -> Result<Config, ConfigError> {
+        Self::load_with(None)
+    }
+
+    /// [`Config::load`] with an explicit file, which then wins over `$QADATASWAP_CONFIG` and the working
+    /// directory (and must exist); `None` is [`Config::load`].
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_with(file: Option<&Path>) -> Result<Config, ConfigError> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        Self::load_from(&cwd, |k| std::env::var(k).ok())
+        let explicit = file.map(|f| f.as_os_str().to_string_lossy().into_owned());
+        Self::load_from(&cwd, |k| {
+            if k == ENV_CONFIG && explicit.is_some() {
+                return explicit.clone();
+            }
+            std::env::var(k).ok()
+        })
     }
 
     /// [`Config::load`] with the working directory and the environment given explicitly (for tests and embedders).
@@ -369,14 +391,14 @@ impl Config {
         usize::try_from(self.size_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
     }
 
-    /// Writer options for snapshot writers (`SnapshotWriter::builder(name).options(cfg.writer_options())`): size,
-    /// slots, compression, and a lease timeout of `timeout_ms x (retry_count + 1)`. Stream writers use the same
-    /// options but wait `timeout_ms` per attempt.
+    /// Writer options (what `SnapshotWriter::builder(name)` starts from): size, slots, compression, and a lease
+    /// timeout of `timeout_ms` (one attempt: a snapshot write has no retry loop). Stream writers use the same
+    /// options and wait for slow readers `timeout_ms` per attempt, `retry_count` more times.
     pub fn writer_options(&self) -> WriterOptions {
         WriterOptions {
             size: self.size_bytes(),
             num_buffers: self.num_buffers,
-            lease_timeout: self.total_timeout(),
+            lease_timeout: self.timeout(),
             compression: self.compression(),
             ..WriterOptions::default()
         }
@@ -556,5 +578,6 @@ mod tests {
         let c = Config::from_yaml("sync:\n  timeout_ms: 100\n  retry_count: 2\n", "q").unwrap();
         assert_eq!(c.total_timeout(), Duration::from_millis(300));
         assert_eq!(c.reader_options().timeout, Some(Duration::from_millis(300)));
+        assert_eq!(c.writer_options().lease_timeout, Duration::from_millis(100), "one attempt");
     }
 }

@@ -1,0 +1,20 @@
+"""The ``qadataswap`` command-line tool from Python: ``python -m qadataswap ls`` or the ``qadataswap`` console script
+(the same tool as ``cargo install --path crates/qadataswap-cli``, built into the native module)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from ._native import cli_main
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the tool with ``argv`` (default: this process's arguments) and return its exit code."""
+    # The tool runs in native code with the GIL released: let Ctrl-C end it the way it ends the binary.
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    args = ["qadataswap", *(sys.argv[1:] if argv is None else argv)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return int(cli_main(args, [sys.executable, "-m", "qadataswap"]))
