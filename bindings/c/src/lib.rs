@@ -53,6 +53,8 @@
 //! A writer handle serialises its callers (one frame at a time); a snapshot reader handle may be used by many threads
 //! at once, a stream reader handle serialises its callers (use one per consuming thread). Neither works in a child after `fork()` ([`QdsStatus::Forked`]). Exported streams and arrays may be moved
 //! to and released on any thread.
+// The public structs here are handles behind an FFI boundary (C pointers, Python classes), not Rust API.
+#![allow(missing_debug_implementations)]
 
 mod error;
 mod export;

@@ -143,9 +143,7 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::CorruptHeader { name, .. } | Error::CorruptFrame { name, .. } => {
             raise(py, "CorruptSegmentError", msg, &[name_attr(name)])
         }
-        Error::InvalidConfig { .. } | Error::Config(_) => {
-            raise(py, "InvalidConfigError", msg, &[])
-        }
+        Error::InvalidConfig { .. } | Error::Config(_) => raise(py, "InvalidConfigError", msg, &[]),
         Error::InvalidFrame { .. } => raise(py, "InvalidFrameError", msg, &[]),
         Error::Arrow(_) => raise(py, "ArrowError", msg, &[]),
         _ => raise(py, "Error", msg, &[]),

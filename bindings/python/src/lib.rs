@@ -14,6 +14,8 @@
 //!
 //! Blocking calls release the GIL and wait in slices of at most 50 ms, checking for signals in between, so Ctrl-C
 //! interrupts them promptly.
+// The public structs here are handles behind an FFI boundary (C pointers, Python classes), not Rust API.
+#![allow(missing_debug_implementations)]
 
 mod boundary;
 mod capsule;
@@ -29,7 +31,11 @@ use pyo3::prelude::*;
 /// `argv` (program name first) and returns its exit code. `self_command` is how to start the tool again (its
 /// `bench` starts a peer). The GIL is released while it runs; the tool catches its own panics.
 #[pyfunction]
-fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>, self_command: Vec<std::ffi::OsString>) -> u8 {
+fn cli_main(
+    py: Python<'_>,
+    argv: Vec<std::ffi::OsString>,
+    self_command: Vec<std::ffi::OsString>,
+) -> u8 {
     py.detach(|| qadataswap_cli::main_with(argv, Some(self_command)))
 }
 

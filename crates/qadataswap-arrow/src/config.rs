@@ -578,6 +578,10 @@ mod tests {
         let c = Config::from_yaml("sync:\n  timeout_ms: 100\n  retry_count: 2\n", "q").unwrap();
         assert_eq!(c.total_timeout(), Duration::from_millis(300));
         assert_eq!(c.reader_options().timeout, Some(Duration::from_millis(300)));
-        assert_eq!(c.writer_options().lease_timeout, Duration::from_millis(100), "one attempt");
+        assert_eq!(
+            c.writer_options().lease_timeout,
+            Duration::from_millis(100),
+            "one attempt"
+        );
     }
 }

@@ -74,6 +74,15 @@ pub struct DecodeCache {
     evict: usize,
 }
 
+impl std::fmt::Debug for DecodeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodeCache")
+            .field("schema_cached", &self.schema.is_some())
+            .field("verified_buffers", &self.verified.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl DecodeCache {
     /// A kept verified copy equal to `bytes`, or a verified private copy of `bytes` (then kept).
     fn verified_copy(&mut self, bytes: &[u8]) -> Result<Buffer, DecodeError> {

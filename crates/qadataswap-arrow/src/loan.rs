@@ -81,6 +81,15 @@ pub struct Loan<'w> {
     done: bool,
 }
 
+impl std::fmt::Debug for Loan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loan")
+            .field("segment", &self.writer.name())
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Bytes per value of a loanable type; 0 for booleans (bit-packed). `None`: not loanable.
 fn value_width(dt: &DataType) -> Option<usize> {
     if matches!(dt, DataType::Dictionary(_, _)) {

@@ -395,6 +395,15 @@ pub struct LeasedFrame {
     desc: SlotDesc,
 }
 
+impl std::fmt::Debug for LeasedFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeasedFrame")
+            .field("slot", &self.slot)
+            .field("bytes", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl LeasedFrame {
     /// Decode into a [`Frame`] (zero-copy for uncompressed, aligned frames).
     ///
@@ -558,6 +567,16 @@ pub struct SnapshotReader {
     last_seq: AtomicU64,
     cache: Mutex<SchemaCache>,
     stats: StatsCounters,
+}
+
+impl std::fmt::Debug for SnapshotReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotReader")
+            .field("name", &self.name())
+            .field("last_seq", &self.last_seq())
+            .field("options", &self.opts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SnapshotReader {

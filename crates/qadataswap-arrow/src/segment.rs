@@ -253,6 +253,15 @@ pub struct Shared {
     pub(crate) geo: Geometry,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("name", &self.name)
+            .field("geometry", &self.geo)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Shared {
     /// The segment's name.
     pub fn name(&self) -> &str {

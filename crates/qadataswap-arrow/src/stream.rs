@@ -107,6 +107,16 @@ pub struct StreamWriterCore {
     finished: bool,
 }
 
+impl std::fmt::Debug for StreamWriterCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamWriterCore")
+            .field("name", &self.raw.shared.name)
+            .field("next_chunk", &self.next)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
 impl StreamWriterCore {
     /// Create the stream segment `name` (or take over one whose writer died: numbering continues after the last
     /// published chunk, and readers that are attached carry on).
@@ -527,6 +537,15 @@ pub struct StreamReaderCore {
     last_liveness: Instant,
 }
 
+impl std::fmt::Debug for StreamReaderCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamReaderCore")
+            .field("name", &self.att.shared().name)
+            .field("cursor", &self.cursor)
+            .finish_non_exhaustive()
+    }
+}
+
 impl StreamReaderCore {
     /// Attach to the stream segment `name` and choose the first chunk per `start`.
     ///
@@ -813,6 +832,15 @@ pub struct StreamFollower {
     spin: u32,
     stats: StatsCounters,
     last_liveness: Instant,
+}
+
+impl std::fmt::Debug for StreamFollower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamFollower")
+            .field("name", &self.att.shared().name)
+            .field("cursor", &self.cursor)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StreamFollower {

@@ -49,6 +49,15 @@ pub struct RawWriter {
     closed: bool,
 }
 
+impl std::fmt::Debug for RawWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawWriter")
+            .field("name", &self.shared.name)
+            .field("options", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RawWriter {
     /// Create the segment `name` (or take over one whose writer is dead) in `mode`.
     ///
@@ -625,6 +634,15 @@ pub(crate) fn pick_snapshot_slot(s: &Shared) -> Option<usize> {
 pub struct SnapshotWriter {
     pub(crate) raw: RawWriter,
     pub(crate) next_seq: u64,
+}
+
+impl std::fmt::Debug for SnapshotWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotWriter")
+            .field("name", &self.name())
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SnapshotWriter {

@@ -46,7 +46,11 @@ fn an_explicit_file_gives_the_writer_its_size_slots_and_lease_timeout() {
         .config_file(d.join("qadataswap.yaml"))
         .resolve()
         .unwrap();
-    assert_eq!(opts.lease_timeout, Duration::from_millis(1234), "sync.timeout_ms: one attempt");
+    assert_eq!(
+        opts.lease_timeout,
+        Duration::from_millis(1234),
+        "sync.timeout_ms: one attempt"
+    );
 }
 
 #[test]
@@ -73,12 +77,18 @@ fn a_broken_file_is_an_error_naming_the_file_and_the_key_and_nothing_is_created(
         .unwrap_err();
     assert!(matches!(e, Error::Config(_)), "{e:?}");
     let msg = e.to_string();
-    assert!(msg.contains(&d.join("qadataswap.yaml").display().to_string()), "{msg}");
+    assert!(
+        msg.contains(&d.join("qadataswap.yaml").display().to_string()),
+        "{msg}"
+    );
     assert!(msg.contains("memory.num_bufers"), "{msg}");
     assert!(!std::path::Path::new("/dev/shm").join(&name).exists());
 
     let missing = d.join("nope.yaml");
-    let e = SnapshotWriter::builder(&name).config_file(&missing).create().unwrap_err();
+    let e = SnapshotWriter::builder(&name)
+        .config_file(&missing)
+        .create()
+        .unwrap_err();
     assert!(e.to_string().contains("nope.yaml"), "{e}");
 }
 
@@ -95,7 +105,11 @@ fn child_role(role: &str) {
             let t0 = std::time::Instant::now();
             let e = SnapshotReader::open(&name).unwrap_err();
             // The file says 200 ms: the reader gives up well before the built-in 5 s.
-            println!("OPEN {} {}", matches!(e, Error::NotCreated { .. }), t0.elapsed() < Duration::from_secs(4));
+            println!(
+                "OPEN {} {}",
+                matches!(e, Error::NotCreated { .. }),
+                t0.elapsed() < Duration::from_secs(4)
+            );
         }
         _ => unreachable!(),
     }
@@ -118,14 +132,19 @@ fn run_child(test: &str, role: &str, cwd: &std::path::Path, env: &[(&str, &str)]
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .find(|l| l.starts_with("SLOTS ") || l.starts_with("ERROR ") || l.starts_with("OPEN "))
+        // The test harness prints "test <name> ... " on the same line, before the answer.
+        .find_map(|l| {
+            ["SLOTS ", "ERROR ", "OPEN "]
+                .iter()
+                .find_map(|m| l.find(m).map(|at| l[at..].trim().to_owned()))
+        })
         .unwrap_or_else(|| panic!("child printed no answer"))
-        .to_owned()
 }
 
 #[test]
 fn the_file_is_found_in_the_working_directory_then_by_the_environment_variable_first() {
-    const TEST: &str = "the_file_is_found_in_the_working_directory_then_by_the_environment_variable_first";
+    const TEST: &str =
+        "the_file_is_found_in_the_working_directory_then_by_the_environment_variable_first";
     if let Ok(role) = std::env::var(ROLE) {
         return child_role(&role);
     }
@@ -134,19 +153,32 @@ fn the_file_is_found_in_the_working_directory_then_by_the_environment_variable_f
     let other = dir_with("env", "memory:\n  num_buffers: 7\n");
     let named = other.join("qadataswap.yaml");
     assert_eq!(
-        run_child(TEST, "write", &cwd, &[("QADATASWAP_CONFIG", named.to_str().unwrap())]),
+        run_child(
+            TEST,
+            "write",
+            &cwd,
+            &[("QADATASWAP_CONFIG", named.to_str().unwrap())]
+        ),
         "SLOTS 7",
         "QADATASWAP_CONFIG wins over ./qadataswap.yaml"
     );
     assert_eq!(
-        run_child(TEST, "write", &cwd, &[("QADATASWAP_MEMORY_NUM_BUFFERS", "4")]),
+        run_child(
+            TEST,
+            "write",
+            &cwd,
+            &[("QADATASWAP_MEMORY_NUM_BUFFERS", "4")]
+        ),
         "SLOTS 4",
         "a variable wins over the file"
     );
     let broken = dir_with("stray", "sync: [1, 2]\n");
     let answer = run_child(TEST, "write", &broken, &[]);
     assert!(answer.starts_with("ERROR "), "{answer}");
-    assert!(answer.contains("qadataswap.yaml") && answer.contains("sync"), "a stray file names itself: {answer}");
+    assert!(
+        answer.contains("qadataswap.yaml") && answer.contains("sync"),
+        "a stray file names itself: {answer}"
+    );
     let quick = dir_with("open", "sync:\n  timeout_ms: 200\n");
     assert_eq!(run_child(TEST, "open", &quick, &[]), "OPEN true true");
 }

@@ -4,7 +4,7 @@
 //! cross-process handoff), on the same data (`golden::numeric_batch`), in a couple of seconds.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

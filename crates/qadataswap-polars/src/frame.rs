@@ -235,6 +235,14 @@ pub struct DataFrameWriter {
     inner: SnapshotWriter,
 }
 
+impl std::fmt::Debug for DataFrameWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataFrameWriter")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
 impl DataFrameWriter {
     /// Publish `frame` as the newest snapshot: its columns are exported in Polars' own Arrow
     /// layout without a copy, one record batch per chunk (not rechunked), and encoded into one
@@ -324,6 +332,15 @@ pub struct ReaderStats {
 /// them is dropped. Hold frames briefly: the writer cannot reuse a leased slot.
 pub struct DataFrameReader {
     inner: Arc<ReaderInner>,
+}
+
+impl std::fmt::Debug for DataFrameReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataFrameReader")
+            .field("reader", &self.inner.reader)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DataFrameReader {

@@ -103,6 +103,6 @@ pub use polars_core;
 pub use qadataswap_arrow::{Validation, WriteInfo};
 #[cfg(feature = "polars")]
 pub use stream::{
-    DataFrameChunks, DataFrameChunksAsync, DataFrameStreamReader, DataFrameStreamWriter, SharedDataStream,
-    SharedDataStreamBuilder,
+    DataFrameChunks, DataFrameChunksAsync, DataFrameStreamReader, DataFrameStreamWriter,
+    SharedDataStream, SharedDataStreamBuilder,
 };

@@ -150,6 +150,14 @@ pub struct DataFrameStreamWriter {
     inner: StreamWriter,
 }
 
+impl std::fmt::Debug for DataFrameStreamWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataFrameStreamWriter")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
 impl DataFrameStreamWriter {
     /// Write `frame` as the next chunk (its Polars chunks become the chunk's record batches, not
     /// rechunked), waiting while the slowest reader is a whole ring behind.
@@ -199,6 +207,15 @@ impl DataFrameStreamWriter {
 pub struct DataFrameStreamReader {
     inner: StreamReader,
     polars_copied_columns: u64,
+}
+
+impl std::fmt::Debug for DataFrameStreamReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataFrameStreamReader")
+            .field("inner", &self.inner)
+            .field("polars_copied_columns", &self.polars_copied_columns)
+            .finish()
+    }
 }
 
 /// A chunk as a DataFrame, counting the columns Polars copies on import.
@@ -322,6 +339,15 @@ impl futures_core::Stream for DataFrameChunksAsync<'_> {
 pub struct DataFrameChunks<'a> {
     reader: &'a mut DataFrameStreamReader,
     failed: bool,
+}
+
+impl std::fmt::Debug for DataFrameChunks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataFrameChunks")
+            .field("stream", &self.reader.name())
+            .field("failed", &self.failed)
+            .finish()
+    }
 }
 
 impl Iterator for DataFrameChunks<'_> {

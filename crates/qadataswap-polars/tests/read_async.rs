@@ -99,8 +99,13 @@ fn fifty_pending_reads_on_fifty_segments_start_no_thread_but_the_one_reactor() {
         for _ in 0..3 {
             tokio::task::yield_now().await;
         }
-        assert!(reads.iter().all(|t| !t.is_finished()), "nothing published yet");
+        assert!(
+            reads.iter().all(|t| !t.is_finished()),
+            "nothing published yet"
+        );
         assert_eq!(waiter_threads(), 0, "no thread per pending read");
+        // The reactor names itself once it runs: wait (bounded) for that, then there must be exactly one.
+        assert!(eventually(|| reactor_threads() >= 1));
         assert_eq!(reactor_threads(), 1, "one reactor for the process");
         tx.send(()).unwrap();
         let mut out = Vec::new();

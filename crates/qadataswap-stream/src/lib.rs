@@ -335,6 +335,15 @@ pub struct StreamWriter {
     audience_checked: bool,
 }
 
+impl std::fmt::Debug for StreamWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamWriter")
+            .field("name", &self.name)
+            .field("next_seq", &self.next_seq())
+            .finish_non_exhaustive()
+    }
+}
+
 impl StreamWriter {
     /// Write one record batch as the next chunk, waiting (per the configured timeout and retries) while the slowest
     /// reader is a whole ring behind.
@@ -548,6 +557,16 @@ pub struct StreamReader {
     done: bool,
     /// Chunks gone before this reader attached (`first`, `last`), reported once by the first read.
     missed: Option<(u64, u64)>,
+}
+
+impl std::fmt::Debug for StreamReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamReader")
+            .field("name", &self.name)
+            .field("cursor", &self.cursor())
+            .field("delivered", &self.delivered)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StreamReader {
@@ -848,6 +867,15 @@ impl std::future::Future for NextChunk<'_> {
 pub struct Chunks<'a> {
     reader: &'a mut StreamReader,
     failed: bool,
+}
+
+impl std::fmt::Debug for Chunks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunks")
+            .field("stream", &self.reader.name)
+            .field("failed", &self.failed)
+            .finish()
+    }
 }
 
 impl Iterator for Chunks<'_> {

@@ -53,16 +53,26 @@ fn builder(name: &str) -> StreamBuilder {
 
 fn unique(tag: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!("qads-sta-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "qads-sta-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn chunk(seq: u64) -> RecordBatch {
-    let a: ArrayRef = Arc::new(Int64Array::from_iter_values((0..4).map(|i| seq as i64 * 10 + i)));
+    let a: ArrayRef = Arc::new(Int64Array::from_iter_values(
+        (0..4).map(|i| seq as i64 * 10 + i),
+    ));
     RecordBatch::try_from_iter([("a", a)]).unwrap()
 }
 
 fn value(b: &RecordBatch) -> i64 {
-    b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0)
+    b.column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0)
 }
 
 fn reactor_threads() -> usize {
@@ -75,13 +85,19 @@ fn reactor_threads() -> usize {
 
 fn leases(r: &qadataswap_stream::StreamReader) -> u32 {
     let att = r.core().attachment();
-    (0..att.shared().geometry().slot_count).map(|s| att.entry().lease_count(s)).sum()
+    (0..att.shared().geometry().slot_count)
+        .map(|s| att.entry().lease_count(s))
+        .sum()
 }
 
 #[test]
 fn an_async_reader_gets_every_chunk_in_order_while_a_writer_thread_is_held_back_by_it() {
     let name = unique("order");
-    let mut w = builder(&name).size(1 << 16).slots(3).create_writer().unwrap();
+    let mut w = builder(&name)
+        .size(1 << 16)
+        .slots(3)
+        .create_writer()
+        .unwrap();
     let mut r = builder(&name).create_reader().unwrap();
     let writer = std::thread::spawn(move || {
         for seq in 1..=500 {
@@ -103,14 +119,23 @@ fn an_async_reader_gets_every_chunk_in_order_while_a_writer_thread_is_held_back_
     assert_eq!(got, (1..=500).map(|s| s * 10).collect::<Vec<_>>());
     assert!(r.is_finished());
     assert!(polls >= 1);
-    assert!(reactor_threads() <= 1, "one reactor thread per process, whatever the number of readers");
+    assert!(
+        reactor_threads() <= 1,
+        "one reactor thread per process, whatever the number of readers"
+    );
 }
 
 #[test]
 fn many_pending_async_reads_share_one_reactor_thread_and_all_complete() {
     let names: Vec<String> = (0..40).map(|_| unique("many")).collect();
-    let mut writers: Vec<_> = names.iter().map(|n| builder(n).size(1 << 16).create_writer().unwrap()).collect();
-    let mut readers: Vec<_> = names.iter().map(|n| builder(n).create_reader().unwrap()).collect();
+    let mut writers: Vec<_> = names
+        .iter()
+        .map(|n| builder(n).size(1 << 16).create_writer().unwrap())
+        .collect();
+    let mut readers: Vec<_> = names
+        .iter()
+        .map(|n| builder(n).create_reader().unwrap())
+        .collect();
     // All 40 reads pending at once in one task (a join by hand), then every writer publishes.
     let publish = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50)); // lets the reads register first (either order is correct)
@@ -120,7 +145,10 @@ fn many_pending_async_reads_share_one_reactor_thread_and_all_complete() {
         writers
     });
     let (values, _) = block_on(async {
-        let mut futs: Vec<_> = readers.iter_mut().map(|r| Box::pin(r.next_chunk_async())).collect();
+        let mut futs: Vec<_> = readers
+            .iter_mut()
+            .map(|r| Box::pin(r.next_chunk_async()))
+            .collect();
         let mut out = vec![None; futs.len()];
         std::future::poll_fn(|cx| {
             for (i, f) in futs.iter_mut().enumerate() {
@@ -149,7 +177,11 @@ fn many_pending_async_reads_share_one_reactor_thread_and_all_complete() {
         .map(|c| c.trim().to_owned())
         .filter(|c| c.starts_with("qadataswap"))
         .collect();
-    assert_eq!(ours, ["qadataswap-reac"], "one reactor thread, no thread per pending read");
+    assert_eq!(
+        ours,
+        ["qadataswap-reac"],
+        "one reactor thread, no thread per pending read"
+    );
 }
 
 #[test]
@@ -160,7 +192,10 @@ fn a_dropped_pending_read_holds_nothing_and_the_next_read_gets_the_chunk() {
     {
         let mut f = Box::pin(r.next_chunk_async());
         let waker = Waker::noop();
-        assert!(f.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
+        assert!(f
+            .as_mut()
+            .poll(&mut Context::from_waker(waker))
+            .is_pending());
     } // dropped while registered
     w.write_chunk(&chunk(1)).unwrap();
     assert_eq!(leases(&r), 0);
@@ -172,7 +207,10 @@ fn a_dropped_pending_read_holds_nothing_and_the_next_read_gets_the_chunk() {
 fn the_async_stream_reports_a_timeout_and_a_closed_writer_as_errors_and_then_ends() {
     let name = unique("timeout");
     let w = builder(&name).size(1 << 16).create_writer().unwrap();
-    let mut r = builder(&name).timeout(Some(Duration::from_millis(150))).create_reader().unwrap();
+    let mut r = builder(&name)
+        .timeout(Some(Duration::from_millis(150)))
+        .create_reader()
+        .unwrap();
     let (e, _) = block_on(r.next_chunk_async());
     assert!(matches!(e, Err(Error::Timeout { .. })), "{e:?}");
 
@@ -188,6 +226,10 @@ fn the_async_stream_reports_a_timeout_and_a_closed_writer_as_errors_and_then_end
         (first, after)
     });
     closer.join().unwrap();
-    assert!(matches!(items.0, Some(Err(Error::WriterClosed { .. }))), "{:?}", items.0);
+    assert!(
+        matches!(items.0, Some(Err(Error::WriterClosed { .. }))),
+        "{:?}",
+        items.0
+    );
     assert!(items.1.is_none(), "an error ends the stream");
 }

@@ -128,12 +128,22 @@ impl Reactor {
                 ClockId::Monotonic,
             );
             match outcome {
-                Ok(_) | Err(rustix::io::Errno::AGAIN | rustix::io::Errno::TIMEDOUT | rustix::io::Errno::INTR) => {}
+                Ok(_)
+                | Err(
+                    rustix::io::Errno::AGAIN
+                    | rustix::io::Errno::TIMEDOUT
+                    | rustix::io::Errno::INTR,
+                ) => {}
                 Err(_) => {
                     // A kernel without futex_waitv (before 5.16), or a refused call: fall back to waking every task
                     // each slice (they re-check, so this is only later, never wrong). Sleep on the control word,
                     // which registrations still bump.
-                    let _ = futex::wait(&self.control, futex::Flags::PRIVATE, control, Some(&ts(SLICE)));
+                    let _ = futex::wait(
+                        &self.control,
+                        futex::Flags::PRIVATE,
+                        control,
+                        Some(&ts(SLICE)),
+                    );
                     slice_end = Some(now());
                 }
             }
@@ -186,27 +196,46 @@ fn reached(now: Timespec, end: Timespec) -> bool {
     (now.tv_sec, now.tv_nsec) >= (end.tv_sec, end.tv_nsec)
 }
 
+/// This process's reactor, if it has one (a forked child's parent's does not count).
+fn current(pid: u32) -> Option<&'static Reactor> {
+    static_current().filter(|r| r.pid == pid)
+}
+
+static CURRENT: AtomicPtr<Reactor> = AtomicPtr::new(std::ptr::null_mut());
+
+fn static_current() -> Option<&'static Reactor> {
+    let p = CURRENT.load(Ordering::Acquire);
+    // SAFETY: a non-null CURRENT was made from `Box::leak` in `reactor` and is never freed.
+    unsafe { p.as_ref() }
+}
+
 /// This process's reactor, started on first use (and again in a forked child, whose parent's thread is gone).
 fn reactor() -> Result<&'static Reactor, std::io::Error> {
-    static CURRENT: AtomicPtr<Reactor> = AtomicPtr::new(std::ptr::null_mut());
     static START: Mutex<()> = Mutex::new(());
     let pid = std::process::id();
-    let current = CURRENT.load(Ordering::Acquire);
-    // SAFETY: a non-null CURRENT was made from `Box::leak` below and is never freed.
-    if let Some(r) = unsafe { current.as_ref() } {
-        if r.pid == pid {
-            return Ok(r);
-        }
+    if let Some(r) = current(pid) {
+        return Ok(r);
     }
-    // A fork can leave START locked by a thread that does not exist in the child; a poisoned or held lock only
-    // costs a second reactor in a race, never correctness, so a failed `try_lock` just proceeds.
-    let _guard = START.try_lock();
-    let current = CURRENT.load(Ordering::Acquire);
-    // SAFETY: as above.
-    if let Some(r) = unsafe { current.as_ref() } {
-        if r.pid == pid {
-            return Ok(r);
+    // One starter at a time. A fork can leave START held by a thread that does not exist in the child: after a
+    // second of finding it held (and no reactor appearing), go on without it.
+    let since = std::time::Instant::now();
+    let _guard = loop {
+        match START.try_lock() {
+            Ok(g) => break Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                if let Some(r) = current(pid) {
+                    return Ok(r);
+                }
+                if since.elapsed() > Duration::from_secs(1) {
+                    break None;
+                }
+                std::thread::yield_now();
+            }
         }
+    };
+    if let Some(r) = current(pid) {
+        return Ok(r);
     }
     // Leaked on purpose: the thread runs for the life of the process, and a parent's reactor inherited by a fork
     // may hold a lock that nobody will release, so it is never touched again.
@@ -219,7 +248,7 @@ fn reactor() -> Result<&'static Reactor, std::io::Error> {
     std::thread::Builder::new()
         .name("qadataswap-reactor".into())
         .spawn(move || r.run())?;
-    CURRENT.store((r as *const Reactor).cast_mut(), Ordering::Release);
+    CURRENT.store(std::ptr::from_ref(r).cast_mut(), Ordering::Release);
     Ok(r)
 }
 
@@ -232,7 +261,9 @@ pub struct Registration {
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registration").field("id", &self.id).finish()
+        f.debug_struct("Registration")
+            .field("id", &self.id)
+            .finish()
     }
 }
 
@@ -329,12 +360,20 @@ mod tests {
         });
         let (f, waker) = flag();
         let reg = wake_on_change(&w, notifier, 7, &waker).unwrap();
-        assert_eq!(w.waiters.load(Ordering::Acquire), 1, "counted as parked, so notify makes the system call");
+        assert_eq!(
+            w.waiters.load(Ordering::Acquire),
+            1,
+            "counted as parked, so notify makes the system call"
+        );
         notifier(&w).notify();
         wait_for(&f);
         assert_eq!(w.waiters.load(Ordering::Acquire), 0);
         drop(reg);
-        assert_eq!(w.waiters.load(Ordering::Acquire), 0, "a fired registration is not counted twice");
+        assert_eq!(
+            w.waiters.load(Ordering::Acquire),
+            0,
+            "a fired registration is not counted twice"
+        );
     }
 
     #[test]
@@ -379,7 +418,11 @@ mod tests {
         let (f, waker) = flag();
         let _reg = wake_on_change(&w, notifier, 3, &waker).unwrap();
         wait_for(&f);
-        assert_eq!(w.word.load(Ordering::Acquire), 3, "nothing was published: this was the slice");
+        assert_eq!(
+            w.word.load(Ordering::Acquire),
+            3,
+            "nothing was published: this was the slice"
+        );
     }
 
     #[test]
