@@ -339,7 +339,8 @@ def test_a_polars_object_column_is_refused(name):
         assert writer.next_seq == 1
 
 
-@pytest.mark.parametrize("size_mb", [-1, 0, "10", None, float("nan"), float("inf"), True, 1e30])
+# (None is not here: it means "the configuration's size", see test_config.py.)
+@pytest.mark.parametrize("size_mb", [-1, 0, "10", float("nan"), float("inf"), True, 1e30])
 def test_a_bad_size_is_invalid_config_with_the_accepted_range(name, size_mb):
     for create in (SharedDataFrame.create_writer, SharedDataStream.create_writer):
         with pytest.raises(qadataswap.InvalidConfigError, match="above 0") as e:
