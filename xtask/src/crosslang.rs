@@ -432,7 +432,11 @@ pub fn cross_lang_report(ws: &Workspace, summary: &mut String) -> Result<()> {
     println!("\ncross-language matrix:\n{}", table.join("\n"));
     println!("\nthree-language streams:\n{}", streams.join("\n"));
     let passed = table.len() + streams.len() - failures.len();
-    let line = format!("cross-lang: {passed} passed, {} failed", failures.len());
+    // Worded like pytest's closing line, so the summary counts these runs among the tests.
+    let line = format!(
+        "{passed} passed, {} failed in the cross-language runs",
+        failures.len()
+    );
     println!("{line}");
     summary.push_str(&line);
     summary.push('\n');

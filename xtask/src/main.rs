@@ -7,7 +7,8 @@
 //! cargo xtask bench [--quick]
 //! cargo xtask fuzz [--seconds N]     # libFuzzer targets under fuzz/ (cargo fuzz, stable, --sanitizer none)
 //! cargo xtask valgrind               # the unsafe core's tests under memcheck
-//! cargo xtask cross-lang             # later issue
+//! cargo xtask cross-lang             # the 9 writer/reader language pairs
+//! cargo xtask dist                   # build the wheel (also what `test` installs into .venv)
 //! cargo xtask install-check          # the C/C++ package installed, moved and used downstream
 //! ```
 //!
@@ -20,6 +21,7 @@ mod crosslang;
 mod demo;
 mod error;
 mod fuzz;
+mod install;
 mod install_cmake;
 mod shell;
 mod suite;
@@ -38,9 +40,10 @@ commands:
   setup               make .venv at the repo root and install requirements-dev.txt into it
                       (skipped when .venv already matches the file)
   test [--quick] [--soak] [--valgrind]
-                      setup, cargo test --workspace, loom models, Python (maturin + pytest),
-                      C/C++ (ctest, then install-check) and cross-language steps; stops at the first
-                      failure, ends with a table
+                      setup, the wheel (installed into .venv), cargo test --workspace, loom models,
+                      pytest, C/C++ (ctest, then install-check), cross-language, and the install checks
+                      (the wheel in a fresh venv, an out-of-tree crate, cargo install of the CLI, cargo
+                      package); stops at the first failure, ends with a table
                       --quick     skip the loom models and the Python tests
                       --soak      run slow soak steps too (children see QADATASWAP_SOAK=1)
                       --valgrind  then run `valgrind` (below)
@@ -53,7 +56,8 @@ commands:
                       crates/qadataswap-arrow/tests/fuzz-corpus/, which `cargo test` replays
   valgrind            the shm, sync and arrow test binaries under valgrind memcheck
                       (--error-exitcode=1); installs the Debian package if missing
-  cross-lang          not yet implemented (later issue)
+  cross-lang          writers and readers in Rust, Python and C++ exchanging frames (the 9 pairs)
+  dist                build the Python wheel into <target>/wheels (abi3, manylinux_2_28, stripped)
   install-check       cmake --install the C/C++ package, move the prefix, then build and run a downstream
                       project against it (find_package and pkg-config); a step of `test`
   help                this text
@@ -118,6 +122,10 @@ fn dispatch(args: &[String]) -> Result<()> {
         "valgrind" => fuzz::valgrind(&ws),
         "cross-lang" => suite::cross_lang(&ws),
         "install-check" => install_cmake::install_check_command(&ws),
+        "dist" => {
+            venv::setup(&ws)?;
+            install::build_wheel(&ws).map(|_| ())
+        }
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -24,7 +24,7 @@ pub fn test(ws: &Workspace, opts: TestOptions) -> Result<()> {
     steps.run("setup (.venv)", |_| venv::setup(ws).map(|()| Outcome::Ran))?;
     // The Python package is installed before the Rust tests, which start Python readers of their own (the R15
     // soak's, the format document's reader).
-    steps.run("python package (maturin develop)", |_| {
+    steps.run("python package (wheel, into .venv)", |_| {
         if opts.quick {
             return Ok(Outcome::Skipped("--quick".into()));
         }
@@ -53,6 +53,18 @@ pub fn test(ws: &Workspace, opts: TestOptions) -> Result<()> {
         crate::install_cmake::install_check(ws, tests)
     })?;
     steps.run("cross-language", |tests| cross_lang_step(ws, tests))?;
+    steps.run("install: wheel in a fresh venv", |tests| {
+        if opts.quick {
+            return Ok(Outcome::Skipped("--quick".into()));
+        }
+        let wheel = crate::install::build_wheel(ws)?; // up to date: the python step built it
+        crate::install::wheel_checks(ws, &wheel, tests).map(|()| Outcome::Ran)
+    })?;
+    steps.run("install: crate, CLI, cargo package", |tests| {
+        crate::install::crate_check(ws, tests)?;
+        crate::install::cli_check(ws, tests)?;
+        crate::install::package_check(ws, tests).map(|()| Outcome::Ran)
+    })?;
     steps.print_summary();
     if steps.tests.failed > 0 {
         return Err(Error::Unexpected {
@@ -262,25 +274,9 @@ pub fn cross_lang(ws: &Workspace) -> Result<()> {
     crate::crosslang::cross_lang(ws)
 }
 
-/// `maturin develop --release` of `bindings/python` into `.venv` (used by the tests, the demo and cross-lang).
+/// The Python package in `.venv` (used by the tests, the demo and cross-lang): the release wheel, built once
+/// (`cargo xtask dist`) and installed from the file, so that what is tested is what users install.
 pub fn build_python(ws: &Workspace) -> Result<()> {
-    let project = ws.path("bindings/python");
-    let venv_dir = venv::venv_dir(ws);
-    let path = match std::env::var_os("PATH") {
-        Some(path) => {
-            let mut dirs = vec![venv_dir.join("bin")];
-            dirs.extend(std::env::split_paths(&path));
-            std::env::join_paths(dirs).map_err(|e| Error::Unexpected {
-                message: format!("PATH: {e}"),
-            })?
-        }
-        None => venv_dir.join("bin").into_os_string(),
-    };
-    shell::run(
-        ws.command(venv::venv_bin(ws, "maturin"))
-            .current_dir(&project)
-            .env("VIRTUAL_ENV", &venv_dir)
-            .env("PATH", &path)
-            .args(["develop", "--release"]),
-    )
+    let wheel = crate::install::build_wheel(ws)?;
+    crate::install::install_into_dev_venv(ws, &wheel)
 }

@@ -917,6 +917,24 @@ impl ReaderBuilder {
     pub fn current(&self) -> &ReaderOptions {
         &self.opts
     }
+    /// Wait until the segment's name exists (the writer created it), up to the open timeout, asking `cancelled`
+    /// at least every 100 ms; `Ok(true)` once it exists, `Ok(false)` if the time ran out or `cancelled` said so.
+    /// What an async open runs on a thread of its own (an inotify watch, no polling); [`open`](Self::open) after
+    /// it does not wait again.
+    ///
+    /// # Errors
+    /// [`Error::Config`], an invalid name, and `/dev/shm` that cannot be watched.
+    pub fn wait_for_writer(&self, cancelled: &dyn Fn() -> bool) -> Result<bool> {
+        let timeout = match &self.config {
+            Some(file) if !self.open_timeout_set => {
+                crate::config::Config::load_with(file.as_deref())?.timeout()
+            }
+            _ => self.opts.open_timeout,
+        };
+        let name = SegmentName::new(&self.name)?;
+        Ok(qadataswap_shm::wait_for_name(&name, timeout, cancelled)?)
+    }
+
     /// Attach.
     ///
     /// # Errors

@@ -38,10 +38,11 @@ pub enum Error {
         name: String,
     },
 
-    /// The process's reactor thread (which wakes asynchronous reads) could not be started.
+    /// The process's reactor thread (which wakes asynchronous reads), or an asynchronous open's
+    /// thread, could not be started.
     #[error(
-        "cannot start the reactor thread for an asynchronous read on '{name}': {source}; the \
-         process is out of threads or memory (it is started once per process)"
+        "cannot start a thread for an asynchronous read or open on '{name}': {source}; the process \
+         is out of threads or memory (reads share one reactor thread per process)"
     )]
     Spawn {
         /// Segment name.

@@ -99,11 +99,18 @@ impl SharedDataFrame {
         Self::builder(name).create_reader()
     }
 
+    /// [`create_reader`](Self::create_reader) as a future, for async code: the wait for the writer to create
+    /// `name` never blocks the executor, and dropping the future cancels it (see [`crate::OpenFuture`]).
+    pub fn create_reader_async(name: &str) -> crate::OpenFuture {
+        Self::builder(name).create_reader_async()
+    }
+
     /// A builder for everything optional (`SharedDataFrame::builder(name).slots(3).capacity(..)
     /// .create_writer()`). What is not set comes from the configuration (`qadataswap.yaml`,
     /// `QADATASWAP_*` variables, defaults: see [`qadataswap_arrow::config::Config`]).
     pub fn builder(name: &str) -> SharedDataFrameBuilder {
         SharedDataFrameBuilder {
+            name: name.to_owned(),
             writer: SnapshotWriter::builder(name),
             reader: SnapshotReader::builder(name),
         }
@@ -115,6 +122,7 @@ impl SharedDataFrame {
 /// configuration, loaded when the writer or reader is created.
 #[derive(Debug, Clone)]
 pub struct SharedDataFrameBuilder {
+    name: String,
     writer: WriterBuilder,
     reader: ReaderBuilder,
 }
@@ -208,6 +216,29 @@ impl SharedDataFrameBuilder {
     pub fn create_writer(self) -> Result<DataFrameWriter> {
         let inner = self.writer.create()?;
         Ok(DataFrameWriter { inner })
+    }
+
+    /// Attach as a reader without blocking: see [`OpenFuture`](crate::OpenFuture). Cancel-safe.
+    pub fn create_reader_async(self) -> crate::OpenFuture {
+        crate::OpenFuture::new(self)
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    pub(crate) fn reader_name_exists(&self) -> bool {
+        std::path::Path::new("/dev/shm").join(&self.name).exists()
+    }
+
+    pub(crate) fn wait_for_writer(&self, cancelled: &dyn Fn() -> bool) -> Result<bool> {
+        Ok(self.reader.wait_for_writer(cancelled)?)
+    }
+
+    /// After [`wait_for_writer`](Self::wait_for_writer): attach without waiting again.
+    pub(crate) fn create_reader_now(mut self) -> Result<DataFrameReader> {
+        self.reader = self.reader.open_timeout(Duration::ZERO);
+        self.create_reader()
     }
 
     /// Attach as a reader.

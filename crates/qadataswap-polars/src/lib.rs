@@ -96,7 +96,7 @@ pub use frame::{
     SharedDataFrameBuilder,
 };
 #[cfg(feature = "polars")]
-pub use future::ReadFuture;
+pub use future::{OpenFuture, ReadFuture};
 /// The `polars-core` this crate is built against (use it to build frames of a matching version).
 #[cfg(feature = "polars")]
 pub use polars_core;

@@ -251,3 +251,96 @@ fn read_async_honours_the_reader_timeout() {
         "{err}"
     );
 }
+
+fn open_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "qadataswap-open")
+        .count()
+}
+
+#[test]
+fn create_reader_async_waits_for_the_writer_without_blocking_the_executor() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    watchdog();
+    let name = unique("open");
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let writer_name = name.clone();
+    // The writer starts only when the executor's other task says so: a blocked executor would never get there.
+    let writer = std::thread::spawn(move || {
+        rx.recv().unwrap();
+        let mut w = SharedDataFrame::create_writer(&writer_name, 1 << 20).unwrap();
+        w.write(frame(7)).unwrap();
+        w
+    });
+    let reader = runtime().block_on(async {
+        let open = SharedDataFrame::builder(&name)
+            .open_timeout(Duration::from_secs(60))
+            .create_reader_async();
+        let trigger = async {
+            tokio::task::yield_now().await;
+            tx.send(()).unwrap();
+        };
+        tokio::join!(open, trigger).0
+    });
+    let reader = reader.unwrap();
+    assert!(runtime()
+        .block_on(reader.read_async())
+        .unwrap()
+        .equals_missing(&frame(7)));
+    drop(writer.join().unwrap());
+}
+
+#[test]
+fn a_dropped_pending_open_stops_its_thread_and_attaches_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    watchdog();
+    let name = unique("open-drop");
+    let rt = runtime();
+    let r = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_millis(50),
+            SharedDataFrame::builder(&name)
+                .open_timeout(Duration::from_secs(60))
+                .create_reader_async(),
+        )
+        .await
+    });
+    assert!(r.is_err(), "nobody created the name");
+    assert!(
+        eventually(|| open_threads() == 0),
+        "the open's thread did not stop"
+    );
+    // The writer now finds no reader registered by the cancelled open.
+    let mut w = SharedDataFrame::create_writer(&name, 1 << 20).unwrap();
+    let registered = w
+        .as_arrow()
+        .shared()
+        .lease_table()
+        .registered_entries()
+        .count();
+    assert_eq!(registered, 0);
+}
+
+#[test]
+fn create_reader_async_times_out_with_the_usual_error() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    watchdog();
+    let name = unique("open-timeout");
+    let err = runtime()
+        .block_on(
+            SharedDataFrame::builder(&name)
+                .open_timeout(Duration::from_millis(100))
+                .create_reader_async(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains(&name), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Arrow(qadataswap_arrow::Error::NotCreated { .. })
+        ),
+        "{err:?}"
+    );
+}
