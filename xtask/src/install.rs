@@ -225,8 +225,14 @@ pub fn wheel_checks(ws: &Workspace, wheel: &Path, tests: &mut TestCounts) -> Res
                       print(z.read(meta).decode())\n\
                       so = next(i for i in z.infolist() if i.filename.endswith('.so'))\n\
                       data = z.read(so.filename)\n\
+                      import struct\n\
+                      shoff = struct.unpack_from('<Q', data, 0x28)[0]\n\
+                      entsize, count, strndx = struct.unpack_from('<HHH', data, 0x3A)\n\
+                      sh = lambda i: struct.unpack_from('<IIQQQQIIQQ', data, shoff + i * entsize)\n\
+                      strtab = sh(strndx)[4]\n\
+                      names = [data[strtab + sh(i)[0]:data.index(b'\\0', strtab + sh(i)[0])].decode() for i in range(count)]\n\
                       print('SO_BYTES', len(data))\n\
-                      print('DEBUG_INFO', b'.debug_info' in data)\n\
+                      print('DEBUG_SECTIONS', [n for n in names if n.startswith('.debug')])\n\
                       print('ENTRY_POINTS', any(n.endswith('entry_points.txt') for n in z.namelist()))\n";
             let out = shell::output(
                 ws.command(venv::venv_python(ws))
@@ -238,7 +244,7 @@ pub fn wheel_checks(ws: &Workspace, wheel: &Path, tests: &mut TestCounts) -> Res
                 "Requires-Dist: polars",
                 "Description-Content-Type: text/markdown",
                 "License",
-                "DEBUG_INFO False",
+                "DEBUG_SECTIONS []",
                 "ENTRY_POINTS True",
             ] {
                 if !out.contains(needed) {
