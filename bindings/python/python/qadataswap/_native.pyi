@@ -1,24 +1,43 @@
 """Type stubs of the native extension (``qadataswap._native``). Use the wrappers in ``qadataswap`` instead."""
 
-from typing import Any, Literal
+from typing import Any, Literal, Self, final
+
+__all__ = [
+    "Batch",
+    "Cancel",
+    "Frame",
+    "Schema",
+    "SnapshotReader",
+    "SnapshotWriter",
+    "StreamReader",
+    "StreamWriter",
+    "__version__",
+    "_panic_on_next_call",
+    "cli_main",
+    "unlink",
+]
 
 __version__: str
 
+@final
 class Cancel:
     def __init__(self) -> None: ...
     def set(self) -> None: ...
     def is_set(self) -> bool: ...
 
+@final
 class Schema:
     def __arrow_c_schema__(self) -> object: ...
     def names(self) -> list[str]: ...
 
+@final
 class Batch:
     @property
     def num_rows(self) -> int: ...
     def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]: ...
     def __arrow_c_schema__(self) -> object: ...
 
+@final
 class Frame:
     """One frame read from a segment; export it with ``__arrow_c_stream__`` (zero-copy, holds the lease)."""
 
@@ -41,9 +60,10 @@ class Frame:
     def for_polars(self) -> Frame: ...
     def release(self) -> None: ...
 
+@final
 class SnapshotWriter:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         name: str,
         size: int | None = None,
         num_buffers: int | None = None,
@@ -55,7 +75,7 @@ class SnapshotWriter:
         spin: int | None = None,
         permissions: int | None = None,
         config: str | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     def write(self, data: Any) -> tuple[int, int, int, int]: ...
     def close(self) -> None: ...
     @property
@@ -73,17 +93,18 @@ class SnapshotWriter:
     def stats(self) -> dict[str, int]: ...
     def segment_range(self) -> tuple[int, int]: ...
 
+@final
 class SnapshotReader:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         name: str,
         *,
         timeout: float | None = None,
-        open_timeout: float | None = 5.0,
+        open_timeout: float | None = ...,
         spin: int | None = None,
         validation: str = "trusted",
         allow_shared_mode: bool = False,
-    ) -> None: ...
+    ) -> Self: ...
     def read(
         self, timeout: float | None = None, *, cancel: Cancel | None = None, has_timeout: bool = False
     ) -> Frame | None: ...
@@ -109,9 +130,10 @@ class SnapshotReader:
 def unlink(name: str, force: bool = False) -> None: ...
 def _panic_on_next_call() -> None: ...
 
+@final
 class StreamWriter:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         name: str,
         size: int | None = None,
         num_buffers: int | None = None,
@@ -124,7 +146,7 @@ class StreamWriter:
         min_readers: int | None = None,
         linger: float | None = None,
         config: str | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     def write_chunk(self, data: Any) -> tuple[int, int, int, int]: ...
     def wait_for_readers(self, n: int, timeout: float) -> int: ...
     def readers(self) -> int: ...
@@ -138,17 +160,18 @@ class StreamWriter:
     def next_seq(self) -> int: ...
     def stats(self) -> dict[str, int]: ...
 
+@final
 class StreamReader:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         name: str,
         *,
         timeout: float | None = None,
         start: str = "oldest",
         validation: str = "trusted",
         spin: int | None = None,
-        open_timeout: float | None = 5.0,
-    ) -> None: ...
+        open_timeout: float | None = ...,
+    ) -> Self: ...
     def next_chunk(
         self, timeout: float | None = None, *, cancel: Cancel | None = None, has_timeout: bool = False
     ) -> Frame | None: ...
