@@ -23,6 +23,7 @@
 //! leases), [`arrow`] (snapshot segments of Arrow record batches), [`stream`], and with the
 //! default `polars` feature [`polars`] (the Polars adapter, whose main types are re-exported
 //! here).
+#![forbid(unsafe_code)]
 
 pub use qadataswap_arrow as arrow;
 pub use qadataswap_shm as shm;
