@@ -25,6 +25,8 @@ pub struct ReaderWords {
     pub ack: AtomicU32,
     /// The reader's measured latency of its last round, in ns.
     pub lat: AtomicU64,
+    /// Frames the reader saw in the throughput phase.
+    pub count: AtomicU64,
 }
 
 /// An atomic alone on its cache lines.
@@ -194,6 +196,12 @@ impl Kid {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+
+    pub fn signal(&self, sig: Signal) -> Res<()> {
+        let pid = Pid::from_raw(self.pid as i32).ok_or("bad pid")?;
+        rustix::process::kill_process(pid, sig)?;
+        Ok(())
+    }
 }
 
 impl Drop for Kid {
@@ -342,6 +350,18 @@ pub fn ipc_bytes(batch: &RecordBatch) -> Res<Vec<u8>> {
     w.finish()?;
     drop(w);
     Ok(out)
+}
+
+/// The state letter of `/proc/<pid>/stat` (`T`: stopped).
+pub fn proc_state(pid: u32) -> Res<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name is in parentheses and may hold spaces: the state follows the last ')'.
+    let after = stat.rsplit_once(')').ok_or("odd /proc stat")?.1;
+    after
+        .trim_start()
+        .chars()
+        .next()
+        .ok_or_else(|| "empty /proc stat".into())
 }
 
 /// Cores this process may run on.

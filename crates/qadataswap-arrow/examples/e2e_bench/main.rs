@@ -3,6 +3,9 @@
 //! - `latency`: a small frame (1, 10, 100, 1000 rows of int64, float64, utf8) from the writer's `write()` call to
 //!   a reader process holding the `RecordBatch`, hot (reader spinning) and parked (reader asleep in the futex),
 //!   beside a raw shared-memory handoff of the same bytes (the floor) and Arrow IPC over a Unix socket.
+//! - `fanout`: one writer, 1, 4 and 16 reader processes on one snapshot segment: write-to-read latency per reader
+//!   count, the writer's throughput, and a reader stopped (SIGSTOP) while it holds a lease; beside the same frame
+//!   sent to N socket readers.
 //!
 //! Latencies are one way: the writer stores a CLOCK_MONOTONIC stamp in a small shared control mapping just before
 //! it sends, and the reader reads the same clock as soon as it holds the batch (one clock for every process on the
@@ -10,13 +13,14 @@
 //! one frame is in flight at a time.
 //!
 //! ```text
-//! cargo run --release -p qadataswap-arrow --example e2e_bench -- <latency> [--quick] [--json PATH]
+//! cargo run --release -p qadataswap-arrow --example e2e_bench -- <latency|fanout> [--quick] [--json PATH]
 //! ```
 //!
 //! With `--json X.json` a suite also writes `X.md` (its tables for `target/bench/report.md`, ratios first) and
 //! `X-*.svg` charts beside it. Children re-run this binary with `--child`; they die with the bench (parent-death
 //! signal), are killed on every error path, and a watchdog ends a run that hangs.
 
+mod fanout;
 mod harness;
 mod latency;
 mod svg;
@@ -48,6 +52,9 @@ fn run() -> Res<()> {
         let rest = &args[2..];
         return match role.as_str() {
             "latency" => latency::child(rest),
+            "fanout" => fanout::child(rest),
+            "fanout-socket" => fanout::child_socket(rest),
+            "fanout-staller" => fanout::child_staller(rest),
             other => Err(format!("unknown child role {other}").into()),
         };
     }
@@ -63,6 +70,7 @@ fn run() -> Res<()> {
     harness::watchdog(Duration::from_secs(600));
     match args.first().map(String::as_str) {
         Some("latency") => latency::run(&opts),
-        _ => Err("usage: e2e_bench <latency> [--quick] [--json PATH]".into()),
+        Some("fanout") => fanout::run(&opts),
+        _ => Err("usage: e2e_bench <latency|fanout> [--quick] [--json PATH]".into()),
     }
 }
