@@ -27,6 +27,8 @@ pub struct ReaderWords {
     pub lat: AtomicU64,
     /// Frames the reader saw in the throughput phase.
     pub count: AtomicU64,
+    /// Measurements a reader reports (memory suite: smaps fields before and after).
+    pub vals: [AtomicU64; 8],
 }
 
 /// An atomic alone on its cache lines.
@@ -352,6 +354,39 @@ pub fn ipc_bytes(batch: &RecordBatch) -> Res<Vec<u8>> {
     Ok(out)
 }
 
+/// Fields of `/proc/self/smaps_rollup`, in bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mem {
+    pub rss: u64,
+    pub pss: u64,
+    /// Private_Clean + Private_Dirty.
+    pub private: u64,
+    /// Anonymous: memory that is this process's alone (heap, private copies).
+    pub anon: u64,
+}
+
+/// This process's `/proc/self/smaps_rollup`.
+pub fn smaps() -> Res<Mem> {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup")?;
+    let mut m = Mem::default();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(key), Some(kb)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let Ok(kb) = kb.parse::<u64>() else { continue };
+        let bytes = kb * 1024;
+        match key {
+            "Rss:" => m.rss = bytes,
+            "Pss:" => m.pss = bytes,
+            "Private_Clean:" | "Private_Dirty:" => m.private += bytes,
+            "Anonymous:" => m.anon = bytes,
+            _ => {}
+        }
+    }
+    Ok(m)
+}
+
 /// The state letter of `/proc/<pid>/stat` (`T`: stopped).
 pub fn proc_state(pid: u32) -> Res<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -362,6 +397,12 @@ pub fn proc_state(pid: u32) -> Res<char> {
         .chars()
         .next()
         .ok_or_else(|| "empty /proc stat".into())
+}
+
+/// Bytes a tmpfs file really holds (its allocated blocks, not its size).
+pub fn tmpfs_bytes(path: &str) -> Res<u64> {
+    let st = rustix::fs::stat(path)?;
+    Ok(st.st_blocks as u64 * 512)
 }
 
 /// Cores this process may run on.

@@ -6,6 +6,9 @@
 //! - `fanout`: one writer, 1, 4 and 16 reader processes on one snapshot segment: write-to-read latency per reader
 //!   count, the writer's throughput, and a reader stopped (SIGSTOP) while it holds a lease; beside the same frame
 //!   sent to N socket readers.
+//! - `memory`: a reader's memory (`/proc/self/smaps_rollup`) before and after reading a 320 MB frame (64 MB with
+//!   `--quick`), and the copies of the data on the machine, beside Arrow IPC over a Unix socket (copies) and an
+//!   Arrow IPC file on /dev/shm read through mmap (maps).
 //!
 //! Latencies are one way: the writer stores a CLOCK_MONOTONIC stamp in a small shared control mapping just before
 //! it sends, and the reader reads the same clock as soon as it holds the batch (one clock for every process on the
@@ -13,7 +16,7 @@
 //! one frame is in flight at a time.
 //!
 //! ```text
-//! cargo run --release -p qadataswap-arrow --example e2e_bench -- <latency|fanout> [--quick] [--json PATH]
+//! cargo run --release -p qadataswap-arrow --example e2e_bench -- <latency|fanout|memory> [--quick] [--json PATH]
 //! ```
 //!
 //! With `--json X.json` a suite also writes `X.md` (its tables for `target/bench/report.md`, ratios first) and
@@ -23,6 +26,7 @@
 mod fanout;
 mod harness;
 mod latency;
+mod memory;
 mod svg;
 
 use std::path::PathBuf;
@@ -55,6 +59,7 @@ fn run() -> Res<()> {
             "fanout" => fanout::child(rest),
             "fanout-socket" => fanout::child_socket(rest),
             "fanout-staller" => fanout::child_staller(rest),
+            "memory" => memory::child(rest),
             other => Err(format!("unknown child role {other}").into()),
         };
     }
@@ -71,6 +76,7 @@ fn run() -> Res<()> {
     match args.first().map(String::as_str) {
         Some("latency") => latency::run(&opts),
         Some("fanout") => fanout::run(&opts),
-        _ => Err("usage: e2e_bench <latency|fanout> [--quick] [--json PATH]".into()),
+        Some("memory") => memory::run(&opts),
+        _ => Err("usage: e2e_bench <latency|fanout|memory> [--quick] [--json PATH]".into()),
     }
 }

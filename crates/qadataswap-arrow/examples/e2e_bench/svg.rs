@@ -1,4 +1,4 @@
-//! A small hand-written SVG chart (no plotting crate): lines on log-log axes.
+//! Two small hand-written SVG charts (no plotting crate): lines on log-log axes, and grouped bars.
 
 const W: f64 = 720.0;
 const H: f64 = 420.0;
@@ -136,6 +136,72 @@ pub fn lines(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> St
         }
     }
     let items: Vec<(String, bool)> = series.iter().map(|s| (s.name.clone(), s.dashed)).collect();
+    legend(&mut out, &items);
+    out.push_str("</svg>\n");
+    out
+}
+
+/// Grouped bars on a linear axis from 0: one group per category, one bar per series in it.
+pub fn bars(
+    title: &str,
+    y_label: &str,
+    categories: &[String],
+    series: &[(String, Vec<f64>)],
+) -> String {
+    let max = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    // A round top: 1, 2 or 5 times a power of ten.
+    let mag = 10f64.powf(max.log10().floor());
+    let top = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * mag)
+        .find(|t| *t >= max)
+        .unwrap_or(10.0 * mag);
+    let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+    let py = |y: f64| TOP + ph - y / top * ph;
+    let mut out = header(title, "", y_label);
+    out.push_str(&format!(
+        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#888\"/>\n"
+    ));
+    for k in 0..=5 {
+        let v = top * k as f64 / 5.0;
+        let y = py(v);
+        out.push_str(&format!(
+            "<line x1=\"{LEFT}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#ddd\"/>\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
+            LEFT + pw,
+            LEFT - 6.0,
+            y + 4.0,
+            (v * 1000.0).round() / 1000.0
+        ));
+    }
+    let groups = categories.len().max(1) as f64;
+    let gw = pw / groups;
+    let bw = gw * 0.8 / series.len().max(1) as f64;
+    for (g, cat) in categories.iter().enumerate() {
+        let gx = LEFT + g as f64 * gw;
+        out.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+            gx + gw / 2.0,
+            TOP + ph + 16.0,
+            esc(cat)
+        ));
+        for (i, (_, values)) in series.iter().enumerate() {
+            let v = values.get(g).copied().unwrap_or(0.0).max(0.0);
+            let x = gx + gw * 0.1 + i as f64 * bw;
+            out.push_str(&format!(
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/>\n",
+                py(v),
+                bw * 0.9,
+                (TOP + ph - py(v)).max(0.0),
+                COLORS[i % COLORS.len()]
+            ));
+        }
+    }
+    let items: Vec<(String, bool)> = series.iter().map(|(n, _)| (n.clone(), false)).collect();
     legend(&mut out, &items);
     out.push_str("</svg>\n");
     out
