@@ -100,6 +100,14 @@ impl Mode {
     }
 }
 
+/// One case's raw samples, in ns.
+struct Measured {
+    lat: Vec<u64>,
+    send: Vec<u64>,
+    rest: Vec<u64>,
+    bytes: usize,
+}
+
 struct Row {
     mode: Mode,
     rows: usize,
@@ -109,19 +117,16 @@ struct Row {
     /// How long the writer's send call took (`write()` for qadataswap): the part of the latency spent before the
     /// frame is published.
     send: Pct,
+    /// Latency minus the send call, per round: the reader's side once the frame is published (wake-up, lease,
+    /// decode), roughly.
+    rest: Pct,
     samples: usize,
 }
 
 /// The writer's side of one (transport, mode, rows) case: spawns the reader, runs `warm + rounds` rounds, returns
-/// the reader's one-way latencies of the measured rounds, how long the writer's send call took in each, and the
-/// frame's IPC bytes.
-fn measure(
-    t: Transport,
-    mode: Mode,
-    rows: usize,
-    warm: u32,
-    rounds: u32,
-) -> Res<(Vec<u64>, Vec<u64>, usize)> {
+/// the reader's one-way latencies of the measured rounds, how long the writer's send call took in each, how much
+/// of each latency came after the send call returned, and the frame's IPC bytes.
+fn measure(t: Transport, mode: Mode, rows: usize, warm: u32, rounds: u32) -> Res<Measured> {
     let tag = format!("lat-{}-{}-{rows}", t.name(), mode.name());
     let map = ControlMap::create(&tag)?;
     let ctl = map.ctl();
@@ -142,6 +147,7 @@ fn measure(
     };
     let mut samples = Vec::with_capacity(rounds as usize);
     let mut sends = Vec::with_capacity(rounds as usize);
+    let mut rests = Vec::with_capacity(rounds as usize);
     let mut run_rounds = |send: &mut dyn FnMut(u32) -> Res<()>| -> Res<()> {
         for i in 1..=total {
             match mode {
@@ -160,8 +166,11 @@ fn measure(
                 || me.ack.load(Ordering::Acquire) >= i,
             )?;
             if i > warm {
-                samples.push(me.lat.load(Ordering::Relaxed));
+                let lat = me.lat.load(Ordering::Relaxed);
+                samples.push(lat);
                 sends.push(sent);
+                // 0 when the reader held the batch before the send call had returned (woken inside it).
+                rests.push(lat.saturating_sub(sent));
             }
         }
         Ok(())
@@ -220,7 +229,12 @@ fn measure(
             kid.finish(ROUND_LIMIT)?;
         }
     }
-    Ok((samples, sends, payload.len()))
+    Ok(Measured {
+        lat: samples,
+        send: sends,
+        rest: rests,
+        bytes: payload.len(),
+    })
 }
 
 /// The reader process of one case.
@@ -334,18 +348,19 @@ pub fn run(opts: &Opts) -> Res<()> {
                 Mode::Parked => (50, parked_rounds),
             };
             for t in Transport::ALL {
-                let (mut samples, mut sends, bytes) = measure(t, mode, rows, warm, rounds)?;
-                let pct = pct(&mut samples);
-                let send = crate::harness::pct(&mut sends);
+                let mut m = measure(t, mode, rows, warm, rounds)?;
+                let (pct, send, rest, bytes) =
+                    (pct(&mut m.lat), pct(&mut m.send), pct(&mut m.rest), m.bytes);
                 println!(
-                    "  {:>6} {:>5} rows {:>7} B  {:<11} p50 {:>9}  p99 {:>9}   (send call p50 {:>9})",
+                    "  {:>6} {:>5} rows {:>7} B  {:<11} p50 {:>9}  p99 {:>9}   (send call p50 {:>9}, after it {:>9})",
                     mode.name(),
                     rows,
                     bytes,
                     t.name(),
                     fmt_ns(pct.p50),
                     fmt_ns(pct.p99),
-                    fmt_ns(send.p50)
+                    fmt_ns(send.p50),
+                    fmt_ns(rest.p50)
                 );
                 rows_out.push(Row {
                     mode,
@@ -354,7 +369,8 @@ pub fn run(opts: &Opts) -> Res<()> {
                     transport: t,
                     pct,
                     send,
-                    samples: samples.len(),
+                    rest,
+                    samples: m.lat.len(),
                 });
             }
         }
@@ -396,7 +412,13 @@ fn report(rows: &[Row], opts: &Opts, hot_rounds: u32, parked_rounds: u32) -> Res
              \"parked_ours_vs_raw_futex\":{park_vs_raw:.3},\"parked_socket_vs_ours\":{park_socket:.3}}}"
         ));
     }
-    md.push_str("\n| mode | rows | qadataswap p50 | p99 | of which write() p50 | raw p50 | p99 | socket p50 | p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str(
+        "\nWhere the time goes: *write()* = p50 of the writer's `write()` call (stamp to return), *after* = p50 of each \
+         round's latency minus its `write()` (the reader's side once the frame is published: wake-up, lease, decode); \
+         the raw handoff's copy + flip (+ wake) call, and what follows it, in brackets.\n\n\
+         | mode | rows | qadataswap p50 | p99 | write() | after | raw p50 | p99 | raw call, after | socket p50 | p99 |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
     for mode in Mode::ALL {
         for &n in &ROWS {
             let (o, r, s) = (
@@ -404,18 +426,24 @@ fn report(rows: &[Row], opts: &Opts, hot_rounds: u32, parked_rounds: u32) -> Res
                 find(rows, mode, n, Transport::Raw),
                 find(rows, mode, n, Transport::Socket),
             );
-            let w = rows
-                .iter()
-                .find(|r| r.mode == mode && r.rows == n && r.transport == Transport::Ours)
-                .map_or(0.0, |r| r.send.p50);
+            let parts = |t| {
+                rows.iter()
+                    .find(|r| r.mode == mode && r.rows == n && r.transport == t)
+                    .map_or((0.0, 0.0), |r| (r.send.p50, r.rest.p50))
+            };
+            let (ow, oa) = parts(Transport::Ours);
+            let (rw, ra) = parts(Transport::Raw);
             md.push_str(&format!(
-                "| {} | {n} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {n} | {} | {} | {} | {} | {} | {} | ({}, {}) | {} | {} |\n",
                 mode.name(),
                 fmt_ns(o.p50),
                 fmt_ns(o.p99),
-                fmt_ns(w),
+                fmt_ns(ow),
+                fmt_ns(oa),
                 fmt_ns(r.p50),
                 fmt_ns(r.p99),
+                fmt_ns(rw),
+                fmt_ns(ra),
                 fmt_ns(s.p50),
                 fmt_ns(s.p99)
             ));
@@ -509,7 +537,7 @@ fn report(rows: &[Row], opts: &Opts, hot_rounds: u32, parked_rounds: u32) -> Res
             .iter()
             .map(|r| {
                 format!(
-                    "{{\"mode\":{},\"rows\":{},\"ipc_bytes\":{},\"transport\":{},\"label\":{},\"p50_ns\":{:.1},\"p99_ns\":{:.1},\"send_p50_ns\":{:.1},\"send_p99_ns\":{:.1},\"samples\":{}}}",
+                    "{{\"mode\":{},\"rows\":{},\"ipc_bytes\":{},\"transport\":{},\"label\":{},\"p50_ns\":{:.1},\"p99_ns\":{:.1},\"send_p50_ns\":{:.1},\"send_p99_ns\":{:.1},\"after_send_p50_ns\":{:.1},\"samples\":{}}}",
                     js(r.mode.name()),
                     r.rows,
                     r.bytes,
@@ -519,6 +547,7 @@ fn report(rows: &[Row], opts: &Opts, hot_rounds: u32, parked_rounds: u32) -> Res
                     r.pct.p99,
                     r.send.p50,
                     r.send.p99,
+                    r.rest.p50,
                     r.samples
                 )
             })

@@ -71,6 +71,9 @@ fn run() -> Res<()> {
             .and_then(|i| args.get(i + 1))
             .map(PathBuf::from),
     };
+    if let Some(dir) = opts.json.as_deref().and_then(std::path::Path::parent) {
+        std::fs::create_dir_all(dir)?;
+    }
     // Far above a full run of any suite (each takes well under a minute), far below "hung forever".
     harness::watchdog(Duration::from_secs(600));
     match args.first().map(String::as_str) {
