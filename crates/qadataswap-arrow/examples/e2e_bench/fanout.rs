@@ -476,9 +476,9 @@ pub fn run(opts: &Opts) -> Res<()> {
             "  {:<62} {:>3}  {:>9} {:>9}  {:>14} {:>12.0} {:>5.0}%{}",
             case.group.name(),
             case.readers,
-            fmt_ns(p.p50),
-            fmt_ns(p.p99),
-            fmt_ns(ps.p50),
+            cell(case.readers, p.p50),
+            cell(case.readers, p.p99),
+            cell(case.readers, ps.p50),
             r.frames_per_s,
             r.seen * 100.0,
             match r.stayed_stopped {
@@ -527,9 +527,9 @@ pub fn run(opts: &Opts) -> Res<()> {
             "  {:<62} {:>3}  {:>9} {:>9}  {:>14} {:>12.0} {:>5.0}%{}",
             o.group.name(),
             o.readers,
-            fmt_ns(o.all.p50),
-            fmt_ns(o.all.p99),
-            fmt_ns(o.slowest.p50),
+            cell(o.readers, o.all.p50),
+            cell(o.readers, o.all.p99),
+            cell(o.readers, o.slowest.p50),
             o.frames_per_s,
             o.seen * 100.0,
             match o.stayed_stopped {
@@ -541,6 +541,15 @@ pub fn run(opts: &Opts) -> Res<()> {
         out.push(o);
     }
     report(&out, opts)
+}
+
+/// A latency cell: "-" for the writer alone (no reader, no latency).
+fn cell(readers: usize, ns: f64) -> String {
+    if readers == 0 {
+        "-".into()
+    } else {
+        fmt_ns(ns)
+    }
 }
 
 fn get(out: &[Outcome], g: Group, n: usize) -> Option<&Outcome> {
@@ -605,10 +614,10 @@ fn report(out: &[Outcome], opts: &Opts) -> Res<()> {
             o.group.name(),
             o.readers,
             o.runs,
-            fmt_ns(o.all.p50),
-            fmt_ns(o.all.p99),
-            fmt_ns(o.slowest.p50),
-            fmt_ns(o.slowest.p99),
+            cell(o.readers, o.all.p50),
+            cell(o.readers, o.all.p99),
+            cell(o.readers, o.slowest.p50),
+            cell(o.readers, o.slowest.p99),
             o.frames_per_s,
             o.seen * 100.0
         ));
