@@ -329,26 +329,41 @@ pub fn child(args: &[String]) -> Res<()> {
 }
 
 pub fn run(opts: &Opts) -> Res<()> {
-    let (hot_rounds, parked_rounds) = if opts.quick {
-        (4_000, 400)
+    // Full runs split each case's rounds over `repeat` runs, the transports interleaved, and pool them: a change in
+    // the machine's load during the run then falls on every transport alike.
+    let (hot_rounds, parked_rounds, repeat) = if opts.quick {
+        (4_000, 400, 1)
     } else {
-        (20_000, 2_000)
+        (20_000, 2_000, 2)
     };
     let cores = crate::harness::cores();
     println!(
         "small-frame latency, one way: writer write() start -> reader holds the RecordBatch; {} cores; \
-         hot: {hot_rounds} rounds, parked: {parked_rounds} rounds",
+         hot: {hot_rounds} rounds, parked: {parked_rounds} rounds, each in {repeat} run(s), transports interleaved",
         cores
     );
     let mut rows_out = Vec::new();
     for &rows in &ROWS {
         for mode in Mode::ALL {
             let (warm, rounds) = match mode {
-                Mode::Hot => (1_000, hot_rounds),
-                Mode::Parked => (50, parked_rounds),
+                Mode::Hot => (1_000, hot_rounds / repeat),
+                Mode::Parked => (50, parked_rounds / repeat),
             };
-            for t in Transport::ALL {
-                let mut m = measure(t, mode, rows, warm, rounds)?;
+            let mut pooled: Vec<Measured> = Vec::new();
+            for _ in 0..repeat {
+                for (i, t) in Transport::ALL.into_iter().enumerate() {
+                    let m = measure(t, mode, rows, warm, rounds)?;
+                    match pooled.get_mut(i) {
+                        Some(p) => {
+                            p.lat.extend(m.lat);
+                            p.send.extend(m.send);
+                            p.rest.extend(m.rest);
+                        }
+                        None => pooled.push(m),
+                    }
+                }
+            }
+            for (t, mut m) in Transport::ALL.into_iter().zip(pooled) {
                 let (pct, send, rest, bytes) =
                     (pct(&mut m.lat), pct(&mut m.send), pct(&mut m.rest), m.bytes);
                 println!(
