@@ -157,7 +157,61 @@ const BENCHES: &[Bench] = &[
             cmd
         },
     },
+    Bench {
+        key: "e2e-latency",
+        title: "End to end: a 1- to 1,000-row frame from write() to a RecordBatch in another process, hot and parked, vs a raw shared-memory handoff and Arrow IPC over a Unix socket",
+        requires: "crates/qadataswap-arrow/examples/e2e_bench/main.rs",
+        command: |ws, json, opts| e2e(ws, "latency", json, opts),
+    },
+    Bench {
+        key: "e2e-fanout",
+        title: "End to end: one writer, 1, 4 and 16 reader processes, and a stopped reader holding a lease, vs the frame sent to N Unix sockets",
+        requires: "crates/qadataswap-arrow/examples/e2e_bench/main.rs",
+        command: |ws, json, opts| e2e(ws, "fanout", json, opts),
+    },
+    Bench {
+        key: "e2e-memory",
+        title: "End to end: a reader's memory and the copies on the machine for a 320 MB frame, vs Arrow IPC over a Unix socket and an IPC file mapped from /dev/shm",
+        requires: "crates/qadataswap-arrow/examples/e2e_bench/main.rs",
+        command: |ws, json, opts| e2e(ws, "memory", json, opts),
+    },
 ];
+
+/// One suite of the end-to-end bench (`e2e_bench <suite>`): besides its JSON it writes `<key>.md` (its tables,
+/// ratios first, for the report) and `<key>-*.svg` charts.
+fn e2e(ws: &Workspace, suite: &str, json: &Path, opts: BenchOptions) -> Command {
+    let mut cmd = ws.cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "-p",
+        "qadataswap-arrow",
+        "--example",
+        "e2e_bench",
+        "--",
+        suite,
+        "--json",
+    ])
+    .arg(json);
+    if opts.quick {
+        cmd.arg("--quick");
+    }
+    cmd
+}
+
+/// What a bench may write beside its JSON: `<key>.md`, a report fragment, and `<key>-*.svg` charts.
+fn side_files(out_dir: &Path, key: &str) -> Vec<PathBuf> {
+    let mut files = vec![out_dir.join(format!("{key}.md"))];
+    if let Ok(dir) = fs::read_dir(out_dir) {
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{key}-")) && name.ends_with(".svg") {
+                files.push(entry.path());
+            }
+        }
+    }
+    files
+}
 
 struct BenchResult {
     key: &'static str,
@@ -195,6 +249,9 @@ pub fn bench(ws: &Workspace, opts: BenchOptions) -> Result<()> {
             }
             // A stale file from an earlier run must not pass for this run's result.
             let _ = fs::remove_file(&json);
+            for stale in side_files(&out_dir, bench.key) {
+                let _ = fs::remove_file(stale);
+            }
             shell::run_tee(&mut cmd, &mut table).map(|()| Outcome::Ran)
         });
         if !ws.path(bench.requires).exists() {
@@ -277,6 +334,14 @@ fn write_reports(out_dir: &Path, results: &[BenchResult]) -> Result<()> {
         ));
         if let Some(err) = &r.error {
             md.push_str(&format!("**FAILED**: {err}\n\n"));
+        }
+        // A bench's own tables (and chart links, relative to this report) come before its printed output.
+        let fragment = out_dir.join(format!("{}.md", r.key));
+        if r.error.is_none() {
+            if let Ok(text) = fs::read_to_string(&fragment) {
+                md.push_str(text.trim_end());
+                md.push_str("\n\nPrinted:\n\n");
+            }
         }
         md.push_str(&format!("```text\n{}\n```\n\n", r.table.trim_end()));
         let raw = match &r.json {
