@@ -40,7 +40,8 @@ commands:
   setup               make .venv at the repo root and install requirements-dev.txt into it
                       (skipped when .venv already matches the file)
   test [--quick] [--soak] [--valgrind]
-                      setup, the wheel (installed into .venv), cargo test --workspace, loom models,
+                      setup, the wheel (installed into .venv), cargo test --workspace, clippy
+                      (-D warnings), loom models,
                       pytest, C/C++ (ctest, then install-check), cross-language, and the install checks
                       (the wheel in a fresh venv, an out-of-tree crate, cargo install of the CLI, cargo
                       package); stops at the first failure, ends with a table

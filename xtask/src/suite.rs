@@ -36,6 +36,18 @@ pub fn test(ws: &Workspace, opts: TestOptions) -> Result<()> {
         build_python(ws).map(|()| Outcome::Ran)
     })?;
     steps.run("cargo test --workspace", |tests| cargo_tests(ws, tests))?;
+    // The workspace's lints (undocumented_unsafe_blocks, missing_debug_implementations, ...) bite only here.
+    steps.run("clippy (-D warnings)", |_| {
+        shell::run(ws.cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+        .map(|()| Outcome::Ran)
+    })?;
     steps.run("loom models (qadataswap-sync)", |tests| {
         if opts.quick {
             return Ok(Outcome::Skipped("--quick".into()));

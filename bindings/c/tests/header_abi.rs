@@ -216,7 +216,7 @@ fn header_structs() -> BTreeMap<String, Vec<(String, String)>> {
         let fields = body
             .split(';')
             .filter(|f| !f.trim().is_empty())
-            .map(|f| split_param(f))
+            .map(split_param)
             .collect();
         out.insert(name, fields);
     }
