@@ -70,6 +70,10 @@ const DEMOS: &[Demo] = &[
 /// Runs every demo whose example exists, stopping at the first failure.
 pub fn demo(ws: &Workspace) -> Result<()> {
     let mut steps = Steps::new("xtask demo");
+    // What the demos need on a fresh clone: .venv with the pinned packages (maturin, zig, polars, pyarrow).
+    steps.run("setup (.venv)", |_| {
+        crate::venv::setup(ws).map(|()| Outcome::Ran)
+    })?;
     for demo in DEMOS {
         steps.run(demo.name, |_| {
             if !ws.path(demo.requires).exists() {
