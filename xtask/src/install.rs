@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
+use crate::install_cmake::{readme_block, unexpected, TempDir};
 use crate::shell::{self, Workspace};
 use crate::summary::TestCounts;
 use crate::venv;
@@ -36,12 +37,6 @@ pub const PUBLISHED: &[&str] = &[
     "qadataswap",
     "qadataswap-cli",
 ];
-
-fn unexpected(message: impl Into<String>) -> Error {
-    Error::Unexpected {
-        message: message.into(),
-    }
-}
 
 /// PATH with the venv's bin first (maturin finds `python -m ziglang` there).
 fn venv_path(ws: &Workspace) -> Result<std::ffi::OsString> {
@@ -108,40 +103,11 @@ pub fn install_into_dev_venv(ws: &Workspace, wheel: &Path) -> Result<()> {
     )
 }
 
-/// A temporary directory removed on drop.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(tag: &str) -> Result<Temp> {
-        let p = std::env::temp_dir().join(format!("qads-install-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
-        Ok(Temp(p))
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The code block after `<!-- readme-test: KEY -->` in README.md.
-pub fn readme_block(ws: &Workspace, key: &str) -> Result<String> {
-    let readme =
+/// The code block after `<!-- readme-test: LANG TAG -->` in README.md.
+fn readme(ws: &Workspace, lang: &str, tag: &str) -> Result<String> {
+    let text =
         fs::read_to_string(ws.path("README.md")).map_err(|e| Error::io("reading README.md", e))?;
-    let marker = format!("<!-- readme-test: {key} -->");
-    let after = readme
-        .split_once(&marker)
-        .ok_or_else(|| unexpected(format!("README.md has no `{marker}`")))?
-        .1;
-    let body = after
-        .split_once("```")
-        .and_then(|(_, rest)| rest.split_once('\n'))
-        .and_then(|(_, rest)| rest.split_once("\n```"))
-        .ok_or_else(|| unexpected(format!("no code block after `{marker}`")))?
-        .0;
-    Ok(format!("{body}\n"))
+    readme_block(&text, lang, tag)
 }
 
 fn check(name: &str, tests: &mut TestCounts, f: impl FnOnce() -> Result<()>) -> Result<()> {
@@ -255,8 +221,8 @@ pub fn wheel_checks(ws: &Workspace, wheel: &Path, tests: &mut TestCounts) -> Res
         },
     )?;
 
-    let tmp = Temp::new("wheel")?;
-    let venv_dir = tmp.0.join("venv");
+    let tmp = TempDir::new("wheel")?;
+    let venv_dir = tmp.path().join("venv");
     let base = std::env::var_os("QADATASWAP_PYTHON").unwrap_or_else(|| "python3".into());
     let python = venv_dir.join("bin/python");
     check(
@@ -275,15 +241,12 @@ pub fn wheel_checks(ws: &Workspace, wheel: &Path, tests: &mut TestCounts) -> Res
                     ])
                     .arg(wheel),
             )?;
-            let dir = tmp.0.join("quickstart");
+            let dir = tmp.path().join("quickstart");
             fs::create_dir_all(&dir).map_err(|e| Error::io("creating the quick start dir", e))?;
             // Names of our own, so a concurrent run elsewhere on the machine cannot collide.
             let tag = format!("qads-install-{}", std::process::id());
-            for (file, key) in [
-                ("writer.py", "python writer"),
-                ("reader.py", "python reader"),
-            ] {
-                let code = readme_block(ws, key)?
+            for (file, which) in [("writer.py", "writer"), ("reader.py", "reader")] {
+                let code = readme(ws, "python", which)?
                     .replace("\"mydata\"", &format!("\"{tag}-snap\""))
                     .replace("\"bigdata\"", &format!("\"{tag}-stream\""));
                 fs::write(dir.join(file), code)
@@ -341,7 +304,7 @@ pub fn wheel_checks(ws: &Workspace, wheel: &Path, tests: &mut TestCounts) -> Res
                 "--disable-pip-version-check",
                 OLDEST_POLARS,
             ]))?;
-            let out = two_processes(&python, &tmp.0.join("quickstart"), true)?;
+            let out = two_processes(&python, &tmp.path().join("quickstart"), true)?;
             let lines: Vec<&str> = out.lines().collect();
             if lines != ["(3, 2)", "45000"] {
                 return Err(unexpected(format!(
@@ -359,22 +322,22 @@ pub fn crate_check(ws: &Workspace, tests: &mut TestCounts) -> Result<()> {
         "an out-of-tree crate using qadataswap runs the README's Rust seed",
         tests,
         || {
-            let tmp = Temp::new("crate")?;
+            let tmp = TempDir::new("crate")?;
             let root = ws.path("crates/qadataswap");
             let manifest = format!(
             "[package]\nname = \"qads-user\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
              [dependencies]\nqadataswap = {{ path = {:?} }}\n\n[workspace]\n",
             root.display().to_string()
         );
-            fs::create_dir_all(tmp.0.join("src"))
+            fs::create_dir_all(tmp.path().join("src"))
                 .map_err(|e| Error::io("creating the crate", e))?;
-            fs::write(tmp.0.join("Cargo.toml"), manifest)
+            fs::write(tmp.path().join("Cargo.toml"), manifest)
                 .map_err(|e| Error::io("writing Cargo.toml", e))?;
             // The workspace's lock: the same versions as the tests, so the build reuses what they built.
-            fs::copy(ws.path("Cargo.lock"), tmp.0.join("Cargo.lock"))
+            fs::copy(ws.path("Cargo.lock"), tmp.path().join("Cargo.lock"))
                 .map_err(|e| Error::io("copying Cargo.lock", e))?;
             let name = format!("qads-install-rs-{}", std::process::id());
-            let seed = readme_block(ws, "rust seed")?.replace("\"mydata\"", &format!("{name:?}"));
+            let seed = readme(ws, "rust", "seed")?.replace("\"mydata\"", &format!("{name:?}"));
             let main = format!(
                 "use qadataswap::polars_core::prelude::*;\n\n\
              fn main() -> Result<(), Box<dyn std::error::Error>> {{\n\
@@ -382,11 +345,11 @@ pub fn crate_check(ws: &Workspace, tests: &mut TestCounts) -> Result<()> {
              assert_eq!(df.shape(), (3, 1));\n\
              Ok(())\n}}\n"
             );
-            fs::write(tmp.0.join("src/main.rs"), main)
+            fs::write(tmp.path().join("src/main.rs"), main)
                 .map_err(|e| Error::io("writing main.rs", e))?;
             shell::run(
                 ws.cargo()
-                    .current_dir(&tmp.0)
+                    .current_dir(&tmp.path())
                     .env("CARGO_TARGET_DIR", &ws.target_dir)
                     // Not --locked: the lock gains the new root package; every version in it stays as tested.
                     .args(["run", "--quiet", "--bin", "qads-user"]),
@@ -401,7 +364,7 @@ pub fn cli_check(ws: &Workspace, tests: &mut TestCounts) -> Result<()> {
         "cargo install --path crates/qadataswap-cli, then the installed qadataswap runs",
         tests,
         || {
-            let tmp = Temp::new("cli")?;
+            let tmp = TempDir::new("cli")?;
             shell::run(
                 ws.cargo()
                     .env("CARGO_TARGET_DIR", &ws.target_dir)
@@ -412,9 +375,10 @@ pub fn cli_check(ws: &Workspace, tests: &mut TestCounts) -> Result<()> {
                         "crates/qadataswap-cli",
                         "--root",
                     ])
-                    .arg(&tmp.0),
+                    .arg(&tmp.path()),
             )?;
-            let help = shell::output(Command::new(tmp.0.join("bin/qadataswap")).arg("--help"))?;
+            let help =
+                shell::output(Command::new(tmp.path().join("bin/qadataswap")).arg("--help"))?;
             if !help.contains("gc") {
                 return Err(unexpected(format!(
                     "the installed `qadataswap --help` printed {help:?}"

@@ -48,7 +48,7 @@ pub fn install_check(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> 
     let start = Instant::now();
     // Configuring again is quick, and makes the step correct on its own (the install copies configured files).
     let build = crate::suite::configure_cpp(ws)?;
-    let tmp = TempDir::new()?;
+    let tmp = TempDir::new("cmake")?;
     let mut run = Run::default();
     let result = checks(ws, &build, tmp.path(), &mut run);
     let line = closing_line(&run, start.elapsed().as_secs_f64());
@@ -338,8 +338,10 @@ fn closing_line(run: &Run, seconds: f64) -> String {
     )
 }
 
-fn unexpected(message: String) -> Error {
-    Error::Unexpected { message }
+pub(crate) fn unexpected(message: impl Into<String>) -> Error {
+    Error::Unexpected {
+        message: message.into(),
+    }
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -356,7 +358,7 @@ fn cache_value(cache: &str, name: &str) -> Option<String> {
 
 /// The code block after `<!-- readme-test: {lang} {tag} -->` in the README (as `crates/qadataswap/tests/readme.rs`
 /// reads it).
-fn readme_block(readme: &str, lang: &str, tag: &str) -> Result<String> {
+pub(crate) fn readme_block(readme: &str, lang: &str, tag: &str) -> Result<String> {
     let marker = format!("<!-- readme-test: {lang} {tag} -->\n```{lang}\n");
     let start = readme
         .find(&marker)
@@ -387,11 +389,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// A fresh directory under the system's temp dir, removed (with everything in it) when dropped.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("qadataswap-install-{}", std::process::id()));
+    /// `qadataswap-install-<tag>-<pid>`: one per check, so that two checks never share one.
+    pub(crate) fn new(tag: &str) -> Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("qadataswap-install-{tag}-{}", std::process::id()));
         if dir.exists() {
             fs::remove_dir_all(&dir)
                 .map_err(|e| Error::io(format!("removing the stale {}", dir.display()), e))?;
@@ -401,7 +405,7 @@ impl TempDir {
         Ok(TempDir(dir))
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }

@@ -176,11 +176,10 @@ pub unsafe extern "C" fn qds_writer_options_init(out: *mut QdsWriterOptions) {
 /// `out` is null (ignored) or points to writable `qds_reader_options`.
 #[no_mangle]
 pub unsafe extern "C" fn qds_reader_options_init(out: *mut QdsReaderOptions) {
-    let mut d = ReaderOptions::default();
     // The open timeout is the configuration's sync.timeout_ms (see qds_writer_options_init for errors).
-    if let Ok(cfg) = qadataswap_arrow::Config::load() {
-        d.open_timeout = cfg.timeout();
-    }
+    let d = SnapshotReader::builder("")
+        .resolve()
+        .unwrap_or_else(|_| ReaderOptions::default());
     let v = QdsReaderOptions {
         timeout_ms: d
             .timeout

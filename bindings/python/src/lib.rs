@@ -35,8 +35,11 @@ fn cli_main(
     py: Python<'_>,
     argv: Vec<std::ffi::OsString>,
     self_command: Vec<std::ffi::OsString>,
-) -> u8 {
-    py.detach(|| qadataswap_cli::main_with(argv, Some(self_command)))
+) -> PyResult<u8> {
+    // The tool catches its own panics; the boundary is there for whatever runs around it, as on every entry.
+    boundary::guarded(py, || {
+        Ok(py.detach(|| qadataswap_cli::main_with(argv, Some(self_command))))
+    })
 }
 
 /// The native module.

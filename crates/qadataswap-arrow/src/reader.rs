@@ -925,31 +925,36 @@ impl ReaderBuilder {
     /// # Errors
     /// [`Error::Config`], an invalid name, and `/dev/shm` that cannot be watched.
     pub fn wait_for_writer(&self, cancelled: &dyn Fn() -> bool) -> Result<bool> {
-        let timeout = match &self.config {
-            Some(file) if !self.open_timeout_set => {
-                crate::config::Config::load_with(file.as_deref())?.timeout()
-            }
-            _ => self.opts.open_timeout,
-        };
+        let timeout = self.resolve()?.open_timeout;
         let name = SegmentName::new(&self.name)?;
         Ok(qadataswap_shm::wait_for_name(&name, timeout, cancelled)?)
+    }
+
+    /// The options [`open`](Self::open) uses: those set here, the open timeout from the configuration unless set.
+    ///
+    /// # Errors
+    /// [`Error::Config`]: a bad configuration file or variable (named).
+    pub fn resolve(&self) -> Result<ReaderOptions> {
+        let mut opts = self.opts.clone();
+        if let Some(file) = &self.config {
+            let cfg = crate::config::Config::load_with(file.as_deref())?;
+            if !self.open_timeout_set {
+                opts.open_timeout = cfg.timeout();
+            }
+        }
+        Ok(opts)
     }
 
     /// Attach.
     ///
     /// # Errors
     /// [`Error::Config`] (a bad configuration file or variable, named), and see [`Attachment::open`].
-    pub fn open(mut self) -> Result<SnapshotReader> {
-        if let Some(file) = &self.config {
-            let cfg = crate::config::Config::load_with(file.as_deref())?;
-            if !self.open_timeout_set {
-                self.opts.open_timeout = cfg.timeout();
-            }
-        }
-        let att = Attachment::open(&self.name, Mode::Snapshot, &self.opts)?;
+    pub fn open(self) -> Result<SnapshotReader> {
+        let opts = self.resolve()?;
+        let att = Attachment::open(&self.name, Mode::Snapshot, &opts)?;
         Ok(SnapshotReader {
             att,
-            opts: self.opts,
+            opts,
             last_seq: AtomicU64::new(0),
             cache: Mutex::new(None),
             stats: StatsCounters::default(),

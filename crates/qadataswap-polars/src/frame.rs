@@ -227,10 +227,6 @@ impl SharedDataFrameBuilder {
         self.name.as_str()
     }
 
-    pub(crate) fn reader_name_exists(&self) -> bool {
-        std::path::Path::new("/dev/shm").join(&self.name).exists()
-    }
-
     pub(crate) fn wait_for_writer(&self, cancelled: &dyn Fn() -> bool) -> Result<bool> {
         Ok(self.reader.wait_for_writer(cancelled)?)
     }

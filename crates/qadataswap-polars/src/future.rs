@@ -174,9 +174,12 @@ impl Future for OpenFuture {
         use std::sync::atomic::Ordering;
         let this = self.get_mut();
         if let Some(builder) = this.builder.take() {
-            // Already there (the usual case once the writer runs): attach now, no thread.
-            if builder.reader_name_exists() {
-                return Poll::Ready(builder.create_reader());
+            // Already there (the usual case once the writer runs): attach now, no thread. (A wait that is
+            // cancelled before it starts only looks once; a bad name or configuration is answered here too.)
+            match builder.wait_for_writer(&|| true) {
+                Ok(true) => return Poll::Ready(builder.create_reader()),
+                Ok(false) => {}
+                Err(e) => return Poll::Ready(Err(e)),
             }
             let shared = Arc::new(OpenShared::default());
             shared.lock().waker = Some(cx.waker().clone());

@@ -53,18 +53,19 @@ fn leases(reader: &DataFrameReader) -> u32 {
 /// The library's threads in this process other than the one reactor (a thread per read, or a
 /// waiter left behind by a dropped read, would show up here).
 fn waiter_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim().starts_with("qadataswap") && comm.trim() != "qadataswap-reac")
-        .count()
+    threads(|comm| comm.starts_with("qadataswap") && comm != "qadataswap-reac")
 }
 
 fn reactor_threads() -> usize {
+    threads(|comm| comm == "qadataswap-reac")
+}
+
+/// This process's threads whose name (as `/proc` shows it, 15 characters at most) satisfies `which`.
+fn threads(which: impl Fn(&str) -> bool) -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim() == "qadataswap-reac")
+        .filter(|comm| which(comm.trim()))
         .count()
 }
 
@@ -253,11 +254,7 @@ fn read_async_honours_the_reader_timeout() {
 }
 
 fn open_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim() == "qadataswap-open")
-        .count()
+    threads(|comm| comm == "qadataswap-open")
 }
 
 #[test]

@@ -327,6 +327,14 @@ mod tests {
         waiters: AtomicU32,
     }
 
+    /// A sequence word holding `seq`, nobody waiting.
+    fn words(seq: u32) -> Arc<Words> {
+        Arc::new(Words {
+            word: AtomicU32::new(seq),
+            waiters: AtomicU32::new(0),
+        })
+    }
+
     fn notifier(w: &Words) -> Notifier<'_> {
         Notifier::new(&w.word, &w.waiters)
     }
@@ -354,10 +362,7 @@ mod tests {
 
     #[test]
     fn a_notify_wakes_the_registered_task_and_the_reactor_stops_counting_itself() {
-        let w = Arc::new(Words {
-            word: AtomicU32::new(7),
-            waiters: AtomicU32::new(0),
-        });
+        let w = words(7);
         let (f, waker) = flag();
         let reg = wake_on_change(&w, notifier, 7, &waker).unwrap();
         assert_eq!(
@@ -378,10 +383,7 @@ mod tests {
 
     #[test]
     fn a_word_that_moved_before_registering_wakes_at_once() {
-        let w = Arc::new(Words {
-            word: AtomicU32::new(8),
-            waiters: AtomicU32::new(0),
-        });
+        let w = words(8);
         let (f, waker) = flag();
         let _reg = wake_on_change(&w, notifier, 7, &waker).unwrap();
         wait_for(&f);
@@ -389,20 +391,14 @@ mod tests {
 
     #[test]
     fn a_withdrawn_registration_is_never_woken_and_uncounts_itself() {
-        let w = Arc::new(Words {
-            word: AtomicU32::new(1),
-            waiters: AtomicU32::new(0),
-        });
+        let w = words(1);
         let (f, waker) = flag();
         let reg = wake_on_change(&w, notifier, 1, &waker).unwrap();
         drop(reg);
         assert_eq!(w.waiters.load(Ordering::Acquire), 0);
         notifier(&w).notify();
         // A later registration on another word fires: the withdrawn one still has not.
-        let w2 = Arc::new(Words {
-            word: AtomicU32::new(5),
-            waiters: AtomicU32::new(0),
-        });
+        let w2 = words(5);
         let (f2, waker2) = flag();
         let _r2 = wake_on_change(&w2, notifier, 4, &waker2).unwrap();
         wait_for(&f2);
@@ -411,10 +407,7 @@ mod tests {
 
     #[test]
     fn without_a_publish_the_task_is_woken_after_one_slice_to_recheck() {
-        let w = Arc::new(Words {
-            word: AtomicU32::new(3),
-            waiters: AtomicU32::new(0),
-        });
+        let w = words(3);
         let (f, waker) = flag();
         let _reg = wake_on_change(&w, notifier, 3, &waker).unwrap();
         wait_for(&f);
@@ -427,14 +420,7 @@ mod tests {
 
     #[test]
     fn two_hundred_registrations_on_one_reactor_thread_all_fire() {
-        let words: Vec<Arc<Words>> = (0..200)
-            .map(|_| {
-                Arc::new(Words {
-                    word: AtomicU32::new(0),
-                    waiters: AtomicU32::new(0),
-                })
-            })
-            .collect();
+        let words: Vec<Arc<Words>> = (0..200).map(|_| words(0)).collect();
         let flags: Vec<(Arc<Flag>, Registration)> = words
             .iter()
             .map(|w| {

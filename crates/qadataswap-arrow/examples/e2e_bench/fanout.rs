@@ -24,8 +24,8 @@ use rustix::process::Signal;
 
 use crate::harness::{
     accept_within, arg, child_command, cores, fmt_ns, frame, ipc_bytes, js, mono_ns, pct,
-    proc_state, segment_name, sibling, socket_path, wait_for, Control, ControlMap, Kid, Pause, Pct,
-    Res,
+    proc_state, push_chart, push_goals, segment_name, sibling, socket_path, wait_for, Control,
+    ControlMap, Kid, Pause, Pct, Res,
 };
 use crate::svg;
 use crate::Opts;
@@ -651,10 +651,7 @@ fn report(out: &[Outcome], opts: &Opts) -> Res<()> {
             if stall_ok { "met" } else { "MISSED" }
         ),
     ];
-    md.push_str("\nGoals (issue 21):\n\n");
-    for g in &goals {
-        md.push_str(&format!("- {g}\n"));
-    }
+    push_goals(&mut md, &goals);
     println!("\ngoals:");
     for g in &goals {
         println!("  {g}");
@@ -687,13 +684,7 @@ fn report(out: &[Outcome], opts: &Opts) -> Res<()> {
                 &series,
             ),
         )?;
-        md.push_str(&format!(
-            "\n![latency against readers]({})\n",
-            chart
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
+        push_chart(&mut md, "latency against readers", &chart);
         std::fs::write(sibling(json, ".md"), &md)?;
         let items: Vec<String> = out
             .iter()

@@ -415,6 +415,23 @@ pub fn js(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// Appends the goals (issue 21) as a list to the report fragment.
+pub fn push_goals(md: &mut String, goals: &[String]) {
+    md.push_str("\nGoals (issue 21):\n\n");
+    for g in goals {
+        md.push_str(&format!("- {g}\n"));
+    }
+}
+
+/// Appends a link to `chart` (a file beside the report) to the report fragment.
+pub fn push_chart(md: &mut String, alt: &str, chart: &Path) {
+    let file = chart
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    md.push_str(&format!("\n![{alt}]({file})\n"));
+}
+
 /// Writes a report fragment next to the JSON file: `X.json` -> `X.md`, and charts `X-<name>.svg`.
 pub fn sibling(json: &Path, suffix: &str) -> PathBuf {
     let stem = json

@@ -21,8 +21,9 @@ use qadataswap_arrow::{SnapshotReader, SnapshotWriter};
 use qadataswap_sync::futex;
 
 use crate::harness::{
-    accept_within, arg, child_command, fmt_ns, frame, ipc_bytes, js, mono_ns, pct, segment_name,
-    sibling, socket_path, spin_for, wait_for, ControlMap, Kid, Pause, Pct, Res,
+    accept_within, arg, child_command, fmt_ns, frame, ipc_bytes, js, mono_ns, pct, push_chart,
+    push_goals, segment_name, sibling, socket_path, spin_for, wait_for, ControlMap, Kid, Pause,
+    Pct, Res,
 };
 use crate::svg;
 use crate::Opts;
@@ -499,10 +500,7 @@ fn report(rows: &[Row], opts: &Opts, hot_rounds: u32, parked_rounds: u32) -> Res
             verdict(park_ratio_max <= 1.2)
         ),
     ];
-    md.push_str("\nGoals (issue 21):\n\n");
-    for g in &goals {
-        md.push_str(&format!("- {g}\n"));
-    }
+    push_goals(&mut md, &goals);
     println!();
     println!("ratios (p50): ");
     for line in md
@@ -540,13 +538,7 @@ fn report(rows: &[Row], opts: &Opts, hot_rounds: u32, parked_rounds: u32) -> Res
                 &series,
             ),
         )?;
-        md.push_str(&format!(
-            "\n![latency against rows]({})\n",
-            chart
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
+        push_chart(&mut md, "latency against rows", &chart);
         std::fs::write(sibling(json, ".md"), &md)?;
         let items: Vec<String> = rows
             .iter()

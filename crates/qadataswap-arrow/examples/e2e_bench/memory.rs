@@ -30,8 +30,8 @@ use qadataswap_arrow::{SnapshotReader, SnapshotWriter};
 use rustix::mm::{MapFlags, ProtFlags};
 
 use crate::harness::{
-    accept_within, child_command, js, segment_name, sibling, smaps, socket_path, tmpfs_bytes,
-    wait_for, ControlMap, Kid, Mem, Pause, Res, TempPath,
+    accept_within, child_command, js, push_chart, push_goals, segment_name, sibling, smaps,
+    socket_path, tmpfs_bytes, wait_for, ControlMap, Kid, Mem, Pause, Res, TempPath,
 };
 use crate::svg;
 use crate::Opts;
@@ -517,10 +517,7 @@ fn report(out: &[Outcome], mb: usize, opts: &Opts) -> Res<()> {
             if held_ok { "met" } else { "MISSED" }
         ),
     ];
-    md.push_str("\nGoals (issue 21):\n\n");
-    for g in &goals {
-        md.push_str(&format!("- {g}\n"));
-    }
+    push_goals(&mut md, &goals);
     println!("\ngoals:");
     for g in &goals {
         println!("  {g}");
@@ -560,13 +557,7 @@ fn report(out: &[Outcome], mb: usize, opts: &Opts) -> Res<()> {
                 &series,
             ),
         )?;
-        md.push_str(&format!(
-            "\n![memory against rivals]({})\n",
-            chart
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
+        push_chart(&mut md, "memory against rivals", &chart);
         std::fs::write(sibling(json, ".md"), &md)?;
         let items: Vec<String> = out
             .iter()

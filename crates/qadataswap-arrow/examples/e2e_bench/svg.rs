@@ -102,14 +102,7 @@ pub fn lines(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> St
     }
     for d in yd0 as i32..=yd1 as i32 {
         let y = py(10f64.powi(d));
-        out.push_str(&format!(
-            "<line x1=\"{LEFT}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#ddd\"/>\
-             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
-            LEFT + pw,
-            LEFT - 6.0,
-            y + 4.0,
-            10f64.powi(d)
-        ));
+        y_grid_line(&mut out, y, pw, 10f64.powi(d));
     }
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
@@ -169,14 +162,7 @@ pub fn bars(
     for k in 0..=5 {
         let v = top * k as f64 / 5.0;
         let y = py(v);
-        out.push_str(&format!(
-            "<line x1=\"{LEFT}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#ddd\"/>\
-             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
-            LEFT + pw,
-            LEFT - 6.0,
-            y + 4.0,
-            (v * 1000.0).round() / 1000.0
-        ));
+        y_grid_line(&mut out, y, pw, (v * 1000.0).round() / 1000.0);
     }
     let groups = categories.len().max(1) as f64;
     let gw = pw / groups;
@@ -205,4 +191,16 @@ pub fn bars(
     legend(&mut out, &items);
     out.push_str("</svg>\n");
     out
+}
+
+/// A horizontal grid line at `y` across the plot (`pw` wide) with its value on the axis.
+fn y_grid_line(out: &mut String, y: f64, pw: f64, value: f64) {
+    out.push_str(&format!(
+        "<line x1=\"{LEFT}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#ddd\"/>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
+        LEFT + pw,
+        LEFT - 6.0,
+        y + 4.0,
+        value
+    ));
 }
