@@ -349,7 +349,7 @@ pub fn crate_check(ws: &Workspace, tests: &mut TestCounts) -> Result<()> {
                 .map_err(|e| Error::io("writing main.rs", e))?;
             shell::run(
                 ws.cargo()
-                    .current_dir(&tmp.path())
+                    .current_dir(tmp.path())
                     .env("CARGO_TARGET_DIR", &ws.target_dir)
                     // Not --locked: the lock gains the new root package; every version in it stays as tested.
                     .args(["run", "--quiet", "--bin", "qads-user"]),
@@ -375,7 +375,7 @@ pub fn cli_check(ws: &Workspace, tests: &mut TestCounts) -> Result<()> {
                         "crates/qadataswap-cli",
                         "--root",
                     ])
-                    .arg(&tmp.path()),
+                    .arg(tmp.path()),
             )?;
             let help =
                 shell::output(Command::new(tmp.path().join("bin/qadataswap")).arg("--help"))?;

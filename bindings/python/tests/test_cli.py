@@ -3,6 +3,7 @@ documented, and a bug inside it is one line on stderr and exit code 1, never a P
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -19,6 +20,12 @@ def test_a_panic_inside_the_tool_is_exit_code_1_and_python_carries_on(capfd):
     assert "internal error" in capfd.readouterr().err
     # The tool's panic hook was its own: a second run (and Python) are unaffected.
     assert main(["inspect", "qads-no-such-segment-anywhere"]) == 3
+
+
+def test_calling_main_leaves_the_programs_ctrl_c_handler_in_place():
+    before = signal.getsignal(signal.SIGINT)
+    main(["inspect", "qads-no-such-segment-anywhere"])
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_python_dash_m_qadataswap_runs_the_tool():
