@@ -175,6 +175,12 @@ const BENCHES: &[Bench] = &[
         requires: "crates/qadataswap-arrow/examples/e2e_bench/main.rs",
         command: |ws, json, opts| e2e(ws, "memory", json, opts),
     },
+    Bench {
+        key: "e2e-profile",
+        title: "where the small-frame latency goes: instructions per write() and read_next() (callgrind)",
+        requires: "crates/qadataswap-arrow/examples/e2e_bench/main.rs",
+        command: |ws, json, opts| e2e(ws, "profile", json, opts),
+    },
 ];
 
 /// One suite of the end-to-end bench (`e2e_bench <suite>`): besides its JSON it writes `<key>.md` (its tables,
@@ -195,6 +201,19 @@ fn e2e(ws: &Workspace, suite: &str, json: &Path, opts: BenchOptions) -> Command 
     .arg(json);
     if opts.quick {
         cmd.arg("--quick");
+    }
+    if suite == "latency" {
+        // The same write() read by a Python process into a polars.DataFrame and by a C++ process into an
+        // arrow::Table. A C++ reader that does not build leaves its rows out (the report says so), not the suite.
+        cmd.env("QADATASWAP_BENCH_PYTHON", venv::venv_python(ws));
+        match crate::suite::build_cpp(ws, Some("latency_reader")) {
+            Ok(build) => {
+                cmd.env("QADATASWAP_BENCH_CPP_LATENCY", build.join("latency_reader"));
+            }
+            Err(e) => {
+                eprintln!("e2e-latency: the C++ reader did not build ({e}); measuring without it")
+            }
+        }
     }
     cmd
 }
@@ -231,6 +250,10 @@ pub fn bench(ws: &Workspace, opts: BenchOptions) -> Result<()> {
         .map_err(|e| Error::io(format!("creating {}", out_dir.display()), e))?;
     let mut steps = Steps::new("xtask bench");
     steps.run("setup (.venv)", |_| venv::setup(ws).map(|()| Outcome::Ran))?;
+    // The Python benches (and the latency suite's Python reader) import the package: the same wheel `test` installs.
+    steps.run("python package (wheel, into .venv)", |_| {
+        crate::suite::build_python(ws).map(|()| Outcome::Ran)
+    })?;
 
     let mut results = Vec::new();
     for bench in BENCHES {

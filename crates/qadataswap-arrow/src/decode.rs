@@ -782,16 +782,19 @@ fn check_dictionary_keys(data: &ArrayData, column: &str) -> Result<(), DecodeErr
 /// Decode the frame (an IPC stream: schema, dictionaries, record batches, end marker).
 ///
 /// `frame` is the slot's bytes (`desc.len` long) as a buffer whose owner holds the lease.
+/// `counts` tallies the decoded arrays' buffers inside and outside its range (the mapping: zero-copy or not), in
+/// the same pass over the columns as the layout checks.
 pub(crate) fn decode_frame(
     frame: &Buffer,
     schema_version: u64,
     cache: &mut SchemaCache,
     validation: Validation,
+    counts: &mut BufferCounts,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), DecodeError> {
     // arrow-ipc can still panic on some malformed metadata the checks above do not foresee; a panic here must not
     // take the reader down.
     match catch_unwind(AssertUnwindSafe(|| {
-        decode_inner(frame, schema_version, cache, validation)
+        decode_inner(frame, schema_version, cache, validation, counts)
     })) {
         Ok(r) => r,
         Err(_) => {
@@ -808,6 +811,7 @@ fn decode_inner(
     schema_version: u64,
     cache: &mut SchemaCache,
     validation: Validation,
+    counts: &mut BufferCounts,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), DecodeError> {
     let cache = cache.get_or_insert_with(DecodeCache::default);
     let (first, mut pos) =
@@ -909,14 +913,16 @@ fn decode_inner(
                 .with_require_alignment(b.compression().is_none())
                 .with_skip_validation(skip)
                 .read_record_batch()?;
-                if trusted {
-                    for (c, field) in batch.columns().iter().zip(schema.fields()) {
-                        let data = c.to_data();
+                // One `to_data` per column (it clones the array's buffer list) for both the checks and the count.
+                for (c, field) in batch.columns().iter().zip(schema.fields()) {
+                    let data = c.to_data();
+                    if trusted {
                         validate_layout(&data)?;
                         if has_dictionary(field.data_type()) {
                             check_dictionary_keys(&data, field.name())?;
                         }
                     }
+                    counts.add(&data);
                 }
                 batches.push(batch);
             }
@@ -966,17 +972,35 @@ fn skip_flag(validation: Validation, compressed: bool) -> UnsafeFlag {
     skip
 }
 
-/// Count buffers of `batches` that lie inside `[start, end)` and those that do not (copies).
-pub(crate) fn count_buffers(batches: &[RecordBatch], start: usize, end: usize) -> (u64, u64) {
-    fn walk(d: &ArrayData, start: usize, end: usize, inside: &mut u64, outside: &mut u64) {
+/// Buffers of decoded arrays that lie inside `[start, end)` (the mapping: zero-copy) and those that do not (copies).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct BufferCounts {
+    start: usize,
+    end: usize,
+    pub(crate) inside: u64,
+    pub(crate) outside: u64,
+}
+
+impl BufferCounts {
+    /// Counts against `[start, end)`.
+    pub(crate) fn within(start: usize, end: usize) -> BufferCounts {
+        BufferCounts {
+            start,
+            end,
+            ..BufferCounts::default()
+        }
+    }
+
+    /// Adds the non-empty buffers of `d` and of its children, dictionary values included.
+    fn add(&mut self, d: &ArrayData) {
         let mut see = |ptr: usize, len: usize| {
             if len == 0 {
                 return;
             }
-            if ptr >= start && ptr + len <= end {
-                *inside += 1;
+            if ptr >= self.start && ptr + len <= self.end {
+                self.inside += 1;
             } else {
-                *outside += 1;
+                self.outside += 1;
             }
         };
         for b in d.buffers() {
@@ -986,16 +1010,9 @@ pub(crate) fn count_buffers(batches: &[RecordBatch], start: usize, end: usize) -
             see(n.buffer().as_ptr() as usize, n.buffer().len());
         }
         for c in d.child_data() {
-            walk(c, start, end, inside, outside);
+            self.add(c);
         }
     }
-    let (mut inside, mut outside) = (0, 0);
-    for b in batches {
-        for c in b.columns() {
-            walk(&c.to_data(), start, end, &mut inside, &mut outside);
-        }
-    }
-    (inside, outside)
 }
 
 /// Every buffer of `array` (recursively, with null bitmaps), as (address, length): for zero-copy tests.
@@ -1099,7 +1116,7 @@ mod tests {
     fn assert_rejected(f: &Buffer, why: &str) {
         for v in [Validation::Trusted, Validation::Full] {
             let before = caught_panics();
-            let r = decode_frame(f, 0, &mut None, v);
+            let r = decode_frame(f, 0, &mut None, v, &mut BufferCounts::default());
             assert!(r.is_err(), "{why}: {v:?} accepted the frame");
             assert_eq!(
                 caught_panics(),
@@ -1126,7 +1143,8 @@ mod tests {
             &body,
         );
         for v in [Validation::Trusted, Validation::Full] {
-            let (_, batches) = decode_frame(&f, 0, &mut None, v).unwrap();
+            let (_, batches) =
+                decode_frame(&f, 0, &mut None, v, &mut BufferCounts::default()).unwrap();
             let col = batches[0]
                 .column(0)
                 .as_any()
@@ -1397,7 +1415,13 @@ mod tests {
         );
         for cut in [0, 3, 8, 20, good.len() / 2, good.len() - 9] {
             let f = good.slice_with_length(0, cut);
-            let r = decode_frame(&f, 0, &mut None, Validation::Trusted);
+            let r = decode_frame(
+                &f,
+                0,
+                &mut None,
+                Validation::Trusted,
+                &mut BufferCounts::default(),
+            );
             assert!(r.is_err(), "cut at {cut} accepted");
         }
         let mut bytes = good.as_slice().to_vec();

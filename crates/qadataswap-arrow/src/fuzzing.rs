@@ -283,9 +283,15 @@ pub fn frame_bytes(data: &[u8]) -> usize {
     let mut aligned = MutableBuffer::new(data.len());
     aligned.extend_from_slice(data);
     let copy: Buffer = aligned.into();
-    let rows = decode::decode_frame(&copy, 0, &mut None, Validation::Full)
-        .map(|(_, b)| b.iter().map(RecordBatch::num_rows).sum::<usize>() as u64)
-        .unwrap_or(0);
+    let rows = decode::decode_frame(
+        &copy,
+        0,
+        &mut None,
+        Validation::Full,
+        &mut decode::BufferCounts::default(),
+    )
+    .map(|(_, b)| b.iter().map(RecordBatch::num_rows).sum::<usize>() as u64)
+    .unwrap_or(0);
 
     fx.seq += 1;
     let seq = fx.seq;

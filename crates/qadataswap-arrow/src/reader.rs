@@ -417,14 +417,21 @@ impl LeasedFrame {
         stats: &StatsCounters,
     ) -> Result<Frame> {
         let s = &att.shared;
-        let (schema, batches) =
-            decode::decode_frame(&self.buffer, self.desc.schema_version, cache, validation)
-                .map_err(|e| Error::CorruptFrame {
-                    name: s.name.clone(),
-                    slot: self.slot,
-                    frame_seq: self.desc.frame_seq,
-                    what: e.0,
-                })?;
+        let start = s.map.as_ptr() as usize;
+        let mut counts = decode::BufferCounts::within(start, start + s.map.len());
+        let (schema, batches) = decode::decode_frame(
+            &self.buffer,
+            self.desc.schema_version,
+            cache,
+            validation,
+            &mut counts,
+        )
+        .map_err(|e| Error::CorruptFrame {
+            name: s.name.clone(),
+            slot: self.slot,
+            frame_seq: self.desc.frame_seq,
+            what: e.0,
+        })?;
         // The descriptor's row count is metadata too: it must agree with what the frame decoded to.
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         if rows != self.desc.rows {
@@ -438,8 +445,7 @@ impl LeasedFrame {
                 ),
             });
         }
-        let start = s.map.as_ptr() as usize;
-        let (inside, outside) = decode::count_buffers(&batches, start, start + s.map.len());
+        let (inside, outside) = (counts.inside, counts.outside);
         stats.frames_read.fetch_add(1, Ordering::Relaxed);
         stats.bytes_read.fetch_add(self.desc.len, Ordering::Relaxed);
         stats.zero_copy_buffers.fetch_add(inside, Ordering::Relaxed);

@@ -56,6 +56,15 @@ pub const DATA_OFFSET: usize = 64 << 10;
 pub const DATA_LEN: usize = 1 << 20;
 const MAP_LEN: usize = DATA_OFFSET + DATA_LEN;
 const _: () = assert!(std::mem::size_of::<Control>() <= DATA_OFFSET);
+// The latency readers in other languages (bench/python/latency_reader.py, bindings/c/bench/latency_reader.cc)
+// address these words by offset.
+const _: () = {
+    assert!(std::mem::offset_of!(Control, ready) == 0);
+    assert!(std::mem::offset_of!(Control, stamp) == 384);
+    assert!(std::mem::offset_of!(Control, readers) == 512);
+    assert!(std::mem::offset_of!(ReaderWords, ack) == 0);
+    assert!(std::mem::offset_of!(ReaderWords, lat) == 8);
+};
 
 /// Paths to unlink when the watchdog ends the process (drops do not run then).
 static CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());

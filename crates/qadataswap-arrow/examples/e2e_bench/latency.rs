@@ -7,6 +7,10 @@
 //!   change. No encoding, no decoding, no lease: what any shared-memory transport must pay at least.
 //! - `socket`: arrow-ipc's `StreamWriter` over a Unix socket (one `write` per frame through a `BufWriter`), the
 //!   reader's `StreamReader` returns the batch. The reader blocks in `recv`, in both modes.
+//! - `python` and `cpp`: the same `write()`, read by a Python process into a `polars.DataFrame`
+//!   (`bench/python/latency_reader.py`, run by the interpreter `QADATASWAP_BENCH_PYTHON` names) and by a C++
+//!   process into an `arrow::Table` (`bindings/c/bench/latency_reader.cc`, the binary `QADATASWAP_BENCH_CPP_LATENCY`
+//!   names). `cargo xtask bench` sets both; a run without them measures the other three.
 //!
 //! Two modes: `hot`, the reader spinning when the frame comes (spin budget u32::MAX; the writer's gap between
 //! rounds is a 10 µs busy wait), and `parked`, the reader asleep in the futex (spin budget 0; the writer sleeps
@@ -39,15 +43,52 @@ enum Transport {
     Ours,
     Raw,
     Socket,
+    Python,
+    Cpp,
 }
 
+/// The interpreter that runs the Python reader (a venv's, with qadataswap and polars).
+const PYTHON_ENV: &str = "QADATASWAP_BENCH_PYTHON";
+/// The C++ reader binary (CMake target `latency_reader`).
+const CPP_ENV: &str = "QADATASWAP_BENCH_CPP_LATENCY";
+const PYTHON_READER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../bench/python/latency_reader.py"
+);
+
 impl Transport {
-    const ALL: [Transport; 3] = [Transport::Raw, Transport::Ours, Transport::Socket];
+    const ALL: [Transport; 5] = [
+        Transport::Raw,
+        Transport::Ours,
+        Transport::Socket,
+        Transport::Python,
+        Transport::Cpp,
+    ];
+    /// The transports this run measures: the Rust three always, Python and C++ when their reader is given.
+    fn measured() -> Vec<Transport> {
+        Transport::ALL
+            .into_iter()
+            .filter(|t| {
+                t.external()
+                    .is_none_or(|(env, _)| std::env::var_os(env).is_some())
+            })
+            .collect()
+    }
+    /// For a reader in another language: the variable naming its program, and the program's first argument.
+    fn external(self) -> Option<(&'static str, Option<&'static str>)> {
+        match self {
+            Transport::Python => Some((PYTHON_ENV, Some(PYTHON_READER))),
+            Transport::Cpp => Some((CPP_ENV, None)),
+            _ => None,
+        }
+    }
     fn name(self) -> &'static str {
         match self {
             Transport::Ours => "qadataswap",
             Transport::Raw => "raw",
             Transport::Socket => "socket",
+            Transport::Python => "python",
+            Transport::Cpp => "cpp",
         }
     }
     fn parse(s: &str) -> Res<Transport> {
@@ -67,6 +108,18 @@ impl Transport {
                 "raw handoff: memcpy + atomic flip + FUTEX_WAKE, reader in FUTEX_WAIT"
             }
             (Transport::Socket, _) => "Arrow IPC StreamWriter -> StreamReader over a Unix socket",
+            (Transport::Python, Mode::Hot) => {
+                "qadataswap write() -> Python read_next() polars.DataFrame, reader spinning"
+            }
+            (Transport::Python, Mode::Parked) => {
+                "qadataswap write() -> Python read_next() polars.DataFrame, reader parked"
+            }
+            (Transport::Cpp, Mode::Hot) => {
+                "qadataswap write() -> C++ ReadNext() arrow::Table, reader spinning"
+            }
+            (Transport::Cpp, Mode::Parked) => {
+                "qadataswap write() -> C++ ReadNext() arrow::Table, reader parked"
+            }
         }
     }
 }
@@ -185,12 +238,23 @@ fn measure(t: Transport, mode: Mode, rows: usize, warm: u32, rounds: u32) -> Res
         )
     };
     match t {
-        Transport::Ours => {
+        Transport::Ours | Transport::Python | Transport::Cpp => {
             let mut w = SnapshotWriter::builder(&seg)
                 .size(3 * (payload.len() + (64 << 10)))
                 .create()?;
-            let kid = Kid::spawn(&mut child_command(&child_args(&seg))?)?;
-            ready("the qadataswap reader")?;
+            let mut cmd = match t.external() {
+                // The other languages' readers take the Rust child's arguments after its transport name.
+                Some((env, script)) => {
+                    let program =
+                        std::env::var_os(env).ok_or_else(|| format!("{env} is not set"))?;
+                    let mut cmd = std::process::Command::new(program);
+                    cmd.args(script).args(&child_args(&seg)[2..]);
+                    cmd
+                }
+                None => child_command(&child_args(&seg))?,
+            };
+            let kid = Kid::spawn(&mut cmd)?;
+            ready(&format!("the {} reader", t.name()))?;
             run_rounds(&mut |_| w.write(&batch).map(drop).map_err(Into::into))?;
             kid.finish(ROUND_LIMIT)?;
             w.close()?;
@@ -263,6 +327,9 @@ pub fn child(args: &[String]) -> Res<()> {
         }
     };
     match t {
+        Transport::Python | Transport::Cpp => {
+            return Err(format!("the {} reader is not this program", t.name()).into())
+        }
         Transport::Ours => {
             let spin = match mode {
                 Mode::Hot => u32::MAX,
@@ -338,6 +405,7 @@ pub fn run(opts: &Opts) -> Res<()> {
         (20_000, 2_000, 2)
     };
     let cores = crate::harness::cores();
+    let transports = Transport::measured();
     println!(
         "small-frame latency, one way: writer write() start -> reader holds the RecordBatch; {} cores; \
          hot: {hot_rounds} rounds, parked: {parked_rounds} rounds, each in {repeat} run(s), transports interleaved",
@@ -352,7 +420,7 @@ pub fn run(opts: &Opts) -> Res<()> {
             };
             let mut pooled: Vec<Measured> = Vec::new();
             for _ in 0..repeat {
-                for (i, t) in Transport::ALL.into_iter().enumerate() {
+                for (i, &t) in transports.iter().enumerate() {
                     let m = measure(t, mode, rows, warm, rounds)?;
                     match pooled.get_mut(i) {
                         Some(p) => {
@@ -364,7 +432,7 @@ pub fn run(opts: &Opts) -> Res<()> {
                     }
                 }
             }
-            for (t, mut m) in Transport::ALL.into_iter().zip(pooled) {
+            for (&t, mut m) in transports.iter().zip(pooled) {
                 let (pct, send, rest, bytes) =
                     (pct(&mut m.lat), pct(&mut m.send), pct(&mut m.rest), m.bytes);
                 println!(
@@ -391,7 +459,7 @@ pub fn run(opts: &Opts) -> Res<()> {
             }
         }
     }
-    report(&rows_out, opts, hot_rounds, parked_rounds)
+    report(&rows_out, &transports, opts, hot_rounds, parked_rounds)
 }
 
 fn find(rows: &[Row], mode: Mode, n: usize, t: Transport) -> Pct {
@@ -400,7 +468,13 @@ fn find(rows: &[Row], mode: Mode, n: usize, t: Transport) -> Pct {
         .map_or(Pct::default(), |r| r.pct)
 }
 
-fn report(rows: &[Row], opts: &Opts, hot_rounds: u32, parked_rounds: u32) -> Res<()> {
+fn report(
+    rows: &[Row],
+    transports: &[Transport],
+    opts: &Opts,
+    hot_rounds: u32,
+    parked_rounds: u32,
+) -> Res<()> {
     // Ratios first.
     let mut md = String::new();
     md.push_str(
@@ -465,6 +539,46 @@ fn report(rows: &[Row], opts: &Opts, hot_rounds: u32, parked_rounds: u32) -> Res
             ));
         }
     }
+    let others: Vec<Transport> = transports
+        .iter()
+        .copied()
+        .filter(|t| t.external().is_some())
+        .collect();
+    if !others.is_empty() {
+        md.push_str(
+            "\nThe same `write()` (Rust writer) read in other languages: *python* = `read_next()` returning a \
+             `polars.DataFrame` (zero-copy) in a Python process, *cpp* = `Reader::ReadNext()` returning an \
+             `arrow::Table` in a C++ process; beside the Rust reader's `RecordBatch`.\n\n\
+             | mode | rows | Rust p50 | p99 |",
+        );
+        for t in &others {
+            md.push_str(&format!(" {} p50 | p99 | / Rust |", t.name()));
+        }
+        md.push_str("\n|---|---:|---:|---:|");
+        md.push_str(&"---:|---:|---:|".repeat(others.len()));
+        md.push('\n');
+        for mode in Mode::ALL {
+            for &n in &ROWS {
+                let o = find(rows, mode, n, Transport::Ours);
+                md.push_str(&format!(
+                    "| {} | {n} | {} | {} |",
+                    mode.name(),
+                    fmt_ns(o.p50),
+                    fmt_ns(o.p99)
+                ));
+                for &t in &others {
+                    let x = find(rows, mode, n, t);
+                    md.push_str(&format!(
+                        " {} | {} | {:.2}x |",
+                        fmt_ns(x.p50),
+                        fmt_ns(x.p99),
+                        x.p50 / o.p50
+                    ));
+                }
+                md.push('\n');
+            }
+        }
+    }
     // Goals of issue 21.
     let hot_max = ROWS
         .iter()
@@ -485,7 +599,12 @@ fn report(rows: &[Row], opts: &Opts, hot_rounds: u32, parked_rounds: u32) -> Res
         })
         .fold(0.0, f64::max);
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-    let goals = [
+    let python_max = transports.contains(&Transport::Python).then(|| {
+        ROWS.iter()
+            .map(|&n| find(rows, Mode::Hot, n, Transport::Python).p50)
+            .fold(0.0, f64::max)
+    });
+    let mut goals = vec![
         format!(
             "hot p50 <= 1 µs for 1..1000 rows: worst {} ({})",
             fmt_ns(hot_max),
@@ -500,6 +619,16 @@ fn report(rows: &[Row], opts: &Opts, hot_rounds: u32, parked_rounds: u32) -> Res
             verdict(park_ratio_max <= 1.2)
         ),
     ];
+    goals.push(match python_max {
+        Some(p) => format!(
+            "hot p50 <= 5 µs to a Python polars.DataFrame for 1..1000 rows: worst {} ({})",
+            fmt_ns(p),
+            verdict(p <= 5000.0)
+        ),
+        None => {
+            format!("hot p50 to a Python polars.DataFrame: not measured ({PYTHON_ENV} not set)")
+        }
+    });
     push_goals(&mut md, &goals);
     println!();
     println!("ratios (p50): ");
@@ -519,7 +648,7 @@ fn report(rows: &[Row], opts: &Opts, hot_rounds: u32, parked_rounds: u32) -> Res
         let chart = sibling(json, "-rows.svg");
         let series: Vec<svg::Series> = Mode::ALL
             .into_iter()
-            .flat_map(|m| Transport::ALL.into_iter().map(move |t| (m, t)))
+            .flat_map(|m| transports.iter().map(move |&t| (m, t)))
             .map(|(m, t)| svg::Series {
                 name: format!("{} {}", t.name(), m.name()),
                 dashed: m == Mode::Parked,
@@ -565,12 +694,14 @@ fn report(rows: &[Row], opts: &Opts, hot_rounds: u32, parked_rounds: u32) -> Res
                 "{{\"bench\":\"e2e-latency\",\"unit\":\"one-way ns, write() start to RecordBatch in the reader\",\
                  \"hot_rounds\":{hot_rounds},\"parked_rounds\":{parked_rounds},\"results\":[{}],\"ratios\":[{}],\
                  \"goals\":{{\"hot_p50_max_ns\":{hot_max:.1},\"hot_ok\":{},\"hot_vs_raw_max\":{hot_ratio_max:.3},\
-                 \"hot_vs_raw_ok\":{},\"parked_vs_raw_futex_max\":{park_ratio_max:.3},\"parked_ok\":{}}}}}\n",
+                 \"hot_vs_raw_ok\":{},\"parked_vs_raw_futex_max\":{park_ratio_max:.3},\"parked_ok\":{},\
+                 \"python_hot_p50_max_ns\":{}}}}}\n",
                 items.join(","),
                 ratio_json.join(","),
                 hot_max <= 1000.0,
                 hot_ratio_max <= 2.0,
-                park_ratio_max <= 1.2
+                park_ratio_max <= 1.2,
+                python_max.map_or("null".to_owned(), |p| format!("{p:.1}"))
             ),
         )?;
         println!("JSON written to {}", json.display());

@@ -9,6 +9,8 @@
 //! - `memory`: a reader's memory (`/proc/self/smaps_rollup`) before and after reading a 320 MB frame (64 MB with
 //!   `--quick`), and the copies of the data on the machine, beside Arrow IPC over a Unix socket (copies) and an
 //!   Arrow IPC file on /dev/shm read through mmap (maps).
+//! - `profile`: instructions per `write()` and per `read_next()` of a small frame, and the functions that execute
+//!   them, counted by `valgrind --tool=callgrind` (exact where times are noisy): what bounds the latency.
 //!
 //! Latencies are one way: the writer stores a CLOCK_MONOTONIC stamp in a small shared control mapping just before
 //! it sends, and the reader reads the same clock as soon as it holds the batch (one clock for every process on the
@@ -16,7 +18,7 @@
 //! one frame is in flight at a time.
 //!
 //! ```text
-//! cargo run --release -p qadataswap-arrow --example e2e_bench -- <latency|fanout|memory> [--quick] [--json PATH]
+//! cargo run --release -p qadataswap-arrow --example e2e_bench -- <latency|fanout|memory|profile> [--quick] [--json PATH]
 //! ```
 //!
 //! With `--json X.json` a suite also writes `X.md` (its tables for `target/bench/report.md`, ratios first) and
@@ -27,6 +29,7 @@ mod fanout;
 mod harness;
 mod latency;
 mod memory;
+mod profile;
 mod svg;
 
 use std::path::PathBuf;
@@ -60,6 +63,7 @@ fn run() -> Res<()> {
             "fanout-socket" => fanout::child_socket(rest),
             "fanout-staller" => fanout::child_staller(rest),
             "memory" => memory::child(rest),
+            "profile" => profile::child(rest),
             other => Err(format!("unknown child role {other}").into()),
         };
     }
@@ -80,6 +84,7 @@ fn run() -> Res<()> {
         Some("latency") => latency::run(&opts),
         Some("fanout") => fanout::run(&opts),
         Some("memory") => memory::run(&opts),
-        _ => Err("usage: e2e_bench <latency|fanout|memory> [--quick] [--json PATH]".into()),
+        Some("profile") => profile::run(&opts),
+        _ => Err("usage: e2e_bench <latency|fanout|memory|profile> [--quick] [--json PATH]".into()),
     }
 }
