@@ -636,6 +636,53 @@ def print_table(result: dict) -> None:
     sys.stdout.flush()
 
 
+def chart_svg(results: list[dict]) -> str:
+    """Horizontal bars, one panel per workload: each transport's end-to-end median as a multiple of the warm memcpy
+    of the same bytes (log axis from 0.1x to 100x: the floor is 1x)."""
+    lo, hi = 0.1, 100.0
+    left, right, bar, gap, top = 520.0, 140.0, 16.0, 4.0, 40.0
+    width = 1100.0
+    plot = width - left - right
+    rows = sum(len(r["transports"]) + 2 for r in results)
+    height = top + rows * (bar + gap) + 40.0
+
+    def x(v: float) -> float:
+        import math
+        v = min(max(v, lo), hi)
+        return left + (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * plot
+
+    def esc(t: str) -> str:
+        return t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{width / 2:.0f}" y="20" text-anchor="middle" font-size="15">'
+           f'End to end, writer to a polars DataFrame in another process (median, x a warm memcpy; lower is better)'
+           f'</text>']
+    for v in (0.1, 1.0, 10.0, 100.0):
+        out.append(f'<line x1="{x(v):.1f}" y1="{top:.0f}" x2="{x(v):.1f}" y2="{height - 30:.0f}" '
+                   f'stroke="{"#888" if v == 1.0 else "#ddd"}"/>')
+        out.append(f'<text x="{x(v):.1f}" y="{height - 14:.0f}" text-anchor="middle">{v:g}x</text>')
+    y = top
+    for r in results:
+        out.append(f'<text x="8" y="{y + bar - 3:.0f}" font-weight="bold">'
+                   f'{esc(r["label"])} ({r["bytes"] / 1e6:.0f} MB)</text>')
+        y += bar + gap
+        for t in sorted(r["transports"], key=lambda t: t["ratio_to_memcpy"]):
+            ratio = t["ratio_to_memcpy"]
+            ours = t["key"] == "qadataswap"
+            out.append(f'<text x="{left - 6:.0f}" y="{y + bar - 4:.0f}" text-anchor="end">{esc(t["label"])}</text>')
+            out.append(f'<rect x="{left:.0f}" y="{y:.0f}" width="{max(x(ratio) - left, 1):.1f}" height="{bar:.0f}" '
+                       f'fill="{"#1f77b4" if ours else "#bbb"}"/>')
+            out.append(f'<text x="{x(ratio) + 4:.1f}" y="{y + bar - 4:.0f}">{ratio:.1f}x '
+                       f'({t["end_to_end_ms"]["median"]:.1f} ms)</text>')
+            y += bar + gap
+        y += bar + gap
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
 def environment() -> dict:
     return {
         "python": platform.python_version(),
@@ -722,7 +769,13 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=2)
             f.write("\n")
-        print(f"JSON written to {args.json}")
+        # A chart and a report fragment linking it, beside the JSON (`cargo xtask bench` puts both in its report).
+        stem = os.path.splitext(args.json)[0]
+        with open(f"{stem}-e2e.svg", "w") as f:
+            f.write(chart_svg(results))
+        with open(f"{stem}.md", "w") as f:
+            f.write(f"![end to end against every rival]({os.path.basename(stem)}-e2e.svg)\n")
+        print(f"JSON written to {args.json}, chart to {stem}-e2e.svg")
     return 0
 
 
