@@ -3,13 +3,13 @@
 
 The Rust writer calls write() on a small frame; this process holds it as a polars.DataFrame
 (`SharedDataFrame.create_reader(...).read_next()`, zero-copy) and reports how long that took, through the
-bench's control mapping.
+bench's control mapping, with the part spent in `to_polars` (frame to DataFrame) in its `vals[0]`.
 
     latency_reader.py <hot|parked> <rows> <control file> <segment> <rounds>
 
 The control mapping's layout is the bench's `Control` block (crates/qadataswap-arrow/examples/e2e_bench/
 harness.rs, whose offsets are asserted there): `ready` (u32) at 0, `stamp` (u64, CLOCK_MONOTONIC ns taken just
-before the writer's write()) at 384, and the first reader's `ack` (u32) at 512 and `lat` (u64) at 520. Aligned
+before the writer's write()) at 384, and the first reader's `ack` (u32) at 512, `lat` (u64) at 520 and `vals[0]` (u64) at 536. Aligned
 loads and stores of these widths are single instructions on the machines this runs on; the writer reads `ack` and
 `lat` only after it saw `ack` change, and x86's stores are seen in order.
 """
@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 
-READY, STAMP, ACK, LAT, MAP_LEN = 0, 384, 512, 520, 64 << 10
+READY, STAMP, ACK, LAT, CONVERT, MAP_LEN = 0, 384, 512, 520, 536, 64 << 10
 
 
 def die_with_parent() -> None:
@@ -60,15 +60,21 @@ def main() -> int:
         segment, timeout=10.0, spin=(2**32 - 1) if mode == "hot" else 0
     )
     u32[READY // 4] += 1  # the only reader of this control block: no other process adds to it
+    to_polars = qadataswap.to_polars
     for i in range(1, rounds + 1):
-        df = reader.read_next(10.0)
+        # read_next() is read_next_frame() then to_polars(); split, to report the conversion's share.
+        frame = reader.read_next_frame(10.0)
+        t_frame = now_ns(clock)
+        df = to_polars(frame)
         t1 = now_ns(clock)
+        del frame
         got = df.height
         del df  # the frame (and its lease) goes before the acknowledgement, as in the Rust reader
         if got != rows:
             sys.exit(f"latency_reader.py: read {got} rows, expected {rows}")
         t0 = u64[STAMP // 8]
         u64[LAT // 8] = max(t1 - t0, 0)
+        u64[CONVERT // 8] = t1 - t_frame
         u32[ACK // 4] = i
     if reader.stats().get("copies", 0) != 0:
         sys.exit("latency_reader.py: the reader copied")

@@ -64,6 +64,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Control, readers) == 512);
     assert!(std::mem::offset_of!(ReaderWords, ack) == 0);
     assert!(std::mem::offset_of!(ReaderWords, lat) == 8);
+    assert!(std::mem::offset_of!(ReaderWords, vals) == 24);
 };
 
 /// Paths to unlink when the watchdog ends the process (drops do not run then).

@@ -157,6 +157,9 @@ impl Mode {
 /// One case's raw samples, in ns.
 struct Measured {
     lat: Vec<u64>,
+    /// The Python reader's share of each latency spent turning the frame into a polars.DataFrame (`to_polars`),
+    /// reported in its `vals[0]`; empty for the other readers.
+    convert: Vec<u64>,
     send: Vec<u64>,
     rest: Vec<u64>,
     bytes: usize,
@@ -174,6 +177,8 @@ struct Row {
     /// Latency minus the send call, per round: the reader's side once the frame is published (wake-up, lease,
     /// decode), roughly.
     rest: Pct,
+    /// The Python reader's `to_polars` part.
+    convert: Option<Pct>,
     samples: usize,
 }
 
@@ -202,6 +207,7 @@ fn measure(t: Transport, mode: Mode, rows: usize, warm: u32, rounds: u32) -> Res
     let mut samples = Vec::with_capacity(rounds as usize);
     let mut sends = Vec::with_capacity(rounds as usize);
     let mut rests = Vec::with_capacity(rounds as usize);
+    let mut converts = Vec::new();
     let mut run_rounds = |send: &mut dyn FnMut(u32) -> Res<()>| -> Res<()> {
         for i in 1..=total {
             match mode {
@@ -225,6 +231,9 @@ fn measure(t: Transport, mode: Mode, rows: usize, warm: u32, rounds: u32) -> Res
                 sends.push(sent);
                 // 0 when the reader held the batch before the send call had returned (woken inside it).
                 rests.push(lat.saturating_sub(sent));
+                if t == Transport::Python {
+                    converts.push(me.vals[0].load(Ordering::Relaxed));
+                }
             }
         }
         Ok(())
@@ -298,6 +307,7 @@ fn measure(t: Transport, mode: Mode, rows: usize, warm: u32, rounds: u32) -> Res
         lat: samples,
         send: sends,
         rest: rests,
+        convert: converts,
         bytes: payload.len(),
     })
 }
@@ -427,12 +437,14 @@ pub fn run(opts: &Opts) -> Res<()> {
                             p.lat.extend(m.lat);
                             p.send.extend(m.send);
                             p.rest.extend(m.rest);
+                            p.convert.extend(m.convert);
                         }
                         None => pooled.push(m),
                     }
                 }
             }
             for (&t, mut m) in transports.iter().zip(pooled) {
+                let convert = (!m.convert.is_empty()).then(|| pct(&mut m.convert));
                 let (pct, send, rest, bytes) =
                     (pct(&mut m.lat), pct(&mut m.send), pct(&mut m.rest), m.bytes);
                 println!(
@@ -454,6 +466,7 @@ pub fn run(opts: &Opts) -> Res<()> {
                     pct,
                     send,
                     rest,
+                    convert,
                     samples: m.lat.len(),
                 });
             }
@@ -554,8 +567,15 @@ fn report(
         for t in &others {
             md.push_str(&format!(" {} p50 | p99 | / Rust |", t.name()));
         }
+        let python = others.contains(&Transport::Python);
+        if python {
+            md.push_str(" python: of which `to_polars` p50 |");
+        }
         md.push_str("\n|---|---:|---:|---:|");
         md.push_str(&"---:|---:|---:|".repeat(others.len()));
+        if python {
+            md.push_str("---:|");
+        }
         md.push('\n');
         for mode in Mode::ALL {
             for &n in &ROWS {
@@ -574,6 +594,13 @@ fn report(
                         fmt_ns(x.p99),
                         x.p50 / o.p50
                     ));
+                }
+                if let Some(c) = rows
+                    .iter()
+                    .find(|r| r.mode == mode && r.rows == n && r.transport == Transport::Python)
+                    .and_then(|r| r.convert)
+                {
+                    md.push_str(&format!(" {} |", fmt_ns(c.p50)));
                 }
                 md.push('\n');
             }
@@ -630,6 +657,12 @@ fn report(
         }
     });
     push_goals(&mut md, &goals);
+    md.push_str(
+        "\nWhat bounds the hot path: the instructions each call runs, counted in the e2e-profile section of this \
+         report (`write()` and `read_next()` of the same frames under callgrind, with the functions that run them). \
+         The raw handoff runs a memcpy and one store; ours encodes and checks Arrow IPC metadata, takes and returns a \
+         lease, and builds the arrays.\n",
+    );
     println!();
     println!("ratios (p50): ");
     for line in md
