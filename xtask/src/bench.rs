@@ -158,6 +158,30 @@ const BENCHES: &[Bench] = &[
         },
     },
     Bench {
+        key: "iceoryx2",
+        title: "iceoryx2 publish-subscribe of the same bytes as a loaned sample (the e2e-latency anchor)",
+        requires: "bench/iceoryx2/Cargo.toml",
+        // Outside the workspace (its own target dir): built only here, never by `cargo xtask test`.
+        command: |ws, json, opts| {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut cmd = ws.command("sh");
+            cmd.arg("-c")
+                .arg(
+                    "set -e; cargo=\"$0\"; t=\"$1\"; shift; \
+                     CARGO_TARGET_DIR=\"$t\" \"$cargo\" build --release --manifest-path bench/iceoryx2/Cargo.toml; \
+                     exec \"$t/release/qadataswap-iceoryx2-bench\" \"$@\"",
+                )
+                .arg(cargo)
+                .arg(ws.target_dir.join("iceoryx2"))
+                .arg("--json")
+                .arg(json);
+            if opts.quick {
+                cmd.arg("--quick");
+            }
+            cmd
+        },
+    },
+    Bench {
         key: "e2e-latency",
         title: "End to end: a 1- to 1,000-row frame from write() to a RecordBatch in another process, hot and parked, vs a raw shared-memory handoff and Arrow IPC over a Unix socket",
         requires: "crates/qadataswap-arrow/examples/e2e_bench/main.rs",
@@ -206,6 +230,11 @@ fn e2e(ws: &Workspace, suite: &str, json: &Path, opts: BenchOptions) -> Command 
         // The same write() read by a Python process into a polars.DataFrame and by a C++ process into an
         // arrow::Table. A C++ reader that does not build leaves its rows out (the report says so), not the suite.
         cmd.env("QADATASWAP_BENCH_PYTHON", venv::venv_python(ws));
+        // This run's iceoryx2 figures (the bench before this one), when it ran.
+        cmd.env(
+            "QADATASWAP_BENCH_ICEORYX2_JSON",
+            json.with_file_name("iceoryx2.json"),
+        );
         match crate::suite::build_cpp(ws, Some("latency_reader")) {
             Ok(build) => {
                 cmd.env("QADATASWAP_BENCH_CPP_LATENCY", build.join("latency_reader"));

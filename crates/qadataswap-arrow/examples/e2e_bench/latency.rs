@@ -51,6 +51,8 @@ enum Transport {
 const PYTHON_ENV: &str = "QADATASWAP_BENCH_PYTHON";
 /// The C++ reader binary (CMake target `latency_reader`).
 const CPP_ENV: &str = "QADATASWAP_BENCH_CPP_LATENCY";
+/// This run's iceoryx2 results (`bench/iceoryx2`, run by `cargo xtask bench` just before this suite).
+const ICEORYX2_ENV: &str = "QADATASWAP_BENCH_ICEORYX2_JSON";
 const PYTHON_READER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../bench/python/latency_reader.py"
@@ -475,6 +477,27 @@ pub fn run(opts: &Opts) -> Res<()> {
     report(&rows_out, &transports, opts, hot_rounds, parked_rounds)
 }
 
+/// iceoryx2's hot p50 (ns) per payload size, from the JSON the iceoryx2 bench wrote (`{"bytes":N,"p50_ns":X,...}`
+/// items); empty when it did not run.
+fn iceoryx2_p50() -> Vec<(usize, f64)> {
+    let Some(text) = std::env::var_os(ICEORYX2_ENV).and_then(|p| std::fs::read_to_string(p).ok())
+    else {
+        return Vec::new();
+    };
+    let field = |item: &str, key: &str| -> Option<f64> {
+        let rest = &item[item.find(&format!("\"{key}\":"))? + key.len() + 3..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        rest[..end].trim().parse().ok()
+    };
+    text.split("{\"bytes\":")
+        .skip(1)
+        .filter_map(|item| {
+            let item = format!("{{\"bytes\":{item}");
+            Some((field(&item, "bytes")? as usize, field(&item, "p50_ns")?))
+        })
+        .collect()
+}
+
 fn find(rows: &[Row], mode: Mode, n: usize, t: Transport) -> Pct {
     rows.iter()
         .find(|r| r.mode == mode && r.rows == n && r.transport == t)
@@ -514,6 +537,29 @@ fn report(
             "{{\"rows\":{n},\"hot_ours_vs_raw\":{hot_vs_raw:.3},\"hot_socket_vs_ours\":{hot_socket:.3},\
              \"parked_ours_vs_raw_futex\":{park_vs_raw:.3},\"parked_socket_vs_ours\":{park_socket:.3}}}"
         ));
+    }
+    let iox = iceoryx2_p50();
+    if !iox.is_empty() {
+        md.push_str(
+            "\niceoryx2 (`bench/iceoryx2`, this run): publish-subscribe of the same bytes as a loaned `[u8]` sample \
+             between two processes, subscriber spinning: a zero-copy transport that moves bytes, with no Arrow \
+             encoding or decoding and no schema.\n\n| rows | bytes | iceoryx2 hot p50 | ours hot p50 | ours / iceoryx2 | raw / iceoryx2 |\n\
+             |---:|---:|---:|---:|---:|---:|\n",
+        );
+        for &n in &ROWS {
+            let bytes = rows.iter().find(|r| r.rows == n).map_or(0, |r| r.bytes);
+            if let Some(&(_, p)) = iox.iter().find(|(b, _)| *b == bytes) {
+                let ours = find(rows, Mode::Hot, n, Transport::Ours).p50;
+                let raw = find(rows, Mode::Hot, n, Transport::Raw).p50;
+                md.push_str(&format!(
+                    "| {n} | {bytes} | {} | {} | {:.2}x | {:.2}x |\n",
+                    fmt_ns(p),
+                    fmt_ns(ours),
+                    ours / p,
+                    raw / p
+                ));
+            }
+        }
     }
     md.push_str(
         "\nWhere the time goes: *write()* = p50 of the writer's `write()` call (stamp to return), *after* = p50 of each \
