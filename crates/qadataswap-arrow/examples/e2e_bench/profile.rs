@@ -26,6 +26,54 @@ const CALLS: [(&str, &str); 2] = [
 ];
 /// Functions listed per call.
 const TOP: usize = 8;
+/// The steps of each call, by the function that runs it (inclusive counts: a step includes what it calls).
+const STEPS: [(&str, &str, &str); 9] = [
+    (
+        "write",
+        "encode: Arrow IPC metadata built and bodies copied into the slot",
+        "qadataswap_arrow::onecopy::encode_frame",
+    ),
+    (
+        "write",
+        "of which planning the bodies (Body::plan)",
+        "qadataswap_arrow::onecopy::Body::plan",
+    ),
+    (
+        "write",
+        "choosing a free slot (the readers' leases scanned)",
+        "qadataswap_arrow::writer::RawWriter::wait_for_slot",
+    ),
+    (
+        "write",
+        "commit: descriptor, sequence word, counters",
+        "qadataswap_arrow::writer::RawWriter::commit_slot",
+    ),
+    (
+        "read_next",
+        "finding and leasing the newest frame, then decoding it",
+        "qadataswap_arrow::reader::SnapshotReader::try_newest",
+    ),
+    (
+        "read_next",
+        "decode: metadata checked, arrays built over the slot",
+        "qadataswap_arrow::decode::decode_frame",
+    ),
+    (
+        "read_next",
+        "of which arrow-ipc building the arrays",
+        "arrow_ipc::reader::RecordBatchDecoder::read_record_batch",
+    ),
+    (
+        "read_next",
+        "of which our layout checks before arrow-ipc (LayoutWalk)",
+        "qadataswap_arrow::decode::LayoutWalk::batch",
+    ),
+    (
+        "read_next",
+        "of which the arrays' layout validation after it",
+        "qadataswap_arrow::decode::validate_layout",
+    ),
+];
 
 struct Profile {
     rows: usize,
@@ -33,6 +81,8 @@ struct Profile {
     per_call: f64,
     /// (instructions per call, share of the call's instructions, function), most first.
     top: Vec<(f64, f64, String)>,
+    /// (step, instructions per call including what it calls) for the call's [`STEPS`] found in the profile.
+    steps: Vec<(&'static str, f64)>,
 }
 
 /// The profiled loop: `iters` rounds of write() then read_next() of the same `rows`-row frame, after a warm-up.
@@ -58,6 +108,16 @@ pub fn child(args: &[String]) -> Res<()> {
 }
 
 /// `callgrind_annotate`'s lines "  1,234 (12.34%)  file:function" after its PROGRAM TOTALS line.
+/// The largest count `callgrind_annotate` gives a function named exactly `name` (inclusive output lists a function
+/// once per file its inlined code comes from; the largest line is the whole function).
+fn count_of(funcs: &[(f64, String)], name: &str) -> Option<f64> {
+    funcs
+        .iter()
+        .filter(|(_, f)| f.split(" [").next().is_some_and(|n| n.trim() == name))
+        .map(|(n, _)| *n)
+        .reduce(f64::max)
+}
+
 fn parse_annotate(text: &str) -> (f64, Vec<(f64, String)>) {
     let number = |s: &str| s.replace(',', "").parse::<f64>().ok();
     let mut total = 0.0;
@@ -102,8 +162,13 @@ fn measure(rows: usize, call: &'static str, func: &str, iters: u64) -> Res<Profi
         return Err(format!("valgrind on the {call} loop failed: {status}").into());
     }
     let annotated = Command::new("callgrind_annotate").arg(&out).output()?;
+    let inclusive = Command::new("callgrind_annotate")
+        .arg("--inclusive=yes")
+        .arg(&out)
+        .output()?;
     let _ = std::fs::remove_file(&out);
     let (total, funcs) = parse_annotate(&String::from_utf8_lossy(&annotated.stdout));
+    let (_, incl) = parse_annotate(&String::from_utf8_lossy(&inclusive.stdout));
     if total <= 0.0 {
         return Err(format!(
             "callgrind collected nothing inside {func} (was it inlined or renamed?)"
@@ -119,6 +184,11 @@ fn measure(rows: usize, call: &'static str, func: &str, iters: u64) -> Res<Profi
             .into_iter()
             .take(TOP)
             .map(|(n, f)| (n / calls, 100.0 * n / total, f))
+            .collect(),
+        steps: STEPS
+            .iter()
+            .filter(|(c, _, _)| *c == call)
+            .filter_map(|&(_, label, f)| count_of(&incl, f).map(|n| (label, n / calls)))
             .collect(),
     })
 }
@@ -142,6 +212,12 @@ pub fn run(opts: &Opts) -> Res<()> {
                 "  {rows:>5} rows  {call:<9} {:>9.0} instructions per call",
                 p.per_call
             );
+            for (label, n) in &p.steps {
+                println!(
+                    "      {n:>8.0}  {:>5.1} %  step: {label}",
+                    100.0 * n / p.per_call
+                );
+            }
             for (n, share, f) in &p.top {
                 println!("      {n:>8.0}  {share:>5.1} %  {f}");
             }
@@ -166,6 +242,20 @@ fn report(profiles: &[Profile], opts: &Opts) -> Res<()> {
             "| {} | `{}` | {:.0} |\n",
             p.rows, p.call, p.per_call
         ));
+    }
+    md.push_str(
+        "\nBy step (inclusive: a step counts what it calls, so the *of which* lines are parts of the line above):\n\n\
+         | rows | call | step | instructions | share |\n|---:|---|---|---:|---:|\n",
+    );
+    for p in profiles {
+        for (label, n) in &p.steps {
+            md.push_str(&format!(
+                "| {} | `{}` | {label} | {n:.0} | {:.1} % |\n",
+                p.rows,
+                p.call,
+                100.0 * n / p.per_call
+            ));
+        }
     }
     for p in profiles {
         md.push_str(&format!(
