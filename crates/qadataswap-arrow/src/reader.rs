@@ -444,7 +444,11 @@ impl LeasedFrame {
         stats.bytes_read.fetch_add(self.desc.len, Ordering::Relaxed);
         stats.zero_copy_buffers.fetch_add(inside, Ordering::Relaxed);
         stats.copies.fetch_add(outside, Ordering::Relaxed);
+        // The slot's bytes ride along only when the batches point into them (then they hold the same lease anyway):
+        // a frame decoded into private memory (compressed) must not keep its slot leased.
+        let encoded = (outside == 0).then_some(EncodedBytes(self.buffer));
         Ok(Frame {
+            encoded,
             seq: self.desc.frame_seq,
             schema,
             batches,
@@ -455,10 +459,21 @@ impl LeasedFrame {
     }
 }
 
+/// A frame's slot bytes; `Debug` shows their length, not the (possibly huge) contents.
+#[derive(Clone)]
+struct EncodedBytes(Buffer);
+
+impl std::fmt::Debug for EncodedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.0.len())
+    }
+}
+
 /// One frame as read: its batches' buffers point into shared memory and hold a lease on the slot until the last of
 /// them is dropped.
 #[derive(Clone, Debug)]
 pub struct Frame {
+    encoded: Option<EncodedBytes>,
     seq: u64,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
@@ -496,6 +511,13 @@ impl Frame {
     pub fn write_time_ns(&self) -> u64 {
         self.write_ns
     }
+    /// The frame's bytes as they lie in the slot: a complete Arrow IPC stream (Schema message, dictionaries,
+    /// record batches, end marker; docs/FORMAT.md §6), zero-copy, holding the slot's lease like the batches do.
+    /// What a gateway sends on without re-encoding. `None` when the batches were decoded into private memory
+    /// (compressed frames) or copied ([`Frame::to_owned`]): those hold no lease on the slot.
+    pub fn encoded(&self) -> Option<&Buffer> {
+        self.encoded.as_ref().map(|e| &e.0)
+    }
     /// A deep copy in private memory: holds no lease.
     ///
     /// # Errors
@@ -519,6 +541,7 @@ impl Frame {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Frame {
             batches,
+            encoded: None,
             ..self.clone()
         })
     }

@@ -115,6 +115,26 @@ pub enum CliError {
     /// JSON output failed.
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// This build has no Flight support (the `flight` feature was off).
+    #[cfg(not(feature = "flight"))]
+    #[error(
+        "`qadataswap {command}` is not in this build (built without the `flight` feature); install the full tool \
+         with `cargo install --path crates/qadataswap-cli` (Flight is on by default)"
+    )]
+    NoFlight {
+        /// `serve` or `relay`.
+        command: &'static str,
+    },
+    /// The Flight gateway or relay failed.
+    #[cfg(feature = "flight")]
+    #[error(transparent)]
+    Flight(#[from] qadataswap_flight::Error),
+    /// A bad option value.
+    #[error("{what}")]
+    Invalid {
+        /// What is wrong.
+        what: String,
+    },
     /// A bench helper process failed.
     #[error("bench: {what}")]
     Bench {
