@@ -1,8 +1,7 @@
 //! Tidy checks of the repository's shape, run by `cargo test` (in the manner of rust-analyzer's `xtask tidy`):
 //!
 //! - crate dependencies only point down the layers: shm, sync -> arrow -> stream -> polars and flight -> the umbrella
-//!   and the
-//!   CLI -> the bindings -> xtask;
+//!   and the CLI -> the bindings -> xtask;
 //! - every crate without `unsafe` code says so with `#![forbid(unsafe_code)]`, so that none creeps in unseen;
 //! - the docs name no `cargo xtask` command and no `qadataswap` subcommand that does not exist.
 //!
