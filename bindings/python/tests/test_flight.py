@@ -275,3 +275,49 @@ def test_a_relay_mirrors_a_stream_and_resumes_after_the_gateway_is_killed_and_re
         a.stop()
         relay.stop(signal.SIGKILL)
         t.join(5)
+
+
+def make_certs(d: Path) -> tuple[Path, Path, Path]:
+    """A throwaway certificate authority and a certificate for 127.0.0.1 signed by it (openssl)."""
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True, timeout=60)  # noqa: E731
+    ca_key, ca, key, csr, cert = (d / n for n in ("ca.key", "ca.pem", "key.pem", "req.csr", "cert.pem"))
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(ca_key),
+        "-out", str(ca), "-days", "1", "-subj", "/CN=qadataswap test CA")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(csr),
+        "-subj", "/CN=localhost")
+    ext = d / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(cert),
+        "-days", "1", "-extfile", str(ext))
+    return ca, cert, key
+
+
+@pytest.mark.skipif(not any((Path(p) / "openssl").exists() for p in os.environ.get("PATH", "").split(":")),
+                    reason="needs the openssl tool to make a test certificate")
+def test_tls_serves_a_client_that_trusts_the_authority_and_a_relay_reads_through_it(token, tmp_path, names):
+    name = names
+    ca, cert, key = make_certs(tmp_path)
+    g = Proc("serve", "--bind", "127.0.0.1:0", "--token-file", str(token), "--tls-cert", str(cert), "--tls-key",
+             str(key), ready="listening on grpc+tls://")
+    port = int(g.line.rsplit(":", 1)[1])
+    try:
+        w = SharedDataFrame.create_writer(name, size_mb=4)
+        w.write(pl.DataFrame({"v": [7]}))
+        c = fl.connect(f"grpc+tls://127.0.0.1:{port}", tls_root_certs=ca.read_bytes())
+        assert c.do_get(fl.Ticket(name.encode()), OPTS).read_all().column("v")[0].as_py() == 7
+        plain = fl.connect(f"grpc://127.0.0.1:{port}")
+        quick = fl.FlightCallOptions(headers=[(b"authorization", b"Bearer t0k3n-for-tests")], timeout=10)
+        with pytest.raises(pa.ArrowException):  # plaintext to a TLS port
+            plain.do_get(fl.Ticket(name.encode()), quick).read_all()
+
+        relay = Proc("relay", f"flights://127.0.0.1:{port}/{name}", f"{name}-b", "--token-file", str(token),
+                     "--tls-ca", str(ca), "--give-up-after", "30", ready="relaying")
+        try:
+            r = SharedDataFrame.create_reader(f"{name}-b", open_timeout=30)
+            assert r.read()["v"].to_list() == [7]
+            w.close()  # the remote writer closes: the relay closes its local writer and ends
+            assert relay.wait(30) == 0, relay.proc.stderr.read()
+        finally:
+            relay.stop(signal.SIGKILL)
+    finally:
+        g.stop()
