@@ -35,6 +35,7 @@ pub const PUBLISHED: &[&str] = &[
     "qadataswap-stream",
     "qadataswap-polars",
     "qadataswap",
+    "qadataswap-flight",
     "qadataswap-cli",
 ];
 
