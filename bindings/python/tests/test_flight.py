@@ -321,3 +321,65 @@ def test_tls_serves_a_client_that_trusts_the_authority_and_a_relay_reads_through
             relay.stop(signal.SIGKILL)
     finally:
         g.stop()
+
+
+def test_the_stream_and_message_limits_refuse_with_errors_that_name_them(token, name):
+    g = Proc("serve", "--bind", "127.0.0.1:0", "--token-file", str(token), "--max-streams", "1",
+             "--max-message-mb", "1", ready="listening on")
+    port = int(g.line.rsplit(":", 1)[1])
+    try:
+        w = SharedDataFrame.create_writer(name, size_mb=8)
+        w.write(pl.DataFrame({"v": list(range(250_000))}))  # 2 MB: over the 1 MiB message limit
+        c = fl.connect(f"grpc://127.0.0.1:{port}")
+        with pytest.raises(pa.ArrowException, match="max-message-mb"):
+            c.do_get(fl.Ticket(name.encode()), OPTS).read_all()
+        w.write(pl.DataFrame({"v": [1]}))
+        held = c.do_get(fl.Ticket(f"{name}?follow".encode()), OPTS)  # holds the only stream
+        held.read_chunk()
+        with pytest.raises(pa.ArrowException, match="max-streams"):
+            c.do_get(fl.Ticket(name.encode()), OPTS).read_all()
+        w.close()
+    finally:
+        g.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a segment to another uid")
+def test_a_segment_of_another_uid_is_neither_listed_nor_served(gateway, name):
+    w = SharedDataFrame.create_writer(name, size_mb=1)
+    w.write(pl.DataFrame({"v": [1]}))
+    os.chown(f"/dev/shm/{name}", 65534, -1)
+    try:
+        c = client(gateway)
+        assert name not in [f.descriptor.path[0].decode() for f in c.list_flights(options=OPTS)]
+        with pytest.raises(pa.ArrowException, match="not served"):
+            c.do_get(fl.Ticket(name.encode()), OPTS).read_all()
+    finally:
+        os.chown(f"/dev/shm/{name}", 0, -1)
+        w.close()
+
+
+def test_a_relay_that_missed_chunks_the_ring_dropped_stops_with_an_error_naming_them(token, names):
+    name = names
+    src, dst = f"{name}-a", f"{name}-b"
+    a = Gateway(token)
+    w = SharedDataStream.create_writer(src, size_mb=1, num_buffers=4, timeout=30.0)
+    relay = Proc("relay", f"flight://127.0.0.1:{a.port}/{src}", dst, "--token-file", str(token),
+                 "--give-up-after", "60", ready="relaying")
+    try:
+        r = None
+        first = threading.Thread(target=lambda: w.write_chunk(pl.DataFrame({"seq": [1]})))
+        first.start()
+        r = SharedDataStream.create_reader(dst, open_timeout=60, timeout=60)
+        assert r.next_chunk()["seq"].to_list() == [1]
+        first.join(60)
+        a.stop(signal.SIGKILL)
+        for i in range(2, 12):  # 10 chunks into a 4-slot ring with no reader: chunks 2 to 7 are gone
+            w.write_chunk(pl.DataFrame({"seq": [i]}))
+        a = Gateway(token, port=a.port)
+        assert relay.wait(60) == 1
+        err = relay.proc.stderr.read()
+        assert "chunks 2 to 7" in err, err
+    finally:
+        a.stop()
+        relay.stop(signal.SIGKILL)
+        w.close()
