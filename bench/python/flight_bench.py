@@ -176,6 +176,7 @@ def latency(cli: str, rows: int, reps: int) -> dict:
             w.finish()
             for _ in rb.iter_chunks():
                 pass
+            relay.proc.wait(60)  # it finishes B once the remote stream ended
         finally:
             relay.stop()
         md, mr = statistics.median(direct), statistics.median(relayed)

@@ -383,3 +383,20 @@ def test_a_relay_that_missed_chunks_the_ring_dropped_stops_with_an_error_naming_
         a.stop()
         relay.stop(signal.SIGKILL)
         w.close()
+
+
+def test_a_relay_stopped_by_sigterm_closes_its_local_segment_instead_of_leaving_it_stale(gateway, token, names):
+    name = names
+    w = SharedDataFrame.create_writer(f"{name}-a", size_mb=1)
+    w.write(pl.DataFrame({"v": [1]}))
+    relay = Proc("relay", f"flight://127.0.0.1:{gateway.port}/{name}-a", f"{name}-b", "--token-file", str(token),
+                 ready="relaying")
+    try:
+        r = SharedDataFrame.create_reader(f"{name}-b", open_timeout=30)
+        assert r.read()["v"].to_list() == [1]
+        assert relay.stop(signal.SIGTERM) == 1
+        assert "stopped by a signal" in relay.proc.stderr.read()
+        assert not os.path.exists(f"/dev/shm/{name}-b")  # closed by its writer, not left for gc
+    finally:
+        relay.stop(signal.SIGKILL)
+        w.close()

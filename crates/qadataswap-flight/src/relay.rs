@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -150,16 +151,21 @@ enum Fail {
     Fatal(String),
 }
 
-/// The local writer, on a thread of its own (writes block on local back-pressure).
+/// The local writer, on a thread of its own (writes block on local back-pressure). Dropped without
+/// [`Local::finish`] (an error, a signal), it closes the local segment without ending the stream, so that local
+/// readers see the writer close rather than a clean end; the drop waits for that.
 struct Local {
-    tx: tokio::sync::mpsc::Sender<Vec<RecordBatch>>,
-    thread: std::thread::JoinHandle<Result<(), String>>,
+    tx: Option<tokio::sync::mpsc::Sender<Vec<RecordBatch>>>,
+    finishing: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
 }
 
 impl Local {
     fn start(name: &str, mode: Mode, size: usize, slots: usize, log: Log) -> Local {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RecordBatch>>(1);
         let name = name.to_owned();
+        let finishing = Arc::new(AtomicBool::new(false));
+        let finish = Arc::clone(&finishing);
         let thread = std::thread::spawn(move || -> Result<(), String> {
             let mut sink = create_sink(&name, mode, Some(size), Some(slots), false)
                 .map_err(|s| s.message().to_owned())?;
@@ -168,8 +174,9 @@ impl Local {
                 loop {
                     match sink.write(&batches) {
                         Ok(()) => break,
-                        // No local reader yet, or a slow one: hold the frame (and so the remote ring) and retry.
-                        Err(s) if s.code() == Code::Unavailable => {
+                        // No local reader yet, or a slow one: hold the frame (and so the remote ring) and retry,
+                        // unless the relay is stopping.
+                        Err(s) if s.code() == Code::Unavailable && !rx.is_closed() => {
                             if !waiting {
                                 log(&format!(
                                     "relay: waiting for local readers of '{name}': {}",
@@ -182,27 +189,59 @@ impl Local {
                     }
                 }
             }
-            sink.finish().map_err(|s| s.message().to_owned())
+            if finish.load(Ordering::Acquire) {
+                sink.finish().map_err(|s| s.message().to_owned())
+            } else {
+                drop(sink);
+                Ok(())
+            }
         });
-        Local { tx, thread }
+        Local {
+            tx: Some(tx),
+            finishing,
+            thread: Some(thread),
+        }
+    }
+
+    async fn send(&self, batches: Vec<RecordBatch>) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(batches).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Close the channel and wait for the thread's answer.
+    async fn join(mut self, finish: bool) -> Result<(), String> {
+        self.finishing.store(finish, Ordering::Release);
+        self.tx = None;
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(r)) => r,
+            _ => Err("the local writer thread failed (a bug)".into()),
+        }
     }
 
     /// The local writer's own error after it stopped.
     async fn error(self) -> String {
-        drop(self.tx);
-        match tokio::task::spawn_blocking(move || self.thread.join()).await {
-            Ok(Ok(Err(e))) => e,
-            Ok(Ok(Ok(()))) => "the local writer stopped".into(),
-            _ => "the local writer thread failed (a bug)".into(),
+        match self.join(false).await {
+            Err(e) => e,
+            Ok(()) => "the local writer stopped".into(),
         }
     }
 
     /// Finish the local segment (stream end, or close).
     async fn finish(self) -> Result<(), String> {
-        drop(self.tx);
-        match tokio::task::spawn_blocking(move || self.thread.join()).await {
-            Ok(Ok(r)) => r,
-            _ => Err("the local writer thread failed (a bug)".into()),
+        self.join(true).await
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -374,7 +413,7 @@ async fn session(opts: &RelayOptions, st: &mut RelayState, log: &Log) -> Result<
         let local = st
             .local
             .get_or_insert_with(|| Local::start(&opts.local, mode, size, slots, Arc::clone(log)));
-        if local.tx.send(frame.batches).await.is_err() {
+        if !local.send(frame.batches).await {
             let Some(l) = st.local.take() else {
                 return Err(Fail::Fatal("the local writer stopped".into()));
             };
@@ -407,7 +446,20 @@ pub fn relay(
         .enable_all()
         .build()
         .map_err(Error::Runtime)?
-        .block_on(relay_async(opts, Arc::new(log)))
+        .block_on(async {
+            let url = opts.url.to_string();
+            let local = opts.local.clone();
+            tokio::select! {
+                r = relay_async(opts, Arc::new(log)) => r,
+                // Dropping the relay's future drops the local writer: its readers see the writer close, and the
+                // segment goes as a closed writer's does (not left stale).
+                () = crate::server::shutdown_signal() => Err(Error::Relay {
+                    url,
+                    local,
+                    why: "stopped by a signal".into(),
+                }),
+            }
+        })
 }
 
 async fn relay_async(opts: RelayOptions, log: Log) -> Result<RelayEnd, Error> {
@@ -435,7 +487,7 @@ async fn relay_async(opts: RelayOptions, log: Log) -> Result<RelayEnd, Error> {
             Err(Fail::Fatal(why)) => {
                 if let Some(l) = st.local.take() {
                     // Stop writing; the local readers see the writer close.
-                    drop(l.tx);
+                    let _ = l.join(false).await;
                 }
                 return Err(fail(why));
             }

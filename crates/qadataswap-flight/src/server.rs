@@ -49,7 +49,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 /// Resolves when the process gets SIGINT or SIGTERM: the server then stops taking calls, ends its streams and
 /// returns (their leases are released as the streams drop).
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
