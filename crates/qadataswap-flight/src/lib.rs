@@ -46,5 +46,5 @@ mod wire;
 pub use auth::Token;
 pub use error::Error;
 pub use gateway::{Gateway, GatewayStats, Limits};
-pub use relay::{relay, FlightUrl, RelayEnd, RelayOptions};
+pub use relay::{relay, FlightUrl, RelayEnd, RelayOptions, RELAY_SOURCE_KEY};
 pub use server::{serve, serve_async, ServeOptions, DEFAULT_BIND};

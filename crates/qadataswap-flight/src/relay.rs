@@ -5,7 +5,8 @@
 //! stream at the first chunk it did not get (`from=N` in the ticket): no duplicate, and no silent gap: chunks the
 //! remote ring no longer holds end the relay with an error naming them, unless gaps are allowed, in which case
 //! each gap is reported and the relay reads on from the oldest chunk still there. The local writer is the relay
-//! process (`qadataswap ls` shows its pid); local back-pressure (a slow local reader) reaches the remote ring.
+//! process (`qadataswap ls` shows its pid), and every schema it writes carries [`RELAY_SOURCE_KEY`] naming the
+//! remote segment; local back-pressure (a slow local reader) reaches the remote ring.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -161,8 +162,16 @@ struct Local {
 }
 
 impl Local {
-    fn start(name: &str, mode: Mode, size: usize, slots: usize, log: Log) -> Local {
+    fn start(
+        name: &str,
+        source: &FlightUrl,
+        mode: Mode,
+        size: usize,
+        slots: usize,
+        log: Log,
+    ) -> Local {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RecordBatch>>(1);
+        let source = source.to_string();
         let name = name.to_owned();
         let finishing = Arc::new(AtomicBool::new(false));
         let finish = Arc::clone(&finishing);
@@ -170,6 +179,7 @@ impl Local {
             let mut sink = create_sink(&name, mode, Some(size), Some(slots), false)
                 .map_err(|s| s.message().to_owned())?;
             while let Some(batches) = rx.blocking_recv() {
+                let batches = mark(batches, &source);
                 let mut waiting = false;
                 loop {
                     match sink.write(&batches) {
@@ -235,6 +245,27 @@ impl Local {
     async fn finish(self) -> Result<(), String> {
         self.join(true).await
     }
+}
+
+/// The schema-metadata key with which the relay marks what it writes: the remote segment's URL. A reader (or
+/// `qadataswap inspect`) sees from the schema that the segment's writer is a relay, and of what.
+pub const RELAY_SOURCE_KEY: &str = "qadataswap.relay.source";
+
+/// The batches with [`RELAY_SOURCE_KEY`] in their schema's metadata (no data copied).
+fn mark(batches: Vec<RecordBatch>, source: &str) -> Vec<RecordBatch> {
+    batches
+        .into_iter()
+        .map(|b| {
+            let schema = b.schema();
+            if schema.metadata().get(RELAY_SOURCE_KEY).map(String::as_str) == Some(source) {
+                return b;
+            }
+            let mut meta = schema.metadata().clone();
+            meta.insert(RELAY_SOURCE_KEY.to_owned(), source.to_owned());
+            let marked = Arc::new(schema.as_ref().clone().with_metadata(meta));
+            b.clone().with_schema(marked).unwrap_or(b)
+        })
+        .collect()
 }
 
 impl Drop for Local {
@@ -410,9 +441,9 @@ async fn session(opts: &RelayOptions, st: &mut RelayState, log: &Log) -> Result<
             }
             st.next_seq = frame.seq.map(|s| s + 1);
         }
-        let local = st
-            .local
-            .get_or_insert_with(|| Local::start(&opts.local, mode, size, slots, Arc::clone(log)));
+        let local = st.local.get_or_insert_with(|| {
+            Local::start(&opts.local, &opts.url, mode, size, slots, Arc::clone(log))
+        });
         if !local.send(frame.batches).await {
             let Some(l) = st.local.take() else {
                 return Err(Fail::Fatal("the local writer stopped".into()));
