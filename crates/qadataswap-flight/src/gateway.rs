@@ -107,6 +107,38 @@ impl Gateway {
         }
     }
 
+    /// A `DoGet`'s messages: the flight a ticket names, one frame read at a time as the messages are taken.
+    pub(crate) async fn flight(&self, ticket: Ticket) -> Result<Stream<FlightData>, Status> {
+        let spec = TicketSpec::parse(&ticket.ticket).map_err(spec_status)?;
+        let permit = self.permit()?;
+        let st = servable(spec.name.clone()).await?;
+        let mode = st.mode().ok_or_else(|| {
+            Status::unavailable(format!("segment '{}' has no mode yet", spec.name))
+        })?;
+        let source = open_source(&spec, &st, mode).await?;
+        let slots = st
+            .inspection
+            .as_ref()
+            .map_or(2, |i| i.header.slot_count as usize);
+        let flight = Flight {
+            source,
+            in_flight: Arc::new(Semaphore::new(slots.saturating_sub(1).max(1))),
+            name: spec.name.clone(),
+            schema: None,
+            limits: self.limits.clone(),
+            counters: Arc::clone(&self.counters),
+            failed: false,
+            _permit: permit,
+        };
+        let messages = futures::stream::unfold(flight, Flight::step)
+            .map(|r| match r {
+                Ok(v) => futures::stream::iter(v.into_iter().map(Ok)).left_stream(),
+                Err(e) => futures::stream::iter([Err(e)]).right_stream(),
+            })
+            .flatten();
+        Ok(messages.boxed())
+    }
+
     fn permit(&self) -> Result<OwnedSemaphorePermit, Status> {
         Arc::clone(&self.streams).try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
@@ -331,6 +363,7 @@ fn batch_metadata(seq: u64, i: usize, k: usize) -> Bytes {
 /// record batches, each batch with its `seq`/`batch` metadata.
 fn frame_messages(
     frame: &Frame,
+    permit: &wire::InFlight,
     with_schema: bool,
     limits: &Limits,
     counters: &Counters,
@@ -346,7 +379,7 @@ fn frame_messages(
     };
     let mut out = Vec::new();
     if let Some(encoded) = frame.encoded() {
-        let msgs = wire::messages(encoded).map_err(|e| {
+        let msgs = wire::messages(encoded, permit).map_err(|e| {
             Status::data_loss(format!(
                 "frame {seq} of '{name}' is not a valid IPC stream: {e}"
             ))
@@ -405,6 +438,10 @@ fn frame_messages(
 /// The state of one `DoGet` flight.
 struct Flight {
     source: Source,
+    /// Frames in flight: read from the ring and not yet written to the socket by HTTP/2, which holds their
+    /// slices (and leases) until then. At most `slots - 1`, as for a local reader keeping chunks alive: the next
+    /// frame is read only when a permit comes back, so a slow client holds its place instead of failing.
+    in_flight: Arc<Semaphore>,
     name: String,
     schema: Option<SchemaRef>,
     limits: Limits,
@@ -420,8 +457,12 @@ impl Flight {
         if self.failed {
             return None;
         }
+        let Ok(permit) = Arc::clone(&self.in_flight).acquire_owned().await else {
+            return None;
+        };
+        let permit = Some(Arc::new(permit));
         let r = match self.source.next().await {
-            Ok(Some(frame)) => self.messages(&frame),
+            Ok(Some(frame)) => self.messages(&frame, &permit),
             Ok(None) => return None,
             Err(e) => Err(e),
         };
@@ -429,7 +470,11 @@ impl Flight {
         Some((r, self))
     }
 
-    fn messages(&mut self, frame: &Frame) -> Result<Vec<FlightData>, Status> {
+    fn messages(
+        &mut self,
+        frame: &Frame,
+        permit: &wire::InFlight,
+    ) -> Result<Vec<FlightData>, Status> {
         let with_schema = match &self.schema {
             None => {
                 self.schema = Some(Arc::clone(frame.schema()));
@@ -445,7 +490,14 @@ impl Flight {
                 )))
             }
         };
-        frame_messages(frame, with_schema, &self.limits, &self.counters, &self.name)
+        frame_messages(
+            frame,
+            permit,
+            with_schema,
+            &self.limits,
+            &self.counters,
+            &self.name,
+        )
     }
 }
 
@@ -712,29 +764,8 @@ impl FlightService for Gateway {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        let spec = TicketSpec::parse(&request.into_inner().ticket).map_err(spec_status)?;
-        let permit = self.permit()?;
-        let st = servable(spec.name.clone()).await?;
-        let mode = st.mode().ok_or_else(|| {
-            Status::unavailable(format!("segment '{}' has no mode yet", spec.name))
-        })?;
-        let source = open_source(&spec, &st, mode).await?;
-        let flight = Flight {
-            source,
-            name: spec.name.clone(),
-            schema: None,
-            limits: self.limits.clone(),
-            counters: Arc::clone(&self.counters),
-            failed: false,
-            _permit: permit,
-        };
-        let messages = futures::stream::unfold(flight, Flight::step)
-            .map(|r| match r {
-                Ok(v) => futures::stream::iter(v.into_iter().map(Ok)).left_stream(),
-                Err(e) => futures::stream::iter([Err(e)]).right_stream(),
-            })
-            .flatten();
-        Ok(Response::new(messages.boxed()))
+        // What tonic would run; the server routes DoGet to `response::get` instead (bodies without a copy).
+        Ok(Response::new(self.flight(request.into_inner()).await?))
     }
 
     async fn do_put(

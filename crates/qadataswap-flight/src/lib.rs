@@ -39,6 +39,7 @@ mod auth;
 mod error;
 mod gateway;
 mod relay;
+mod response;
 mod server;
 pub mod ticket;
 mod wire;

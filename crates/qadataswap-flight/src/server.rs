@@ -10,6 +10,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use crate::auth::{Check, Token};
 use crate::error::Error;
 use crate::gateway::{Gateway, Limits};
+use crate::response::Route;
 
 /// The default address: loopback only. Serving other hosts is a deliberate `--bind`.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8815";
@@ -103,10 +104,16 @@ pub async fn serve_async(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> 
         source,
     })?;
     let max = opts.limits.max_message_bytes;
-    let service = FlightServiceServer::new(Gateway::new(opts.limits.clone()))
+    let gateway = Gateway::new(opts.limits.clone());
+    let check = Check { token: opts.token };
+    let service = FlightServiceServer::new(gateway.clone())
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let service = InterceptedService::new(service, Check { token: opts.token });
+    let service = Route {
+        inner: InterceptedService::new(service, check.clone()),
+        gateway,
+        check,
+    };
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     ready(addr);
     builder

@@ -6,6 +6,8 @@
 //! each slice holds the frame's lease until gRPC has copied it into its framing and dropped it. Nothing in the
 //! slot is trusted: every length is checked against the frame and the flatbuffer is verified.
 
+use std::sync::Arc;
+
 use arrow_buffer::Buffer;
 use arrow_flight::FlightData;
 use arrow_ipc::MessageHeader;
@@ -34,20 +36,30 @@ impl Message {
     }
 }
 
-/// A slice of a leased slot, owned by `Bytes`: dropping the last one releases the lease.
-struct Slice(Buffer);
+/// What every slice of one frame holds besides the bytes: a permit that counts the frame as in flight until
+/// HTTP/2 has written (and dropped) its last slice.
+pub(crate) type InFlight = Option<Arc<tokio::sync::OwnedSemaphorePermit>>;
+
+/// A slice of a leased slot, owned by `Bytes`: dropping the last one releases the lease (and the permit).
+struct Slice {
+    bytes: Buffer,
+    _permit: InFlight,
+}
 
 impl AsRef<[u8]> for Slice {
     fn as_ref(&self) -> &[u8] {
-        self.0.as_slice()
+        self.bytes.as_slice()
     }
 }
 
-fn slice(frame: &Buffer, at: usize, len: usize) -> Bytes {
+fn slice(frame: &Buffer, at: usize, len: usize, permit: &InFlight) -> Bytes {
     if len == 0 {
         return Bytes::new();
     }
-    Bytes::from_owner(Slice(frame.slice_with_length(at, len)))
+    Bytes::from_owner(Slice {
+        bytes: frame.slice_with_length(at, len),
+        _permit: permit.clone(),
+    })
 }
 
 fn read_u32(b: &[u8], at: usize) -> Option<u32> {
@@ -57,7 +69,7 @@ fn read_u32(b: &[u8], at: usize) -> Option<u32> {
 
 /// Split a frame's IPC stream into its messages (the end marker ends it). A bad length or flatbuffer is an error
 /// naming the offset.
-pub(crate) fn messages(frame: &Buffer) -> Result<Vec<Message>, String> {
+pub(crate) fn messages(frame: &Buffer, permit: &InFlight) -> Result<Vec<Message>, String> {
     let bytes = frame.as_slice();
     let mut at = 0usize;
     let mut out = Vec::new();
@@ -97,8 +109,8 @@ pub(crate) fn messages(frame: &Buffer) -> Result<Vec<Message>, String> {
             .ok_or_else(|| format!("body of the message at byte {at} runs past the frame"))?;
         out.push(Message {
             kind: msg.header_type(),
-            header: slice(frame, meta_at, meta_len),
-            body: slice(frame, meta_end, body_len),
+            header: slice(frame, meta_at, meta_len, permit),
+            body: slice(frame, meta_end, body_len, permit),
         });
         at = body_end;
     }
@@ -125,7 +137,7 @@ mod tests {
     #[test]
     fn an_ipc_stream_splits_into_schema_and_batches_that_point_into_it() {
         let buf = Buffer::from_vec(stream(1000));
-        let msgs = messages(&buf).unwrap();
+        let msgs = messages(&buf, &None).unwrap();
         let kinds: Vec<_> = msgs.iter().map(|m| m.kind).collect();
         assert_eq!(
             kinds,
@@ -144,11 +156,11 @@ mod tests {
     fn a_truncated_or_garbled_stream_is_an_error_not_a_panic() {
         let good = stream(10);
         for cut in 0..good.len() {
-            let _ = messages(&Buffer::from_vec(good[..cut].to_vec()));
+            let _ = messages(&Buffer::from_vec(good[..cut].to_vec()), &None);
         }
         let mut bad = good.clone();
         bad[4] = 0xff;
         bad[5] = 0xff;
-        assert!(messages(&Buffer::from_vec(bad)).is_err());
+        assert!(messages(&Buffer::from_vec(bad), &None).is_err());
     }
 }
