@@ -416,3 +416,12 @@ def test_a_relay_marks_its_segment_and_sigterm_closes_it_instead_of_leaving_it_s
     finally:
         relay.stop(signal.SIGKILL)
         w.close()
+
+
+def test_a_segment_recreated_under_its_name_is_read_anew_not_from_the_gateways_kept_reader(gateway, name):
+    c = client(gateway)
+    for v in (1, 2, 3):
+        w = SharedDataFrame.create_writer(name, size_mb=1)
+        w.write(pl.DataFrame({"v": [v]}))
+        assert c.do_get(fl.Ticket(name.encode()), OPTS).read_all().column("v")[0].as_py() == v
+        w.close()  # unlinks the name: the next writer makes a new file

@@ -682,6 +682,18 @@ impl SnapshotReader {
         }
     }
 
+    /// Whether the segment's name still refers to the file this reader maps: a writer that closes a non-persistent
+    /// segment unlinks the name, and a later writer creates a new file under it. What a long-lived reader kept
+    /// for many calls (the Flight gateway's) checks before it is reused.
+    ///
+    /// # Errors
+    /// [`Error::Shm`] if the name cannot be looked at.
+    pub fn names_same_file(&self) -> Result<bool> {
+        let s = &self.att.shared;
+        let name = SegmentName::any(&s.name)?;
+        Ok(qadataswap_shm::names_same_file(&name, &s.segment)?)
+    }
+
     /// Without blocking: a frame newer than `newer_than` (0: the newest) if there is one, else why none can come
     /// any more (the writer closed or died: [`Error::WriterClosed`] / [`Error::WriterDied`], after a frame it
     /// published just before is delivered), else `Ok(None)`. What an async reader polls between wake-ups (see

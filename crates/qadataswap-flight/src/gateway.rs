@@ -5,7 +5,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
@@ -78,6 +79,50 @@ pub struct Gateway {
     limits: Limits,
     streams: Arc<Semaphore>,
     counters: Arc<Counters>,
+    readers: Arc<Readers>,
+}
+
+/// Snapshot readers kept open between calls. Opening a reader maps the segment, and the first read of each page
+/// of that mapping faults it in (and closing unmaps it again): per call, on a 16 MB frame, that cost as much as
+/// sending it. A kept reader is reused while its segment's name still refers to the file it maps, and closed after
+/// [`KEEP_IDLE_READER`] without a call, so that an idle gateway does not keep segments "in use" (`qadataswap rm`).
+#[derive(Debug, Default)]
+struct Readers(std::sync::Mutex<HashMap<String, (Arc<SnapshotReader>, Instant)>>);
+
+/// Readers kept at most; past that the map is emptied (their segments reopen on the next call).
+const MAX_KEPT_READERS: usize = 256;
+
+/// How long a kept reader stays open without a call.
+pub(crate) const KEEP_IDLE_READER: Duration = Duration::from_secs(10);
+
+impl Readers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<SnapshotReader>, Instant)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<SnapshotReader>> {
+        let mut map = self.lock();
+        let (r, used) = map.get_mut(name)?;
+        if r.names_same_file().unwrap_or(false) {
+            *used = Instant::now();
+            return Some(Arc::clone(r));
+        }
+        map.remove(name);
+        None
+    }
+
+    fn put(&self, name: &str, reader: &Arc<SnapshotReader>) {
+        let mut map = self.lock();
+        if map.len() >= MAX_KEPT_READERS {
+            map.clear();
+        }
+        map.insert(name.to_owned(), (Arc::clone(reader), Instant::now()));
+    }
+
+    /// Close the readers idle for longer than `idle` (a call still using one keeps it open until it ends).
+    fn evict(&self, idle: Duration) {
+        self.lock().retain(|_, (_, used)| used.elapsed() < idle);
+    }
 }
 
 type Stream<T> = BoxStream<'static, Result<T, Status>>;
@@ -93,7 +138,13 @@ impl Gateway {
             streams: Arc::new(Semaphore::new(limits.max_streams.max(1))),
             limits,
             counters: Arc::default(),
+            readers: Arc::default(),
         }
+    }
+
+    /// Close the snapshot readers no call used for [`KEEP_IDLE_READER`]; the server calls it every few seconds.
+    pub(crate) fn evict_idle_readers(&self) {
+        self.readers.evict(KEEP_IDLE_READER);
     }
 
     /// What it counted so far.
@@ -115,7 +166,7 @@ impl Gateway {
         let mode = st.mode().ok_or_else(|| {
             Status::unavailable(format!("segment '{}' has no mode yet", spec.name))
         })?;
-        let source = open_source(&spec, &st, mode).await?;
+        let source = open_source(&spec, &st, mode, &self.readers).await?;
         let slots = st
             .inspection
             .as_ref()
@@ -273,7 +324,7 @@ impl Future for Newer<'_> {
 /// Where `DoGet` takes its frames from.
 enum Source {
     Snapshot {
-        reader: SnapshotReader,
+        reader: Arc<SnapshotReader>,
         how: Snapshot,
         timeout: Option<Duration>,
         /// The sequence the next frame must be newer than (`None`: not yet known).
@@ -505,19 +556,28 @@ async fn open_source(
     spec: &TicketSpec,
     st: &listing::Status,
     mode: Mode,
+    readers: &Readers,
 ) -> Result<Source, Status> {
     let name = spec.name.clone();
     match mode {
         Mode::Snapshot => {
-            let reader = tokio::task::spawn_blocking(move || {
-                SnapshotReader::builder(&name)
-                    .open_timeout(Duration::ZERO)
-                    .timeout(None)
-                    .open()
-            })
-            .await
-            .map_err(join_status)?
-            .map_err(|e| arrow_status(&e))?;
+            let reader = match readers.get(&name) {
+                Some(r) => r,
+                None => {
+                    let opened = tokio::task::spawn_blocking(move || {
+                        SnapshotReader::builder(&name)
+                            .open_timeout(Duration::ZERO)
+                            .timeout(None)
+                            .open()
+                    })
+                    .await
+                    .map_err(join_status)?
+                    .map_err(|e| arrow_status(&e))?;
+                    let r = Arc::new(opened);
+                    readers.put(&spec.name, &r);
+                    r
+                }
+            };
             Ok(Source::Snapshot {
                 reader,
                 how: spec.snapshot,

@@ -111,14 +111,26 @@ pub async fn serve_async(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> 
         .max_encoding_message_size(max);
     let service = Route {
         inner: InterceptedService::new(service, check.clone()),
-        gateway,
+        gateway: gateway.clone(),
         check,
     };
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let sweeper = {
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::gateway::KEEP_IDLE_READER / 2);
+            loop {
+                tick.tick().await;
+                gateway.evict_idle_readers();
+            }
+        })
+    };
     ready(addr);
-    builder
+    let served = builder
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown_signal())
-        .await?;
+        .await;
+    sweeper.abort();
+    served?;
     Ok(())
 }
