@@ -1,11 +1,11 @@
 //! The Flight service over this host's segments: `ListFlights`, `GetFlightInfo`, `GetSchema`, `DoGet`, `DoPut`.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -97,7 +97,9 @@ pub(crate) const KEEP_IDLE_READER: Duration = Duration::from_secs(10);
 
 impl Readers {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<SnapshotReader>, Instant)>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn get(&self, name: &str) -> Option<Arc<SnapshotReader>> {
