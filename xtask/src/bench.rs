@@ -205,6 +205,12 @@ const BENCHES: &[Bench] = &[
         requires: "crates/qadataswap-arrow/examples/e2e_bench/main.rs",
         command: |ws, json, opts| e2e(ws, "profile", json, opts),
     },
+    Bench {
+        key: "flight",
+        title: "Arrow Flight on loopback: the gateway's DoGet vs pyarrow.flight serving from memory (16 MB, 320 MB), and the relay's added latency vs the Flight transfer",
+        requires: "bench/python/flight_bench.py",
+        command: crate::bench_flight::command,
+    },
 ];
 
 /// One suite of the end-to-end bench (`e2e_bench <suite>`): besides its JSON it writes `<key>.md` (its tables,

@@ -35,6 +35,7 @@ pub const PUBLISHED: &[&str] = &[
     "qadataswap-stream",
     "qadataswap-polars",
     "qadataswap",
+    "qadataswap-flight",
     "qadataswap-cli",
 ];
 
@@ -379,7 +380,8 @@ pub fn cli_check(ws: &Workspace, tests: &mut TestCounts) -> Result<()> {
             )?;
             let help =
                 shell::output(Command::new(tmp.path().join("bin/qadataswap")).arg("--help"))?;
-            if !help.contains("gc") {
+            // `serve` and `relay`: the standalone tool has Flight (the wheel's does not).
+            if !help.contains("gc") || !help.contains("serve") || !help.contains("relay") {
                 return Err(unexpected(format!(
                     "the installed `qadataswap --help` printed {help:?}"
                 )));

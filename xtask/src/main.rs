@@ -17,6 +17,7 @@
 
 mod apt;
 mod bench;
+mod bench_flight;
 mod crosslang;
 mod demo;
 mod error;

@@ -183,10 +183,17 @@ fn python_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
         ));
     }
     let venv_dir = venv::venv_dir(ws);
+    // The Flight tests (test_flight.py) drive `qadataswap serve`/`relay`, which the wheel's tool leaves out: they
+    // run the workspace's own binary (a no-op build after `cargo test --workspace`).
+    shell::run(ws.cargo().args(["build", "-p", "qadataswap-cli"]))?;
     let mut out = String::new();
     let result = shell::run_tee(
         ws.command(venv::venv_python(ws))
             .env("VIRTUAL_ENV", &venv_dir)
+            .env(
+                "QADATASWAP_CLI",
+                ws.target_dir.join("debug").join("qadataswap"),
+            )
             .args(["-m", "pytest", "bindings/python/tests", "-q"]),
         &mut out,
     );

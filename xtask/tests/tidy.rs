@@ -1,7 +1,7 @@
 //! Tidy checks of the repository's shape, run by `cargo test` (in the manner of rust-analyzer's `xtask tidy`):
 //!
-//! - crate dependencies only point down the layers: shm, sync -> arrow -> stream -> polars -> the umbrella and the
-//!   CLI -> the bindings -> xtask;
+//! - crate dependencies only point down the layers: shm, sync -> arrow -> stream -> polars and flight -> the umbrella
+//!   and the CLI -> the bindings -> xtask;
 //! - every crate without `unsafe` code says so with `#![forbid(unsafe_code)]`, so that none creeps in unseen;
 //! - the docs name no `cargo xtask` command and no `qadataswap` subcommand that does not exist.
 //!
@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &str, u32)] = &[
     ("crates/qadataswap-arrow", "qadataswap-arrow", 1),
     ("crates/qadataswap-stream", "qadataswap-stream", 2),
     ("crates/qadataswap-polars", "qadataswap-polars", 3),
+    ("crates/qadataswap-flight", "qadataswap-flight", 3),
     ("crates/qadataswap", "qadataswap", 4),
     ("crates/qadataswap-cli", "qadataswap-cli", 4),
     ("bindings/c", "qadataswap-c", 5),

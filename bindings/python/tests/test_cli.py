@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from qadataswap._cli import main
 
 
@@ -33,3 +35,15 @@ def test_python_dash_m_qadataswap_runs_the_tool():
         [sys.executable, "-m", "qadataswap", "--help"], capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 0 and "inspect" in r.stdout, r.stderr
+
+
+def test_serve_in_a_tool_without_flight_says_how_to_get_it():
+    # A missing token file: a build with Flight stops there at once, one without it before (never serving).
+    r = subprocess.run(
+        [sys.executable, "-m", "qadataswap", "serve", "--token-file", "/nonexistent/qads-token"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 1, r.stderr
+    if "token file" in r.stderr:
+        pytest.skip("this build of the tool has Flight")
+    assert "cargo install --path crates/qadataswap-cli" in r.stderr, r.stderr

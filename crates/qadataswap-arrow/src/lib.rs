@@ -40,6 +40,7 @@ pub mod fuzzing;
 pub mod golden;
 pub mod inspect;
 pub mod layout;
+pub mod listing;
 pub mod loan;
 mod onecopy;
 pub mod options;

@@ -450,7 +450,11 @@ impl LeasedFrame {
         stats.bytes_read.fetch_add(self.desc.len, Ordering::Relaxed);
         stats.zero_copy_buffers.fetch_add(inside, Ordering::Relaxed);
         stats.copies.fetch_add(outside, Ordering::Relaxed);
+        // The slot's bytes ride along only when the batches point into them (then they hold the same lease anyway):
+        // a frame decoded into private memory (compressed) must not keep its slot leased.
+        let encoded = (outside == 0).then_some(EncodedBytes(self.buffer));
         Ok(Frame {
+            encoded,
             seq: self.desc.frame_seq,
             schema,
             batches,
@@ -461,10 +465,21 @@ impl LeasedFrame {
     }
 }
 
+/// A frame's slot bytes; `Debug` shows their length, not the (possibly huge) contents.
+#[derive(Clone)]
+struct EncodedBytes(Buffer);
+
+impl std::fmt::Debug for EncodedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.0.len())
+    }
+}
+
 /// One frame as read: its batches' buffers point into shared memory and hold a lease on the slot until the last of
 /// them is dropped.
 #[derive(Clone, Debug)]
 pub struct Frame {
+    encoded: Option<EncodedBytes>,
     seq: u64,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
@@ -502,6 +517,13 @@ impl Frame {
     pub fn write_time_ns(&self) -> u64 {
         self.write_ns
     }
+    /// The frame's bytes as they lie in the slot: a complete Arrow IPC stream (Schema message, dictionaries,
+    /// record batches, end marker; docs/FORMAT.md §6), zero-copy, holding the slot's lease like the batches do.
+    /// What a gateway sends on without re-encoding. `None` when the batches were decoded into private memory
+    /// (compressed frames) or copied ([`Frame::to_owned`]): those hold no lease on the slot.
+    pub fn encoded(&self) -> Option<&Buffer> {
+        self.encoded.as_ref().map(|e| &e.0)
+    }
     /// A deep copy in private memory: holds no lease.
     ///
     /// # Errors
@@ -525,6 +547,7 @@ impl Frame {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Frame {
             batches,
+            encoded: None,
             ..self.clone()
         })
     }
@@ -663,6 +686,18 @@ impl SnapshotReader {
                 }
             }
         }
+    }
+
+    /// Whether the segment's name still refers to the file this reader maps: a writer that closes a non-persistent
+    /// segment unlinks the name, and a later writer creates a new file under it. What a long-lived reader kept
+    /// for many calls (the Flight gateway's) checks before it is reused.
+    ///
+    /// # Errors
+    /// [`Error::Shm`] if the name cannot be looked at.
+    pub fn names_same_file(&self) -> Result<bool> {
+        let s = &self.att.shared;
+        let name = SegmentName::any(&s.name)?;
+        Ok(qadataswap_shm::names_same_file(&name, &s.segment)?)
     }
 
     /// Without blocking: a frame newer than `newer_than` (0: the newest) if there is one, else why none can come

@@ -115,6 +115,28 @@ pub enum CliError {
     /// JSON output failed.
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// This build has no Flight support (the `flight` feature was off: the Python wheel's tool).
+    #[cfg(not(feature = "flight"))]
+    #[error(
+        "`qadataswap {command}` is not in this build of the tool (the Python wheel ships it without Arrow Flight, \
+         to keep the wheel small and quick to build); the standalone tool has it: `cargo install --path \
+         crates/qadataswap-cli` from a clone of the repository (Flight is on by default there)"
+    )]
+    NoFlight {
+        /// `serve` or `relay`.
+        command: &'static str,
+    },
+    /// The Flight gateway or relay failed.
+    #[cfg(feature = "flight")]
+    #[error(transparent)]
+    Flight(#[from] qadataswap_flight::Error),
+    /// A bad option value.
+    #[cfg(feature = "flight")]
+    #[error("{what}")]
+    Invalid {
+        /// What is wrong.
+        what: String,
+    },
     /// A bench helper process failed.
     #[error("bench: {what}")]
     Bench {

@@ -9,6 +9,8 @@
 //! $ qadataswap rm prices               # remove one segment nobody uses
 //! $ qadataswap gc                      # remove every segment whose processes are all dead
 //! $ qadataswap bench                   # write / read / handoff timings on this machine
+//! $ qadataswap serve --token-file tok   # an Arrow Flight gateway to this host's segments (127.0.0.1:8815)
+//! $ qadataswap relay flight://hostA:8815/prices prices --token-file tok   # mirror a remote segment here
 //! ```
 //!
 //! `ls` and `inspect` open segments read-only: they never register as a reader, take a lease or write a byte.
@@ -38,9 +40,12 @@ mod bench;
 mod cat;
 mod clean;
 mod error;
+#[cfg_attr(not(feature = "flight"), allow(dead_code))]
+mod flight;
 mod listing;
 mod render;
-mod status;
+// The classification `ls` shows lives in the arrow layer (the Flight gateway lists segments with it too).
+use qadataswap_arrow::listing as status;
 
 use std::io::Write;
 use std::time::Duration;
@@ -163,6 +168,61 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Serve this host's segments over Arrow Flight (gRPC): ListFlights, GetFlightInfo, GetSchema, DoGet, DoPut.
+    /// Prints `listening on grpc://ADDR` once the port is open; runs until SIGINT/SIGTERM. See docs/FLIGHT.md.
+    #[command(after_help = EXIT_CODES)]
+    Serve {
+        /// Address to listen on (port 0: any free port). Loopback by default: serving other hosts is a choice.
+        #[arg(long, default_value = "127.0.0.1:8815")]
+        bind: std::net::SocketAddr,
+        /// File holding the bearer token every client must send (`authorization: Bearer <token>`); it must be
+        /// yours and `chmod 600`.
+        #[arg(long, required_unless_present = "no_auth")]
+        token_file: Option<std::path::PathBuf>,
+        /// Serve without authentication: anyone who can reach the port reads and writes your segments.
+        #[arg(long, conflicts_with = "token_file")]
+        no_auth: bool,
+        /// PEM certificate chain: serve over TLS (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
+        /// DoGet/DoPut calls at once; more are refused with ResourceExhausted.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+        max_streams: u32,
+        /// Largest gRPC message sent or received, MiB (a frame's record batch must fit).
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=2047))]
+        max_message_mb: u32,
+    },
+    /// Mirror a remote segment (through its host's `qadataswap serve`) into a local one, reconnecting with backoff
+    /// and resuming a stream at the next chunk it did not get.
+    #[command(after_help = EXIT_CODES)]
+    Relay {
+        /// The remote segment: flight://HOST:PORT/NAME, or flights://HOST:PORT/NAME over TLS.
+        url: String,
+        /// The local segment to write (created with the remote one's size unless --size-mb).
+        #[arg(value_parser = segment_name)]
+        local: String,
+        /// File holding the remote gateway's bearer token (yours, `chmod 600`).
+        #[arg(long)]
+        token_file: Option<std::path::PathBuf>,
+        /// PEM file of the authority that signed the gateway's certificate (flights://).
+        #[arg(long)]
+        tls_ca: Option<std::path::PathBuf>,
+        /// Local data size in MiB (default: the remote segment's).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+        size_mb: Option<u32>,
+        /// Report chunks lost while disconnected and read on, instead of stopping with an error.
+        #[arg(long)]
+        allow_gaps: bool,
+        /// Stop after this many seconds without a connection delivering frames (default: retry forever).
+        #[arg(long, value_parser = seconds)]
+        give_up_after: Option<Wait>,
+        /// Largest gRPC message accepted, MiB.
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=2047))]
+        max_message_mb: u32,
+    },
     /// (internal, tests) panic, to check that a bug exits with code 1 and a message, not a Rust abort trace.
     #[command(hide = true, name = "panic-for-test")]
     PanicForTest,
@@ -274,6 +334,46 @@ fn run(cli: Cli, out: &mut dyn Write) -> error::Result<()> {
             out,
         ),
         Cmd::BenchPeer { ping, pong } => bench::peer(&ping, &pong),
+        Cmd::Serve {
+            bind,
+            token_file,
+            no_auth: _,
+            tls_cert,
+            tls_key,
+            max_streams,
+            max_message_mb,
+        } => flight::serve(
+            &flight::ServeArgs {
+                bind,
+                token_file,
+                tls: tls_cert.zip(tls_key),
+                max_streams: max_streams as usize,
+                max_message_bytes: (max_message_mb as usize) << 20,
+            },
+            out,
+        ),
+        Cmd::Relay {
+            url,
+            local,
+            token_file,
+            tls_ca,
+            size_mb,
+            allow_gaps,
+            give_up_after,
+            max_message_mb,
+        } => flight::relay(
+            &flight::RelayArgs {
+                url,
+                local,
+                token_file,
+                tls_ca,
+                size: size_mb.map(|mb| (mb as usize) << 20),
+                allow_gaps,
+                give_up_after: give_up_after.and_then(Wait::limit),
+                max_message_bytes: (max_message_mb as usize) << 20,
+            },
+            out,
+        ),
         Cmd::PanicForTest => panic!("forced by `qadataswap panic-for-test`"),
     }
 }

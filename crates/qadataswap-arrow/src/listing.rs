@@ -1,8 +1,9 @@
-//! What state a segment is in, from a read-only look at its header (never registers, leases or writes).
+//! What state a segment is in, from a read-only look at its header (never registers, leases or writes): the
+//! classification `qadataswap ls` shows, shared with the Flight gateway's `ListFlights`.
 
-use qadataswap_arrow::inspect::{self, Inspection};
-use qadataswap_arrow::layout::state as hstate;
-use qadataswap_arrow::Mode;
+use crate::inspect::{self, Inspection};
+use crate::layout::state as hstate;
+use crate::Mode;
 use qadataswap_shm::{SegmentInfo, ShmError};
 use serde::Serialize;
 
@@ -77,10 +78,10 @@ fn euid() -> u32 {
 /// Look at segment `name` (listed or not).
 ///
 /// # Errors
-/// [`ShmError::NotFound`] (as `qadataswap_arrow::Error::Shm`) if there is no such segment; other errors are
+/// [`ShmError::NotFound`] (as `crate::Error::Shm`) if there is no such segment; other errors are
 /// folded into the state.
-pub fn classify(name: &str, size: Option<u64>) -> Result<Status, qadataswap_arrow::Error> {
-    use qadataswap_arrow::Error as A;
+pub fn classify(name: &str, size: Option<u64>) -> Result<Status, crate::Error> {
+    use crate::Error as A;
     let listed = size.is_some();
     let size = size.or_else(|| {
         std::fs::symlink_metadata(format!("{}/{name}", qadataswap_shm::SHM_DIR))
@@ -122,8 +123,8 @@ pub fn classify(name: &str, size: Option<u64>) -> Result<Status, qadataswap_arro
         Err(A::Foreign { .. }) => {
             // A header still all zeros is a segment being created (or whose creator died right after creating
             // the file), not a foreign one: the arrow layer's classifier tells which.
-            use qadataswap_arrow::status::SegmentStatus as S;
-            match qadataswap_arrow::status::classify(name) {
+            use crate::status::SegmentStatus as S;
+            match crate::status::classify(name) {
                 Ok(S::Initialising { .. }) => st.state = State::Initialising,
                 Ok(S::Stale { creator_pid }) => {
                     st.state = State::Stale;
@@ -145,7 +146,7 @@ pub fn classify(name: &str, size: Option<u64>) -> Result<Status, qadataswap_arro
             st.reason = Some(if found != expected {
                 format!(
                     "format version {found}, this tool reads versions {} to {expected}",
-                    qadataswap_arrow::layout::OLDEST_READABLE_VERSION
+                    crate::layout::OLDEST_READABLE_VERSION
                 )
             } else {
                 format!("ABI {found_abi:#010x}, this tool reads ABI {expected_abi:#010x}")
@@ -240,7 +241,7 @@ impl Status {
 ///
 /// # Errors
 /// If /dev/shm cannot be read.
-pub fn list_all(prefix: &str) -> Result<Vec<Status>, qadataswap_arrow::Error> {
+pub fn list_all(prefix: &str) -> Result<Vec<Status>, crate::Error> {
     let entries: Vec<SegmentInfo> = qadataswap_shm::list(prefix)?;
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
