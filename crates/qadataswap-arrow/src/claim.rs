@@ -2,23 +2,64 @@
 //! ([`RawWriter::write_slot`]) and the loan API ([`crate::loan`]).
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
 use qadataswap_sync::lease::LeaseError;
 
 use crate::error::{Error, Result};
 use crate::layout::{self, desc, off};
-use crate::segment::now_ns;
+use crate::segment::{now_ns, Shared};
 use crate::writer::{RawWriter, WriteInfo};
 
-/// A claimed slot: its sequence word is odd and no reader holds it.
-#[derive(Clone, Copy, Debug)]
+/// A claimed slot: its sequence word is odd and no reader holds it. A guard: [`RawWriter::commit_slot`] consumes
+/// it, and dropped without a commit (an error, an early return, an abandoned loan) it gives the slot up, so no path
+/// can leave a slot claimed.
+#[derive(Debug)]
+#[must_use = "a claim dropped without a commit gives the slot up at once"]
 pub(crate) struct Claim {
+    shared: Arc<Shared>,
     pub(crate) slot: usize,
     pub(crate) seq: u64,
     /// The slot's sequence before the claim (restored by an abort that changed nothing).
-    pub(crate) previous: u64,
+    previous: u64,
+    /// The slot's bytes may have changed: giving it up marks it empty (sequence 0) instead of restoring `previous`,
+    /// since the frame it held is gone.
+    touched: bool,
+    /// Committed: nothing to give up.
+    committed: bool,
+}
+
+/// The outcome of a claim: a lost race (a reader leased the slot between the writer's check and its claim) is an
+/// ordinary outcome the caller retries, not an error.
+#[derive(Debug)]
+pub(crate) enum Claimed {
+    Won(Claim),
+    Raced,
+}
+
+impl Claim {
+    /// The slot's bytes are being written: from now on giving it up marks it empty.
+    pub(crate) fn touch(&mut self) {
+        self.touched = true;
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let seqw = self.shared.slot_seq(self.slot);
+        if self.touched {
+            self.shared
+                .desc_u64(self.slot, desc::FRAME_SEQ)
+                .store(0, Ordering::Relaxed);
+            seqw.commit(0);
+        } else {
+            seqw.abort(self.previous);
+        }
+    }
 }
 
 /// What a commit stores in the slot's descriptor.
@@ -33,11 +74,12 @@ pub(crate) struct Committed<'a> {
 }
 
 impl RawWriter {
-    /// Claim `slot` for frame `seq`: odd sequence, fence, lease check (§8 step 2).
+    /// Claim `slot` for frame `seq`: odd sequence, fence, lease check (§8 step 2). [`Claimed::Raced`] when a reader
+    /// leased the slot in between (pick a slot again).
     ///
     /// # Errors
-    /// [`Error::AllSlotsLeased`] with a zero wait when a reader leased the slot in between (pick another).
-    pub(crate) fn claim_slot(&self, slot: usize, seq: u64) -> Result<Claim> {
+    /// A sequence number past the format's range; a lease table in a state the protocol never produces.
+    pub(crate) fn claim_slot(&self, slot: usize, seq: u64) -> Result<Claimed> {
         let shared = &self.shared;
         let seqw = shared.slot_seq(slot);
         let previous = seqw.load();
@@ -51,48 +93,32 @@ impl RawWriter {
             .lease_table()
             .claim_slot_for_write(slot, &seqw, previous, odd)
         {
-            Ok(()) => Ok(Claim {
+            Ok(()) => Ok(Claimed::Won(Claim {
+                shared: Arc::clone(shared),
                 slot,
                 seq,
                 previous,
-            }),
-            Err(LeaseError::SlotBusy { .. }) => Err(Error::AllSlotsLeased {
-                name: shared.name.clone(),
-                waited: Duration::ZERO,
-                holders: format!("slot {slot} was leased between the check and the claim"),
-            }),
+                touched: false,
+                committed: false,
+            })),
+            Err(LeaseError::SlotBusy { .. }) => Ok(Claimed::Raced),
             Err(e) => Err(Error::InvalidConfig {
                 what: e.to_string(),
             }),
         }
     }
 
-    /// Give a claimed slot up. `touched`: its bytes may have changed, so the frame it held is gone and the slot is
-    /// marked empty (sequence 0) instead of getting its old sequence back.
-    pub(crate) fn abort_slot(&self, claim: Claim, touched: bool) {
-        let seqw = self.shared.slot_seq(claim.slot);
-        if touched {
-            self.shared
-                .desc_u64(claim.slot, desc::FRAME_SEQ)
-                .store(0, Ordering::Relaxed);
-            seqw.commit(0);
-        } else {
-            seqw.abort(claim.previous);
-        }
-    }
-
     /// Commit a claimed slot whose bytes are written: schema area if the schema changed, descriptor, even
     /// sequence (§8 step 3), counters. Does not publish. On error the slot is given up (marked empty).
-    pub(crate) fn commit_slot(&mut self, claim: Claim, c: Committed<'_>) -> Result<WriteInfo> {
+    pub(crate) fn commit_slot(&mut self, mut claim: Claim, c: Committed<'_>) -> Result<WriteInfo> {
+        claim.touch();
         if self
             .last_schema
             .as_ref()
             .is_none_or(|s| !crate::onecopy::same_schema(s, c.schema))
         {
-            if let Err(e) = self.publish_schema(c.schema) {
-                self.abort_slot(claim, true);
-                return Err(e);
-            }
+            // On error the claim is dropped here: the slot is marked empty.
+            self.publish_schema(c.schema)?;
         }
         let shared = &self.shared;
         let slot = claim.slot;
@@ -127,6 +153,7 @@ impl RawWriter {
             .desc_u32(slot, desc::FLAGS)
             .store(sflags, Ordering::Relaxed);
         shared.slot_seq(slot).commit(claim.seq * 2);
+        claim.committed = true;
         shared
             .header_u64(off::LAST_WRITE_NS)
             .store(now, Ordering::Relaxed);

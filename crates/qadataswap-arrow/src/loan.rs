@@ -43,7 +43,7 @@ use arrow_data::{layout, BufferSpec};
 use arrow_schema::{DataType, SchemaRef};
 use flatbuffers::FlatBufferBuilder;
 
-use crate::claim::{Claim, Committed};
+use crate::claim::{Claim, Claimed, Committed};
 use crate::error::{Error, Result};
 use crate::onecopy::{self, align};
 use crate::segment::Shared;
@@ -68,7 +68,10 @@ struct Column {
 #[must_use = "a loan that is dropped is aborted: call commit()"]
 pub struct Loan<'w> {
     writer: &'w mut SnapshotWriter,
-    claim: Claim,
+    /// The claimed slot (`claim.slot`, kept for the accessors).
+    slot: usize,
+    /// The claim; `None` only once committed. Dropping the loan drops it, which gives the slot up.
+    claim: Option<Claim>,
     schema: SchemaRef,
     rows: usize,
     shared: Arc<Shared>,
@@ -78,7 +81,6 @@ pub struct Loan<'w> {
     body_start: usize,
     body_len: usize,
     columns: Vec<Column>,
-    done: bool,
 }
 
 impl std::fmt::Debug for Loan<'_> {
@@ -202,16 +204,18 @@ impl SnapshotWriter {
                 capacity: cap,
             });
         }
-        let claim = loop {
+        let mut claim = loop {
             let slot = self.raw.wait_for_slot(pick_snapshot_slot)?;
-            match self.raw.claim_slot(slot, self.next_seq) {
-                Err(Error::AllSlotsLeased { waited, .. }) if waited.is_zero() => continue,
-                other => break other?,
+            if let Claimed::Won(c) = self.raw.claim_slot(slot, self.next_seq)? {
+                break c;
             }
         };
+        // The caller writes into the slot from now on: an abandoned loan leaves it empty.
+        claim.touch();
         Ok(Loan {
             writer: self,
-            claim,
+            slot: claim.slot,
+            claim: Some(claim),
             schema: Arc::clone(schema),
             rows,
             shared,
@@ -220,7 +224,6 @@ impl SnapshotWriter {
             body_start,
             body_len,
             columns,
-            done: false,
         })
     }
 }
@@ -238,7 +241,7 @@ impl Loan<'_> {
 
     /// The slot this loan writes.
     pub fn slot(&self) -> usize {
-        self.claim.slot
+        self.slot
     }
 
     fn column(&self, i: usize) -> Result<Column> {
@@ -262,9 +265,7 @@ impl Loan<'_> {
         // initialised (zero-filled at creation, then written), so every byte is a valid u8.
         unsafe {
             std::slice::from_raw_parts_mut(
-                self.shared
-                    .slot_ptr(self.claim.slot)
-                    .add(self.body_start + at),
+                self.shared.slot_ptr(self.slot).add(self.body_start + at),
                 len,
             )
         }
@@ -332,7 +333,6 @@ impl Loan<'_> {
     /// # Errors
     /// Schema-area errors ([`Error::SchemaTooLarge`]); the loan is then aborted.
     pub fn commit(mut self) -> Result<WriteInfo> {
-        self.done = true;
         let rows = self.rows;
         let columns = self.columns.clone();
         let mut null_counts = Vec::with_capacity(columns.len());
@@ -350,7 +350,7 @@ impl Loan<'_> {
         batch_metadata(&mut fbb, rows, &columns, &null_counts, self.body_len);
         let meta = fbb.finished_data();
         if meta.len() != self.batch_meta_len {
-            self.writer.raw.abort_slot(self.claim, true);
+            // Returning drops the loan and its claim: the slot is given up.
             return Err(Error::InvalidFrame {
                 what: format!(
                     "loan metadata changed size ({} -> {} bytes); this is a bug, please report it",
@@ -362,9 +362,8 @@ impl Loan<'_> {
         let slot_len = self.body_start + self.body_len + onecopy::EOS.len();
         // SAFETY: the slot is claimed by this loan and `slot_len` bytes fit in it (checked in `loan`); no slice
         // handed out by the loan is alive (`commit` takes the loan by value).
-        let slot = unsafe {
-            std::slice::from_raw_parts_mut(self.shared.slot_ptr(self.claim.slot), slot_len)
-        };
+        let slot =
+            unsafe { std::slice::from_raw_parts_mut(self.shared.slot_ptr(self.slot), slot_len) };
         let h = onecopy::write_message_header(slot, &self.schema_meta);
         onecopy::write_message_header(&mut slot[h..self.body_start], meta);
         let body = &mut slot[self.body_start..self.body_start + self.body_len];
@@ -380,8 +379,11 @@ impl Loan<'_> {
         }
         slot[self.body_start + self.body_len..].copy_from_slice(&onecopy::EOS);
         let schema = Arc::clone(&self.schema);
+        let claim = self.claim.take().ok_or_else(|| Error::InvalidFrame {
+            what: "the loan was already committed; this is a bug, please report it".into(),
+        })?;
         let info = self.writer.raw.commit_slot(
-            self.claim,
+            claim,
             Committed {
                 schema: &schema,
                 len: slot_len,
@@ -396,16 +398,7 @@ impl Loan<'_> {
     }
 
     /// Give the slot back: nothing becomes visible. Dropping the loan does the same.
-    pub fn abort(mut self) {
-        self.done = true;
-        self.writer.raw.abort_slot(self.claim, true);
-    }
-}
-
-impl Drop for Loan<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.writer.raw.abort_slot(self.claim, true);
-        }
+    pub fn abort(self) {
+        // Dropping the loan drops its claim, which gives the slot up.
     }
 }

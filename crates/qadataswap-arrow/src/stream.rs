@@ -253,9 +253,10 @@ impl StreamWriterCore {
                     blockers: self.blockers(k),
                 });
             }
-            match self.raw.write_slot(slot, k, schema, batches) {
+            match self.raw.write_slot(slot, k, schema, batches)? {
+                Some(info) => break info,
                 // A lease appeared between the check and the claim: wait again (still bounded by the deadline).
-                Err(Error::AllSlotsLeased { waited, .. }) if waited.is_zero() => {
+                None => {
                     if Instant::now() >= deadline {
                         self.raw.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                         return Ok(ChunkWrite::Blocked {
@@ -268,7 +269,6 @@ impl StreamWriterCore {
                     std::hint::spin_loop();
                     continue;
                 }
-                other => break other?,
             }
         };
         shared

@@ -487,15 +487,19 @@ impl RawWriter {
     }
 
     /// Claim `slot` for frame `seq`, encode the frame into it and commit. On any error the slot is restored and
-    /// nothing becomes visible. Does not publish (the caller decides how: snapshot word or stream head).
+    /// nothing becomes visible. Does not publish (the caller decides how: snapshot word or stream head). `None`: a
+    /// reader leased the slot between the caller's check and the claim (pick a slot again).
     pub(crate) fn write_slot(
         &mut self,
         slot: usize,
         seq: u64,
         schema: &SchemaRef,
         batches: &[RecordBatch],
-    ) -> Result<WriteInfo> {
-        let claim = self.claim_slot(slot, seq)?;
+    ) -> Result<Option<WriteInfo>> {
+        let mut claim = match self.claim_slot(slot, seq)? {
+            crate::claim::Claimed::Won(c) => c,
+            crate::claim::Claimed::Raced => return Ok(None),
+        };
         let shared = Arc::clone(&self.shared);
         let cap = shared.geo.slot_capacity;
         // SAFETY: the slot is claimed (odd sequence, no lease): no reader looks at its bytes until commit, and
@@ -511,7 +515,10 @@ impl RawWriter {
             Ok(e) if e.len <= cap => e,
             Ok(e) => {
                 // The one-copy encoder refuses before writing; arrow-ipc's may have written up to the capacity.
-                self.abort_slot(claim, e.copies > 0 || self.opts.compression.is_some());
+                // Either way the claim is dropped on return: the slot is given up.
+                if e.copies > 0 || self.opts.compression.is_some() {
+                    claim.touch();
+                }
                 return Err(Error::SlotTooSmall {
                     name: shared.name.clone(),
                     needed: e.len,
@@ -519,7 +526,7 @@ impl RawWriter {
                 });
             }
             Err(e) => {
-                self.abort_slot(claim, true);
+                claim.touch();
                 return Err(Error::Arrow(e));
             }
         };
@@ -534,6 +541,7 @@ impl RawWriter {
                 copies: encoded.copies,
             },
         )
+        .map(Some)
     }
 
     /// Store the schema message in the header's schema area under its seqlock and bump the schema version.
@@ -695,9 +703,8 @@ impl SnapshotWriter {
         RawWriter::check_frame(schema, batches)?;
         let info = loop {
             let slot = self.raw.wait_for_slot(pick_snapshot_slot)?;
-            match self.raw.write_slot(slot, self.next_seq, schema, batches) {
-                Err(Error::AllSlotsLeased { waited, .. }) if waited.is_zero() => continue,
-                other => break other?,
+            if let Some(info) = self.raw.write_slot(slot, self.next_seq, schema, batches)? {
+                break info;
             }
         };
         self.publish(&info);
