@@ -458,3 +458,15 @@ def test_nested_dictionary_view_decimal_run_end_and_union_columns_round_trip_thr
     r = SharedDataFrame.create_reader(name)
     assert r.read_arrow().equals(t)
     r.close()  # the gateway keeps its reader a while (idle timeout); the `name` fixture removes the segment
+
+
+def test_a_put_to_another_programs_file_is_refused_and_the_file_is_left_as_it_was(gateway, name):
+    path = Path(f"/dev/shm/{name}")
+    path.write_bytes(b"\0" * 65536)  # another application's pool under the name: no magic
+    c = client(gateway)
+    t = pa.table({"a": [1, 2]})
+    with pytest.raises(fl.FlightError, match="magic"):
+        writer, _ = c.do_put(fl.FlightDescriptor.for_path(name), t.schema, OPTS)
+        writer.write_table(t)
+        writer.close()
+    assert path.stat().st_size == 65536 and path.read_bytes() == b"\0" * 65536

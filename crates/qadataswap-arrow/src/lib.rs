@@ -57,7 +57,7 @@ pub use error::{Error, Result};
 pub use layout::Mode;
 pub use loan::Loan;
 pub use options::{Compression, ReaderOptions, Validation, WriterOptions};
-pub use reader::{Attachment, Frame, ReaderBuilder, SnapshotReader};
+pub use reader::{Attachment, Frame, NewerPoll, ReaderBuilder, SnapshotReader};
 pub use stats::Stats;
 pub use status::{classify, SegmentStatus};
 pub use writer::{RawWriter, SnapshotWriter, WriteInfo, WriterBuilder};

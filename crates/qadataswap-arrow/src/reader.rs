@@ -587,6 +587,17 @@ fn deep_copy_data(
         .build()
 }
 
+/// What one [`SnapshotReader::poll_newer_or_register`] found.
+#[derive(Debug)]
+pub enum NewerPoll {
+    /// A frame newer than asked for, or the error that ends the wait.
+    Ready(Result<Frame>),
+    /// None yet: the waker is registered and is woken when the writer publishes (keep this until then).
+    Registered(qadataswap_sync::reactor::Registration),
+    /// None yet, and the reactor thread could not be started.
+    NoReactor(std::io::Error),
+}
+
 /// Reads snapshots: the newest committed frame, or the next newer one.
 ///
 /// `Send + Sync`: one reader may be shared by threads; each call takes its own lease.
@@ -719,6 +730,25 @@ impl SnapshotReader {
                 None => Err(e),
             },
             None => Ok(None),
+        }
+    }
+
+    /// One poll of an async read: a frame newer than `newer_than` (or the error that ends the wait, as
+    /// [`poll_newer`](Self::poll_newer)), else `waker` registered with the process's reactor
+    /// (`qadataswap_sync::reactor`), which wakes it when the writer publishes. The publish word is read before
+    /// looking, so a publish in between wakes the waker at once. Holds no lease while pending; dropping the
+    /// registration withdraws it. What every async snapshot read (Polars' `read_async`, the Flight gateway) polls.
+    pub fn poll_newer_or_register(&self, newer_than: u64, waker: &std::task::Waker) -> NewerPoll {
+        let shared = Arc::clone(self.att.shared());
+        let seq = shared.notifier().sequence();
+        match self.poll_newer(newer_than) {
+            Ok(Some(f)) => return NewerPoll::Ready(Ok(f)),
+            Ok(None) => {}
+            Err(e) => return NewerPoll::Ready(Err(e)),
+        }
+        match qadataswap_sync::reactor::wake_on_change(&shared, Shared::notifier, seq, waker) {
+            Ok(r) => NewerPoll::Registered(r),
+            Err(e) => NewerPoll::NoReactor(e),
         }
     }
 

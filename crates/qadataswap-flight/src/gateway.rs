@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use qadataswap_arrow::listing::{self, State};
-use qadataswap_arrow::{Frame, Mode, SnapshotReader, SnapshotWriter};
+use qadataswap_arrow::{Frame, Mode, NewerPoll, SnapshotReader, SnapshotWriter};
 use qadataswap_stream::{SharedDataStream, StartAt, StreamReader};
 use qadataswap_sync::reactor::Registration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -298,25 +298,16 @@ impl Future for Newer<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         this.registration = None;
-        let shared = Arc::clone(this.reader.attachment().shared());
-        // Read before looking: a publish after this line changes the word, and the reactor wakes us at once.
-        let seq = shared.notifier().sequence();
-        match this.reader.poll_newer(this.newer_than) {
-            Ok(Some(f)) => return Poll::Ready(Ok(f)),
-            Ok(None) => {}
-            Err(e) => return Poll::Ready(Err(e)),
-        }
-        match qadataswap_sync::reactor::wake_on_change(
-            &shared,
-            qadataswap_arrow::segment::Shared::notifier,
-            seq,
-            cx.waker(),
-        ) {
-            Ok(r) => {
+        match this
+            .reader
+            .poll_newer_or_register(this.newer_than, cx.waker())
+        {
+            NewerPoll::Ready(r) => Poll::Ready(r),
+            NewerPoll::Registered(r) => {
                 this.registration = Some(r);
                 Poll::Pending
             }
-            Err(e) => Poll::Ready(Err(qadataswap_arrow::Error::InvalidConfig {
+            NewerPoll::NoReactor(e) => Poll::Ready(Err(qadataswap_arrow::Error::InvalidConfig {
                 what: format!("cannot start the reactor thread: {e}"),
             })),
         }

@@ -255,6 +255,10 @@ mod tests {
             .contains("follow"));
         assert!(TicketSpec::parse(b"x?from=0").is_err());
         assert!(TicketSpec::parse(b"x?timeout=-1").is_err());
+        assert!(TicketSpec::parse(b"x?timeout=nan").is_err());
+        assert!(TicketSpec::parse(b"x?timeout=abc").is_err());
+        // Absurdly long waits mean forever, never an overflow.
+        assert_eq!(TicketSpec::parse(b"x?timeout=1e300").unwrap().timeout, None);
         assert!(TicketSpec::parse(b"x?next&follow").is_err());
         assert!(TicketSpec::parse(&[0xff]).is_err());
         assert!(DescriptorSpec::parse(&["a".into(), "b".into()], b"").is_err());

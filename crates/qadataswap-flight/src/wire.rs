@@ -153,6 +153,34 @@ mod tests {
     }
 
     #[test]
+    fn the_bodies_of_a_read_frame_are_slices_of_the_segments_mapping() {
+        // What the gateway sends: the messages of a frame read from a real segment point into its mapping.
+        use qadataswap_arrow::{SnapshotReader, SnapshotWriter};
+        let name = format!("qads-flight-wire-{}", std::process::id());
+        let col: ArrayRef = Arc::new(Int64Array::from_iter_values(0..10_000));
+        let batch = RecordBatch::try_from_iter([("x", col)]).unwrap();
+        let mut w = SnapshotWriter::builder(&name)
+            .size(1 << 20)
+            .create()
+            .unwrap();
+        w.write(&batch).unwrap();
+        let r = SnapshotReader::open(&name).unwrap();
+        let frame = r.read().unwrap();
+        let msgs = messages(frame.encoded().unwrap(), &None).unwrap();
+        let map = r.attachment().shared().mapping();
+        let range = map.as_ptr() as usize..map.as_ptr() as usize + map.len();
+        let body = &msgs[1].body;
+        assert_eq!(
+            (msgs[1].kind, body.len()),
+            (MessageHeader::RecordBatch, 80_000)
+        );
+        assert!(range.contains(&(body.as_ptr() as usize)));
+        assert!(range.contains(&(body.as_ptr() as usize + body.len() - 1)));
+        drop((msgs, frame, r));
+        w.close().unwrap();
+    }
+
+    #[test]
     fn a_truncated_or_garbled_stream_is_an_error_not_a_panic() {
         let good = stream(10);
         for cut in 0..good.len() {

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use polars_core::frame::DataFrame;
-use qadataswap_arrow::segment::Shared;
+use qadataswap_arrow::NewerPoll;
 use qadataswap_sync::reactor::{self, Registration};
 
 use crate::error::{Error, Result};
@@ -67,14 +67,17 @@ impl ReadFuture {
             };
             (Instant::now(), newer_than)
         });
-        let shared = Arc::clone(reader.attachment().shared());
-        // Read before looking: a publish after this line changes the word, and the reactor then wakes us at once.
-        let seq = shared.notifier().sequence();
-        match reader.poll_newer(newer_than) {
-            Ok(Some(frame)) => return Poll::Ready(self.inner.to_dataframe(&frame)),
-            Ok(None) => {}
-            Err(e) => return Poll::Ready(Err(e.into())),
-        }
+        let registration = match reader.poll_newer_or_register(newer_than, cx.waker()) {
+            NewerPoll::Ready(Ok(frame)) => return Poll::Ready(self.inner.to_dataframe(&frame)),
+            NewerPoll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+            NewerPoll::Registered(r) => r,
+            NewerPoll::NoReactor(source) => {
+                return Poll::Ready(Err(Error::Spawn {
+                    name: reader.name().to_owned(),
+                    source,
+                }))
+            }
+        };
         if let Some(timeout) = self.inner.timeout {
             let waited = start.elapsed();
             if waited >= timeout {
@@ -85,16 +88,8 @@ impl ReadFuture {
                 })));
             }
         }
-        match reactor::wake_on_change(&shared, Shared::notifier, seq, cx.waker()) {
-            Ok(r) => {
-                self.registration = Some(r);
-                Poll::Pending
-            }
-            Err(source) => Poll::Ready(Err(Error::Spawn {
-                name: reader.name().to_owned(),
-                source,
-            })),
-        }
+        self.registration = Some(registration);
+        Poll::Pending
     }
 }
 
