@@ -7,8 +7,9 @@ use std::sync::Arc;
 use arrow_schema::SchemaRef;
 use qadataswap_sync::lease::LeaseError;
 
+use crate::control::DescRecord;
 use crate::error::{Error, Result};
-use crate::layout::{self, desc, off};
+use crate::layout;
 use crate::segment::{now_ns, Shared};
 use crate::writer::{RawWriter, WriteInfo};
 
@@ -52,9 +53,7 @@ impl Drop for Claim {
         }
         let seqw = self.shared.slot_seq(self.slot);
         if self.touched {
-            self.shared
-                .desc_u64(self.slot, desc::FRAME_SEQ)
-                .store(0, Ordering::Relaxed);
+            self.shared.desc(self.slot).forget_frame();
             seqw.commit(0);
         } else {
             seqw.abort(self.previous);
@@ -123,46 +122,23 @@ impl RawWriter {
         let shared = &self.shared;
         let slot = claim.slot;
         let now = now_ns();
-        shared
-            .desc_u64(slot, desc::FRAME_SEQ)
-            .store(claim.seq, Ordering::Relaxed);
-        shared
-            .desc_u64(slot, desc::SCHEMA_VERSION)
-            .store(self.schema_version, Ordering::Relaxed);
-        shared
-            .desc_u64(slot, desc::LEN)
-            .store(c.len as u64, Ordering::Relaxed);
-        shared
-            .desc_u64(slot, desc::NUM_ROWS)
-            .store(c.rows as u64, Ordering::Relaxed);
-        shared
-            .desc_u64(slot, desc::WRITE_NS)
-            .store(now, Ordering::Relaxed);
-        shared
-            .desc_u32(slot, desc::NUM_BATCHES)
-            .store(c.batches as u32, Ordering::Relaxed);
-        shared
-            .desc_u32(slot, desc::NUM_DICTS)
-            .store(0, Ordering::Relaxed);
         let sflags = if c.compressed {
             layout::slot_flags::COMPRESSED
         } else {
             0
         };
-        shared
-            .desc_u32(slot, desc::FLAGS)
-            .store(sflags, Ordering::Relaxed);
+        shared.desc(slot).record(&DescRecord {
+            frame_seq: claim.seq,
+            schema_version: self.schema_version,
+            len: c.len as u64,
+            rows: c.rows as u64,
+            write_ns: now,
+            batches: c.batches as u32,
+            flags: sflags,
+        });
         shared.slot_seq(slot).commit(claim.seq * 2);
         claim.committed = true;
-        shared
-            .header_u64(off::LAST_WRITE_NS)
-            .store(now, Ordering::Relaxed);
-        shared
-            .header_u64(off::FRAMES_WRITTEN)
-            .fetch_add(1, Ordering::Relaxed);
-        shared
-            .header_u64(off::BYTES_WRITTEN)
-            .fetch_add(c.len as u64, Ordering::Relaxed);
+        shared.header().count_commit(now, c.len as u64);
         self.stats.frames_written.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes_written

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use arrow_buffer::{Buffer, MutableBuffer};
 
+use crate::control::DescRecord;
 use crate::decode;
 use crate::golden::{all_types_batch, numeric_batch, GoldenOptions};
-use crate::layout::{desc, off, pack_published, Mode};
+use crate::layout::Mode;
 use crate::options::{Compression, ReaderOptions, Validation, WriterOptions};
 use crate::reader::SnapshotReader;
 use crate::status::classify;
@@ -95,7 +96,8 @@ fn no_wait(validation: Validation) -> ReaderOptions {
 
 /// Whether `data` says it is a stream-mode segment (the header's mode word).
 fn is_stream_mode(data: &[u8]) -> bool {
-    data.get(off::MODE..off::MODE + 4) == Some(&Mode::Stream.to_u32().to_le_bytes()[..])
+    let mode = crate::control::header_field("mode").map_or(0, |f| f.offset);
+    data.get(mode..mode + 4) == Some(&Mode::Stream.to_u32().to_le_bytes()[..])
 }
 
 /// Target 1: `data` is the whole content of a segment file (header, reader table, descriptors, schema area,
@@ -300,23 +302,18 @@ pub fn frame_bytes(data: &[u8]) -> usize {
     // SAFETY: slot 0 is `cap` bytes of this process's read-write mapping, data.len() <= cap, and no lease is held
     // on it: every frame read from it below is dropped before the next input is written.
     unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), shared.slot_ptr(0), data.len()) };
-    shared
-        .desc_u64(0, desc::FRAME_SEQ)
-        .store(seq, Ordering::Relaxed);
     // A fresh schema version per input, so every input's own schema message is decoded.
-    shared
-        .desc_u64(0, desc::SCHEMA_VERSION)
-        .store(seq, Ordering::Relaxed);
-    shared
-        .desc_u64(0, desc::LEN)
-        .store(data.len() as u64, Ordering::Relaxed);
-    shared
-        .desc_u64(0, desc::NUM_ROWS)
-        .store(rows, Ordering::Relaxed);
+    shared.desc(0).record(&DescRecord {
+        frame_seq: seq,
+        schema_version: seq,
+        len: data.len() as u64,
+        rows,
+        write_ns: 0,
+        batches: 0,
+        flags: 0,
+    });
     slot.commit(2 * seq);
-    shared
-        .header_u64(off::PUBLISHED)
-        .store(pack_published(seq, 0), Ordering::Release);
+    shared.header().publish(seq, 0);
 
     let mut read = 0;
     for reader in [&fx.trusted, &fx.full] {
@@ -402,10 +399,7 @@ fn snapshot_seed(
             let info = last.expect("a seed has a frame");
             let bytes = std::fs::read(&path).expect("read the seed segment");
             let geo = *w.geometry();
-            let len = w
-                .shared()
-                .desc_u64(info.slot, desc::LEN)
-                .load(Ordering::Relaxed) as usize;
+            let len = w.shared().desc(info.slot).len() as usize;
             let start = geo.data_offset + info.slot * geo.slot_capacity;
             let frame = bytes[start..start + len].to_vec();
             let _ = w.close();

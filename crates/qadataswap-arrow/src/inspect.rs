@@ -31,7 +31,7 @@ use qadataswap_sync::owner::Holder;
 use qadataswap_sync::process::{Liveness, ProcessIdentity};
 
 use crate::error::{Error, Result};
-use crate::layout::{self, desc, off, state, unpack_published, Geometry, Mode, HEADER_SIZE};
+use crate::layout::{self, state, unpack_published, Geometry, Mode, HEADER_SIZE};
 use crate::reader::read_schema_area;
 use crate::segment::{HeaderCopy, Shared};
 
@@ -135,50 +135,38 @@ pub struct HeaderInfo {
 
 impl HeaderInfo {
     fn from_copy(h: &HeaderCopy) -> HeaderInfo {
-        let writer_pid = h.u32(off::WRITER_PID);
+        let writer_pid = h.writer_pid();
         HeaderInfo {
-            format_version: h.u32(off::FORMAT_VERSION),
-            abi: h.u32(off::ABI),
-            flags: h.u32(off::FLAGS),
-            total_size: h.u64(off::TOTAL_SIZE),
-            mode: Mode::from_u32(h.u32(off::MODE)),
-            slot_count: h.u32(off::SLOT_COUNT),
-            slot_capacity: h.u64(off::SLOT_CAPACITY),
-            reader_capacity: h.u32(off::READER_CAPACITY),
-            schema_capacity: h.u32(off::SCHEMA_CAPACITY),
-            created_ns: h.u64(off::CREATED_NS),
-            creator: ProcessInfo::of(
-                h.u32(off::CREATOR_PID),
-                h.u64(off::CREATOR_START_TIME),
-                h.u64(off::CREATOR_PIDNS),
-            ),
-            state: h.u32(off::STATE),
+            format_version: h.format_version(),
+            abi: h.abi(),
+            flags: h.flags(),
+            total_size: h.total_size(),
+            mode: Mode::from_u32(h.mode()),
+            slot_count: h.slot_count(),
+            slot_capacity: h.slot_capacity(),
+            reader_capacity: h.reader_capacity(),
+            schema_capacity: h.schema_capacity(),
+            created_ns: h.created_ns(),
+            creator: ProcessInfo::of(h.creator_pid(), h.creator_start_time(), h.creator_pidns()),
+            state: h.state(),
             // Version 2: the role word decides who the writer is; version 1 (word 0): writer_pid.
-            writer: match Holder::unpack(h.u64(off::WRITER_CLAIM)) {
-                Some(holder) => Some(ProcessInfo::of_holder(
-                    &holder,
-                    h.u64(off::WRITER_START_TIME),
-                )),
-                None => (writer_pid != 0).then(|| {
-                    ProcessInfo::of(
-                        writer_pid,
-                        h.u64(off::WRITER_START_TIME),
-                        h.u64(off::WRITER_PIDNS),
-                    )
-                }),
+            writer: match Holder::unpack(h.writer_claim()) {
+                Some(holder) => Some(ProcessInfo::of_holder(&holder, h.writer_start_time())),
+                None => (writer_pid != 0)
+                    .then(|| ProcessInfo::of(writer_pid, h.writer_start_time(), h.writer_pidns())),
             },
-            generation: h.u64(off::GENERATION),
-            last_write_ns: h.u64(off::LAST_WRITE_NS),
-            frames_written: h.u64(off::FRAMES_WRITTEN),
-            bytes_written: h.u64(off::BYTES_WRITTEN),
-            published: unpack_published(h.u64(off::PUBLISHED)),
-            waiters: h.u32(off::WAITERS),
-            stream_head: h.u64(off::STREAM_HEAD),
-            stream_tail: h.u64(off::STREAM_TAIL),
-            stream_end: h.u64(off::STREAM_END),
-            release_waiters: h.u32(off::RELEASE_WAITERS),
-            schema_version: h.u64(off::SCHEMA_VERSION),
-            schema_len: h.u64(off::SCHEMA_LEN),
+            generation: h.generation(),
+            last_write_ns: h.last_write_ns(),
+            frames_written: h.frames_written(),
+            bytes_written: h.bytes_written(),
+            published: unpack_published(h.published()),
+            waiters: h.waiters(),
+            stream_head: h.stream_head(),
+            stream_tail: h.stream_tail(),
+            stream_end: h.stream_end(),
+            release_waiters: h.release_waiters(),
+            schema_version: h.schema_version(),
+            schema_len: h.schema_len(),
         }
     }
 }
@@ -323,7 +311,7 @@ pub fn inspect_segment(name: &str, segment: Segment) -> Result<Inspection> {
         header,
         body: None,
     };
-    if copy.u32(off::STATE) == state::INITIALISING {
+    if copy.state() == state::INITIALISING {
         // The creator has not finished: the other fields may be incomplete, so look no further.
         return Ok(base);
     }
@@ -360,18 +348,18 @@ fn read_body(s: &Shared, published: Option<(u64, usize)>) -> BodyInfo {
         .map(|i| {
             let seq = s.slot_seq(i);
             let before = seq.load();
-            let frame_seq = s.desc_u64(i, desc::FRAME_SEQ).load(Ordering::Relaxed);
+            let frame_seq = s.desc(i).frame_seq();
             let info = SlotInfo {
                 index: i,
                 state: SlotState::Empty,
                 seq_word: before,
                 frame_seq,
-                schema_version: s.desc_u64(i, desc::SCHEMA_VERSION).load(Ordering::Relaxed),
-                len: s.desc_u64(i, desc::LEN).load(Ordering::Relaxed),
-                rows: s.desc_u64(i, desc::NUM_ROWS).load(Ordering::Relaxed),
-                write_ns: s.desc_u64(i, desc::WRITE_NS).load(Ordering::Relaxed),
-                num_batches: s.desc_u32(i, desc::NUM_BATCHES).load(Ordering::Relaxed),
-                flags: s.desc_u32(i, desc::FLAGS).load(Ordering::Relaxed),
+                schema_version: s.desc(i).schema_version(),
+                len: s.desc(i).len(),
+                rows: s.desc(i).num_rows(),
+                write_ns: s.desc(i).write_ns(),
+                num_batches: s.desc(i).num_batches(),
+                flags: s.desc(i).flags(),
                 leases: table.leases_on(i),
                 published: published.is_some_and(|(_, slot)| slot == i),
             };

@@ -1,4 +1,6 @@
-//! The segment's byte layout, format version 1 (docs/FORMAT.md is the normative text; this module is its code).
+//! The segment's byte layout, format version 2 (docs/FORMAT.md is the normative text): constants, the regions'
+//! geometry, state and flag values. The control area's words themselves are typed in `control` (`Header`,
+//! `SlotDesc`); [`crate::format`] describes their offsets.
 //!
 //! ```text
 //! | header (4096) | reader table (R x 320) | pad to page | slot descriptors (N x 64) | schema area | pad to page |
@@ -39,80 +41,6 @@ pub const PAGE: usize = 4096;
 const _: () = assert!(std::mem::size_of::<ReaderEntry>() == READER_ENTRY_SIZE);
 const _: () = assert!(std::mem::align_of::<ReaderEntry>() <= ALIGN);
 
-/// Header field offsets (bytes from the start of the segment).
-#[allow(missing_docs)]
-pub mod off {
-    // line 0: identity, immutable after the state word says READY
-    pub const MAGIC: usize = 0;
-    pub const FORMAT_VERSION: usize = 8;
-    pub const ABI: usize = 12;
-    pub const HEADER_SIZE: usize = 16;
-    pub const FLAGS: usize = 20;
-    pub const TOTAL_SIZE: usize = 24;
-    pub const MODE: usize = 32;
-    pub const SLOT_COUNT: usize = 36;
-    pub const SLOT_CAPACITY: usize = 40;
-    pub const READER_CAPACITY: usize = 48;
-    pub const SCHEMA_CAPACITY: usize = 52;
-    pub const CREATED_NS: usize = 56;
-    // line 1: region offsets and the creator, immutable
-    pub const READER_TABLE_OFFSET: usize = 64;
-    pub const READER_ENTRY_SIZE: usize = 72;
-    pub const MAX_SLOTS: usize = 76;
-    pub const SLOT_TABLE_OFFSET: usize = 80;
-    pub const SLOT_DESC_SIZE: usize = 88;
-    pub const SCHEMA_OFFSET: usize = 96;
-    pub const DATA_OFFSET: usize = 104;
-    pub const CREATOR_PID: usize = 112;
-    pub const CREATOR_START_TIME: usize = 120;
-    // line 2: state and writer identity (atomics)
-    pub const STATE: usize = 128;
-    pub const WRITER_PID: usize = 132;
-    pub const WRITER_START_TIME: usize = 136;
-    pub const GENERATION: usize = 144;
-    pub const LAST_WRITE_NS: usize = 152;
-    pub const FRAMES_WRITTEN: usize = 160;
-    pub const BYTES_WRITTEN: usize = 168;
-    /// Version 2: the writer's role word (`qadataswap_sync::owner`), taken over by one compare-and-swap.
-    pub const WRITER_CLAIM: usize = 176;
-    /// Version 2: the writer's PID namespace (inode of `/proc/<pid>/ns/pid`, 0 = unknown).
-    pub const WRITER_PIDNS: usize = 184;
-    // line 3: publication (snapshot mode) and its futex
-    pub const PUBLISHED: usize = 192;
-    pub const NOTIFY: usize = 200;
-    pub const WAITERS: usize = 204;
-    // line 4: stream words
-    pub const STREAM_HEAD: usize = 256;
-    pub const STREAM_TAIL: usize = 264;
-    pub const STREAM_END: usize = 272;
-    // line 5: lease-release futex (the writer parks here when every slot is leased / readers lag)
-    pub const RELEASE_NOTIFY: usize = 320;
-    pub const RELEASE_WAITERS: usize = 324;
-    // line 6: schema area seqlock and length
-    pub const SCHEMA_SEQ: usize = 384;
-    pub const SCHEMA_VERSION: usize = 392;
-    pub const SCHEMA_LEN: usize = 400;
-    /// Version 2: FNV-1a 64 of the schema message, written under `SCHEMA_SEQ` with it.
-    pub const SCHEMA_CHECKSUM: usize = 408;
-    // line 7: version 2
-    /// Version 2: the creator's PID namespace.
-    pub const CREATOR_PIDNS: usize = 448;
-}
-
-/// Slot-descriptor field offsets (bytes from the descriptor's start).
-#[allow(missing_docs)]
-pub mod desc {
-    pub const SEQ: usize = 0;
-    pub const FRAME_SEQ: usize = 8;
-    pub const SCHEMA_VERSION: usize = 16;
-    pub const LEN: usize = 24;
-    pub const NUM_ROWS: usize = 32;
-    pub const WRITE_NS: usize = 40;
-    pub const NUM_BATCHES: usize = 48;
-    pub const NUM_DICTS: usize = 52;
-    pub const FLAGS: usize = 56;
-}
-
 /// Header `state` values.
 #[allow(missing_docs)]
 pub mod state {
@@ -147,19 +75,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The `published` word: `frame_seq << 8 | slot`.
-pub fn pack_published(frame_seq: u64, slot: usize) -> u64 {
-    (frame_seq << 8) | (slot as u64 & 0xff)
-}
-
-/// Inverse of [`pack_published`]; `None` for 0 (nothing published yet).
-pub fn unpack_published(word: u64) -> Option<(u64, usize)> {
-    if word == 0 {
-        None
-    } else {
-        Some((word >> 8, (word & 0xff) as usize))
-    }
-}
+pub use qadataswap_sync::ring::{pack_published, unpack_published};
 
 /// Segment mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -339,11 +255,5 @@ mod tests {
         assert!(Geometry::new(Mode::Snapshot, 1 << 20, 0, 8, 1024).is_err());
         assert!(Geometry::new(Mode::Snapshot, 1 << 20, MAX_SLOT_COUNT + 1, 8, 1024).is_err());
         assert!(Geometry::new(Mode::Snapshot, 100, 3, 8, 1024).is_err());
-    }
-
-    #[test]
-    fn published_word_round_trips() {
-        assert_eq!(unpack_published(pack_published(12345, 2)), Some((12345, 2)));
-        assert_eq!(unpack_published(0), None);
     }
 }

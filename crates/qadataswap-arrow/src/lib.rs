@@ -31,10 +31,19 @@
 
 mod claim;
 pub mod config;
+mod control;
 pub mod decode;
 mod encode;
 pub mod error;
 mod fork;
+/// The control area's layout as data (FORMAT.md §3 and §5): each field's name, offset and width. Read-only: for
+/// tools and tests that read or corrupt a segment's bytes on purpose; the library reaches the words through types.
+pub mod format {
+    pub use crate::control::{
+        header_field, slot_desc_field, Field, HEADER_FIELDS, SLOT_DESC_FIELDS,
+    };
+}
+
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod golden;

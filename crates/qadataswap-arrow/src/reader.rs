@@ -15,7 +15,7 @@ use qadataswap_sync::process::{pid_namespace, ProcessIdentity};
 
 use crate::decode::{self, SchemaCache};
 use crate::error::{Error, Result};
-use crate::layout::{self, desc, off, state, unpack_published, Mode, HEADER_SIZE};
+use crate::layout::{self, state, unpack_published, Mode, HEADER_SIZE};
 use crate::options::{ReaderOptions, Validation};
 use crate::segment::{wait_initialised, HeaderCopy, Shared};
 use crate::stats::{Stats, StatsCounters};
@@ -291,15 +291,14 @@ impl Attachment {
             slot,
         });
         // With the lease held and the commit word verified, the descriptor is stable: copy it once.
+        let live = s.desc(slot);
         let d = SlotDesc {
-            frame_seq: s.desc_u64(slot, desc::FRAME_SEQ).load(Ordering::Relaxed),
-            schema_version: s
-                .desc_u64(slot, desc::SCHEMA_VERSION)
-                .load(Ordering::Relaxed),
-            len: s.desc_u64(slot, desc::LEN).load(Ordering::Relaxed),
-            rows: s.desc_u64(slot, desc::NUM_ROWS).load(Ordering::Relaxed),
-            write_ns: s.desc_u64(slot, desc::WRITE_NS).load(Ordering::Relaxed),
-            flags: s.desc_u32(slot, desc::FLAGS).load(Ordering::Relaxed),
+            frame_seq: live.frame_seq(),
+            schema_version: live.schema_version(),
+            len: live.len(),
+            rows: live.num_rows(),
+            write_ns: live.write_ns(),
+            flags: live.flags(),
         };
         let corrupt = |what: String| Error::CorruptFrame {
             name: s.name.clone(),
@@ -669,7 +668,7 @@ impl SnapshotReader {
 
     fn try_newest(&self, newer_than: u64, validation: Validation) -> Result<Option<Frame>> {
         let s = &self.att.shared;
-        let published = s.header_u64(off::PUBLISHED);
+        let published = s.header().published_word();
         let mut last_word = u64::MAX;
         loop {
             let word = published.load(Ordering::Acquire);
@@ -888,10 +887,11 @@ impl SnapshotReader {
 
 /// Copy the schema area out under its seqlock and decode it.
 pub fn read_schema_area(s: &Shared) -> Result<Option<SchemaRef>> {
-    let word = qadataswap_sync::seqlock::SeqWord::new(s.header_u64(off::SCHEMA_SEQ));
+    let header = s.header();
+    let word = header.schema_seq();
     for _ in 0..1000 {
         let copied = word.read_consistent(|| {
-            let len = s.header_u64(off::SCHEMA_LEN).load(Ordering::Relaxed) as usize;
+            let len = header.schema_len() as usize;
             if len == 0 || len > s.geo.schema_capacity {
                 return None;
             }
@@ -899,7 +899,7 @@ pub fn read_schema_area(s: &Shared) -> Result<Option<SchemaRef>> {
             // SAFETY: len <= schema_capacity, so the source range lies inside the schema area of the mapping; a
             // concurrent writer may change the bytes, and the seqlock check discards such a copy.
             unsafe { std::ptr::copy_nonoverlapping(s.schema_ptr(), v.as_mut_ptr(), len) };
-            let checksum = s.header_u64(off::SCHEMA_CHECKSUM).load(Ordering::Relaxed);
+            let checksum = header.schema_checksum();
             Some((v, checksum))
         });
         match copied {
@@ -913,7 +913,7 @@ pub fn read_schema_area(s: &Shared) -> Result<Option<SchemaRef>> {
                     return Err(corrupt("schema area too short".into()));
                 }
                 // Version 2 checksums the area, so a flipped byte is an error, not another valid schema.
-                let version = s.header_u32(off::FORMAT_VERSION).load(Ordering::Relaxed);
+                let version = header.format_version();
                 if version >= 2 && layout::fnv1a64(&bytes) != checksum {
                     return Err(corrupt(format!(
                         "the schema area's checksum {:#018x} does not match its bytes",

@@ -4,7 +4,7 @@
 //! creator or recomputed and cross-checked from a private copy of the header: nothing read from shared memory
 //! after that copy decides an offset.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use qadataswap_shm::{Mapping, Segment};
@@ -13,73 +13,18 @@ use qadataswap_sync::lease::{LeaseTable, ReaderEntry};
 use qadataswap_sync::notify::Notifier;
 use qadataswap_sync::owner::OwnerWord;
 use qadataswap_sync::process::{Liveness, ProcessIdentity};
+use qadataswap_sync::ring::StreamRing;
 use qadataswap_sync::seqlock::SeqWord;
 
+use crate::control::{Header, SlotDesc};
 use crate::error::{Error, Result};
-use crate::layout::{self, desc, off, state, Geometry, Mode, HEADER_SIZE};
+use crate::layout::{self, state, Geometry, Mode, HEADER_SIZE};
 
 pub use crate::status::{classify, SegmentStatus};
 
-/// A private copy of the header's words, taken once and validated.
-#[derive(Clone, Debug)]
-pub struct HeaderCopy {
-    words: Box<[u64; HEADER_SIZE / 8]>,
-}
+pub use crate::control::HeaderCopy;
 
 impl HeaderCopy {
-    /// A header copy from raw bytes (missing bytes read as zero, extra bytes are ignored): for tests and fuzzing.
-    pub fn from_bytes(bytes: &[u8]) -> HeaderCopy {
-        let mut words = Box::new([0u64; HEADER_SIZE / 8]);
-        for (w, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            *w = u64::from_le_bytes(b);
-        }
-        HeaderCopy { words }
-    }
-
-    /// Copy the header out of a mapping of at least [`HEADER_SIZE`] bytes (one atomic load per word: a concurrent
-    /// writer can change words, but never make this read undefined).
-    ///
-    /// # Panics
-    /// If the mapping is shorter than the header (a caller bug: callers map the header first).
-    pub fn read(map: &Mapping) -> HeaderCopy {
-        assert!(map.len() >= HEADER_SIZE, "caller maps the whole header");
-        let mut words = Box::new([0u64; HEADER_SIZE / 8]);
-        for (i, w) in words.iter_mut().enumerate() {
-            // SAFETY: the mapping is page aligned and at least HEADER_SIZE long (asserted above), so word i is an
-            // in-bounds, 8-aligned u64 that may be concurrently modified only through atomics.
-            let a = unsafe { &*(map.as_ptr().add(i * 8) as *const AtomicU64) };
-            *w = a.load(Ordering::Acquire);
-        }
-        HeaderCopy { words }
-    }
-
-    /// The u64 at byte offset `off` (8-aligned).
-    pub fn u64(&self, off: usize) -> u64 {
-        self.words[off / 8]
-    }
-
-    /// The u32 at byte offset `off` (4-aligned).
-    pub fn u32(&self, off: usize) -> u32 {
-        let w = self.words[off / 8];
-        if off.is_multiple_of(8) {
-            w as u32
-        } else {
-            (w >> 32) as u32
-        }
-    }
-
-    /// The `format_version` word.
-    pub fn version(&self) -> u32 {
-        self.u32(off::FORMAT_VERSION)
-    }
-
-    /// The magic bytes.
-    pub fn magic(&self) -> [u8; 8] {
-        self.words[0].to_le_bytes()
-    }
-
     /// Check identity and version, then recompute the geometry and require the stored offsets to match it.
     ///
     /// # Errors
@@ -90,8 +35,8 @@ impl HeaderCopy {
                 name: name.to_owned(),
             });
         }
-        let version = self.u32(off::FORMAT_VERSION);
-        let abi = self.u32(off::ABI);
+        let version = self.format_version();
+        let abi = self.abi();
         let readable = layout::OLDEST_READABLE_VERSION..=layout::FORMAT_VERSION;
         if !readable.contains(&version) || abi != layout::ABI_FINGERPRINT {
             return Err(Error::VersionMismatch {
@@ -106,16 +51,16 @@ impl HeaderCopy {
             name: name.to_owned(),
             what,
         };
-        if self.u32(off::HEADER_SIZE) as usize != HEADER_SIZE
-            || self.u32(off::READER_ENTRY_SIZE) as usize != layout::READER_ENTRY_SIZE
-            || self.u32(off::SLOT_DESC_SIZE) as usize != layout::SLOT_DESC_SIZE
-            || self.u32(off::MAX_SLOTS) as usize != layout::MAX_SLOT_COUNT
+        if self.header_size() as usize != HEADER_SIZE
+            || self.reader_entry_size() as usize != layout::READER_ENTRY_SIZE
+            || self.slot_desc_size() as usize != layout::SLOT_DESC_SIZE
+            || self.max_slots() as usize != layout::MAX_SLOT_COUNT
         {
             return Err(corrupt(format!(
                 "structure sizes do not match format version {version}"
             )));
         }
-        let hflags = self.u32(off::FLAGS);
+        let hflags = self.flags();
         if hflags & !layout::flags::KNOWN != 0 {
             return Err(corrupt(format!(
                 "unknown header flag bits {:#x}",
@@ -125,17 +70,17 @@ impl HeaderCopy {
         if hflags & layout::flags::LZ4 != 0 && hflags & layout::flags::ZSTD != 0 {
             return Err(corrupt("both LZ4 and ZSTD flags are set".into()));
         }
-        let st = self.u32(off::STATE);
+        let st = self.state();
         if st > layout::state::FINISHED {
             return Err(corrupt(format!("unknown state {st}")));
         }
-        let mode = Mode::from_u32(self.u32(off::MODE))
-            .ok_or_else(|| corrupt(format!("unknown mode {}", self.u32(off::MODE))))?;
-        let slot_count = self.u32(off::SLOT_COUNT) as usize;
-        let slot_capacity = usize::try_from(self.u64(off::SLOT_CAPACITY))
-            .map_err(|_| corrupt("slot capacity".into()))?;
-        let reader_capacity = self.u32(off::READER_CAPACITY) as usize;
-        let schema_capacity = self.u32(off::SCHEMA_CAPACITY) as usize;
+        let mode = Mode::from_u32(self.mode())
+            .ok_or_else(|| corrupt(format!("unknown mode {}", self.mode())))?;
+        let slot_count = self.slot_count() as usize;
+        let slot_capacity =
+            usize::try_from(self.slot_capacity()).map_err(|_| corrupt("slot capacity".into()))?;
+        let reader_capacity = self.reader_capacity() as usize;
+        let schema_capacity = self.schema_capacity() as usize;
         if slot_count == 0 || slot_count > layout::MAX_SLOT_COUNT {
             return Err(corrupt(format!(
                 "slot count {slot_count} out of 1..={}",
@@ -166,17 +111,24 @@ impl HeaderCopy {
         )
         .ok_or_else(|| corrupt("sizes overflow".into()))?;
         let stored = [
-            (off::READER_TABLE_OFFSET, geo.reader_table_offset),
-            (off::SLOT_TABLE_OFFSET, geo.slot_table_offset),
-            (off::SCHEMA_OFFSET, geo.schema_offset),
-            (off::DATA_OFFSET, geo.data_offset),
-            (off::TOTAL_SIZE, geo.total_size),
+            (
+                "reader_table_offset",
+                self.reader_table_offset(),
+                geo.reader_table_offset,
+            ),
+            (
+                "slot_table_offset",
+                self.slot_table_offset(),
+                geo.slot_table_offset,
+            ),
+            ("schema_offset", self.schema_offset(), geo.schema_offset),
+            ("data_offset", self.data_offset(), geo.data_offset),
+            ("total_size", self.total_size(), geo.total_size),
         ];
-        for (field, expect) in stored {
-            if self.u64(field) != expect as u64 {
+        for (field, found, expect) in stored {
+            if found != expect as u64 {
                 return Err(corrupt(format!(
-                    "field at byte {field} is {} but the geometry implies {expect}",
-                    self.u64(field)
+                    "{field} is {found} but the geometry implies {expect}"
                 )));
             }
         }
@@ -190,16 +142,8 @@ impl HeaderCopy {
 /// happens to be 0 is never mistaken for a half-built segment (and never reclaimed); and with [`Error::NotInitialised`] as soon as the creator recorded in
 /// the header is dead, instead of waiting for the timeout.
 pub(crate) fn wait_initialised(map: &Mapping, name: &str, timeout: Duration) -> Result<u32> {
-    assert!(map.len() >= HEADER_SIZE, "caller maps the whole header");
-    // SAFETY: the mapping covers the header (asserted); offset STATE is 4-aligned and only accessed atomically.
-    let state_word = unsafe { &*(map.as_ptr().add(off::STATE) as *const AtomicU32) };
-    // SAFETY: as above, for the 8-aligned magic word.
-    let magic_word = unsafe { &*(map.as_ptr().add(off::MAGIC) as *const AtomicU64) };
-    // SAFETY: as above, for the 4-aligned creator pid word.
-    let creator_word = unsafe { &*(map.as_ptr().add(off::CREATOR_PID) as *const AtomicU32) };
-    // SAFETY: as above, for the 8-aligned creator start-time word.
-    let creator_start =
-        unsafe { &*(map.as_ptr().add(off::CREATOR_START_TIME) as *const AtomicU64) };
+    let header = Header::in_mapping(map);
+    let state_word = header.state_word();
     let start = Instant::now();
     loop {
         let s = state_word.load(Ordering::Acquire);
@@ -208,17 +152,13 @@ pub(crate) fn wait_initialised(map: &Mapping, name: &str, timeout: Duration) -> 
         }
         // Segments are published only once built (format version 2), so a file without our magic is someone else's,
         // all zeros included. (Version-1 creators wrote the magic among their first stores.)
-        let magic = magic_word.load(Ordering::Acquire).to_le_bytes();
-        if magic != layout::MAGIC {
+        if header.magic() != layout::MAGIC {
             return Err(Error::Foreign {
                 name: name.to_owned(),
             });
         }
         let waited = start.elapsed();
-        let creator = ProcessIdentity {
-            pid: creator_word.load(Ordering::Acquire),
-            start_time: creator_start.load(Ordering::Acquire),
-        };
+        let creator = header.creator();
         let creator_dead = creator.pid != 0 && !creator.is_alive();
         if waited >= timeout || creator_dead {
             // The state may have flipped while we looked at the creator: one last look before giving up.
@@ -283,50 +223,27 @@ impl Shared {
         &self.segment
     }
 
-    fn u32_at(&self, offset: usize) -> &AtomicU32 {
-        assert!(
-            offset.is_multiple_of(4) && offset + 4 <= self.geo.data_offset,
-            "control-area word"
-        );
-        // SAFETY: the offset is 4-aligned and inside the control area of a live, page-aligned mapping (asserted);
-        // the word is only ever accessed atomically by every process.
-        unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicU32) }
+    /// The header, typed.
+    pub(crate) fn header(&self) -> &Header {
+        Header::in_mapping(&self.map)
     }
 
-    fn u64_at(&self, offset: usize) -> &AtomicU64 {
-        assert!(
-            offset.is_multiple_of(8) && offset + 8 <= self.geo.data_offset,
-            "control-area word"
-        );
-        // SAFETY: as in u32_at, for an 8-aligned u64.
-        unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicU64) }
-    }
-
-    /// A u32 header word.
-    pub fn header_u32(&self, field: usize) -> &AtomicU32 {
-        self.u32_at(field)
-    }
-
-    /// A u64 header word.
-    pub fn header_u64(&self, field: usize) -> &AtomicU64 {
-        self.u64_at(field)
-    }
-
-    /// A u64 word of slot `slot`'s descriptor.
-    pub fn desc_u64(&self, slot: usize, field: usize) -> &AtomicU64 {
-        assert!(slot < self.geo.slot_count);
-        self.u64_at(self.geo.desc_offset(slot) + field)
-    }
-
-    /// A u32 word of slot `slot`'s descriptor.
-    pub fn desc_u32(&self, slot: usize, field: usize) -> &AtomicU32 {
-        assert!(slot < self.geo.slot_count);
-        self.u32_at(self.geo.desc_offset(slot) + field)
+    /// Slot `slot`'s descriptor.
+    ///
+    /// # Panics
+    /// If `slot` is not below the validated slot count (a caller bug).
+    pub(crate) fn desc(&self, slot: usize) -> &SlotDesc {
+        assert!(slot < self.geo.slot_count, "slot {slot} out of range");
+        // SAFETY: the geometry was validated against the mapping's length, so descriptor `slot` lies inside the
+        // control area: desc_offset(slot) is a multiple of 64 (the slot table is page aligned, descriptors are 64
+        // bytes) and SlotDesc is 64 bytes of atomics, so the reference is aligned, in bounds and sound under
+        // concurrent atomic access; it borrows `self`, which owns the mapping.
+        unsafe { &*(self.map.as_ptr().add(self.geo.desc_offset(slot)) as *const SlotDesc) }
     }
 
     /// The commit word of slot `slot`.
     pub fn slot_seq(&self, slot: usize) -> SeqWord<'_> {
-        SeqWord::new(self.desc_u64(slot, desc::SEQ))
+        self.desc(slot).seq()
     }
 
     /// The reader table.
@@ -349,15 +266,14 @@ impl Shared {
 
     /// The publish notifier (readers park here).
     pub fn notifier(&self) -> Notifier<'_> {
-        Notifier::new(self.u32_at(off::NOTIFY), self.u32_at(off::WAITERS))
+        let (word, waiters) = self.header().publish_futex();
+        Notifier::new(word, waiters)
     }
 
     /// The release notifier (the writer parks here waiting for leases or lagging stream readers).
     pub fn release_notifier(&self) -> Notifier<'_> {
-        Notifier::new(
-            self.u32_at(off::RELEASE_NOTIFY),
-            self.u32_at(off::RELEASE_WAITERS),
-        )
+        let (word, waiters) = self.header().release_futex();
+        Notifier::new(word, waiters)
     }
 
     /// Start of slot `slot`'s data.
@@ -374,9 +290,20 @@ impl Shared {
         unsafe { self.map.as_mut_ptr().add(self.geo.schema_offset) }
     }
 
+    /// The stream ring: its words, reader table and futexes (the rules are `qadataswap_sync::ring`'s).
+    pub fn stream_ring(&self) -> StreamRing<'_> {
+        StreamRing::new(
+            self.header().stream_words(),
+            self.geo.slot_count,
+            self.lease_table(),
+            self.notifier(),
+            self.release_notifier(),
+        )
+    }
+
     /// The writer's role word (format version 2; always 0 in a version-1 segment).
     pub fn writer_role(&self) -> OwnerWord<'_> {
-        OwnerWord::new(self.u64_at(off::WRITER_CLAIM))
+        self.header().writer_role()
     }
 
     /// What this process can tell about the recorded writer: `None` when there is none. In a version-2 segment the
@@ -387,32 +314,30 @@ impl Shared {
             return Some((h.pid, h.liveness()));
         }
         let w = self.writer_identity()?;
-        let pidns = self.u64_at(off::WRITER_PIDNS).load(Ordering::Acquire);
+        let pidns = self.header().writer_pidns();
         Some((w.pid, w.liveness(pidns)))
     }
 
     /// The header's writer identity (pid 0 = none).
     pub fn writer_identity(&self) -> Option<ProcessIdentity> {
-        let pid = self.header_u32(off::WRITER_PID).load(Ordering::Acquire);
-        if pid == 0 {
-            return None;
-        }
-        let start_time = self
-            .header_u64(off::WRITER_START_TIME)
-            .load(Ordering::Acquire);
-        Some(ProcessIdentity { pid, start_time })
+        self.header().writer_identity()
     }
 
     /// The state word's value.
     pub fn state(&self) -> u32 {
-        self.header_u32(off::STATE).load(Ordering::Acquire)
+        self.header().state()
+    }
+
+    /// The writer generation (bumped each time a new writer takes the segment over).
+    pub fn generation(&self) -> u64 {
+        self.header().generation()
     }
 
     /// Set the state word and wake anyone waiting on it and on the publish word.
     pub fn set_state(&self, s: u32) {
-        let w = self.header_u32(off::STATE);
-        w.store(s, Ordering::Release);
-        futex::wake(w, u32::MAX);
+        let h = self.header();
+        h.store_state(s);
+        futex::wake(h.state_word(), u32::MAX);
         self.notifier().notify();
         self.release_notifier().notify();
     }

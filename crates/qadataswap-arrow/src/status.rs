@@ -14,16 +14,14 @@
 //! # }
 //! ```
 
-use std::sync::atomic::Ordering;
-
 use qadataswap_shm::{
     Access, OpenOptions, Protection, Segment, SegmentName, ShmError, PRIVATE_PREFIX,
 };
-use qadataswap_sync::owner::{Holder, OwnerWord};
+use qadataswap_sync::owner::{Holder, Refused, Taken};
 use qadataswap_sync::process::{pid_namespace, ProcessIdentity};
 
 use crate::error::{Error, Result};
-use crate::layout::{self, off, state, HEADER_SIZE};
+use crate::layout::{self, state, HEADER_SIZE};
 use crate::segment::HeaderCopy;
 
 /// What a segment is. Only the variants for which [`SegmentStatus::is_reclaimable`] holds may be removed or
@@ -150,16 +148,13 @@ fn foreign(why: &str) -> SegmentStatus {
 /// The creator's status from its identity in the header (a segment being built).
 fn by_creator(copy: &HeaderCopy) -> SegmentStatus {
     let creator = ProcessIdentity {
-        pid: copy.u32(off::CREATOR_PID),
-        start_time: copy.u64(off::CREATOR_START_TIME),
+        pid: copy.creator_pid(),
+        start_time: copy.creator_start_time(),
     };
     if creator.pid == 0 {
         return foreign("it carries no creator");
     }
-    if creator
-        .liveness(copy.u64(off::CREATOR_PIDNS))
-        .may_be_alive()
-    {
+    if creator.liveness(copy.creator_pidns()).may_be_alive() {
         SegmentStatus::Initialising {
             creator_pid: creator.pid,
         }
@@ -176,7 +171,7 @@ fn classify_header(copy: &HeaderCopy, file_len: usize, private: bool) -> Segment
     if copy.magic() != layout::MAGIC {
         return foreign("it does not start with the qadataswap magic bytes");
     }
-    let st = copy.u32(off::STATE);
+    let st = copy.state();
     if private {
         // Never published: its creator decides, whatever state it reached.
         return by_creator(copy);
@@ -206,14 +201,14 @@ fn classify_header(copy: &HeaderCopy, file_len: usize, private: bool) -> Segment
         };
     }
     // Version 2: the role word names the writer; version 1 (word 0): writer_pid and its start time.
-    let writer = match Holder::unpack(copy.u64(off::WRITER_CLAIM)) {
+    let writer = match Holder::unpack(copy.writer_claim()) {
         Some(h) => Some((h.pid, h.liveness())),
         None => {
             let w = ProcessIdentity {
-                pid: copy.u32(off::WRITER_PID),
-                start_time: copy.u64(off::WRITER_START_TIME),
+                pid: copy.writer_pid(),
+                start_time: copy.writer_start_time(),
             };
-            (w.pid != 0).then(|| (w.pid, w.liveness(copy.u64(off::WRITER_PIDNS))))
+            (w.pid != 0).then(|| (w.pid, w.liveness(copy.writer_pidns())))
         }
     };
     match (st, writer) {
@@ -350,26 +345,20 @@ fn remove_unused(
         geo,
     };
     let me = ProcessIdentity::current();
-    let role_word = shared.header_u64(off::WRITER_CLAIM);
-    let before = role_word.load(Ordering::Acquire);
+    let role = shared.writer_role();
+    let mut previous = None;
     if v2 {
         // Hold the writer role while deciding: a writer taking the segment over now would lose its name to us.
-        if let Err(qadataswap_sync::owner::Refused::Held(h, _)) =
-            OwnerWord::new(role_word).try_take(me, pid_namespace())
-        {
-            return Err(in_use(name, &[("writer", h.pid)]));
+        match role.try_take(me, pid_namespace()) {
+            Ok(Taken::Fresh) => previous = Some(0),
+            Ok(Taken::FromDead(h)) => previous = Some(h.pack()),
+            Err(Refused::Held(h, _)) => return Err(in_use(name, &[("writer", h.pid)])),
+            Err(Refused::InvalidPid) => {}
         }
     }
     let give_back = || {
-        if v2 {
-            if let Some(mine) = Holder::of(me, pid_namespace()) {
-                let _ = role_word.compare_exchange(
-                    mine.pack(),
-                    before,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-            }
+        if let (Some(previous), Some(mine)) = (previous, Holder::of(me, pid_namespace())) {
+            role.give_back(mine, previous);
         }
     };
     let body = inspect_readers(&shared);

@@ -51,7 +51,7 @@ use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
 
 use crate::decode::SchemaCache;
 use crate::error::{Error, Result};
-use crate::layout::{off, state, Mode};
+use crate::layout::{state, Mode};
 use crate::options::{ReaderOptions, Validation, WriterOptions};
 use crate::reader::{Attachment, Frame};
 use crate::segment::Shared;
@@ -59,9 +59,7 @@ use crate::stats::{Stats, StatsCounters};
 use crate::writer::{RawWriter, WriteInfo};
 use qadataswap_sync::lease::ReaderEntry;
 
-/// Cursor value of a reader handle that was dropped while some of its chunks are still alive: it no longer holds
-/// the writer back by position, only by its leases.
-pub const CURSOR_DETACHED: u64 = u64::MAX;
+pub use qadataswap_sync::ring::CURSOR_DETACHED;
 
 /// How often a waiting writer looks for dead readers (each look reads `/proc` once per registered reader).
 const RECLAIM_EVERY: Duration = Duration::from_millis(10);
@@ -125,14 +123,10 @@ impl StreamWriterCore {
     /// As [`RawWriter::create`].
     pub fn create(name: &str, opts: WriterOptions) -> Result<StreamWriterCore> {
         let raw = RawWriter::create(name, Mode::Stream, opts)?;
-        let s = raw.shared();
-        let head = s.header_u64(off::STREAM_HEAD).load(Ordering::Acquire);
-        s.header_u64(off::STREAM_END).store(0, Ordering::Release);
-        s.header_u64(off::STREAM_TAIL)
-            .fetch_max(1, Ordering::AcqRel);
+        let next = raw.shared().stream_ring().open_for_writer();
         Ok(StreamWriterCore {
             raw,
-            next: head.saturating_add(1),
+            next,
             finished: false,
         })
     }
@@ -163,8 +157,7 @@ impl StreamWriterCore {
     }
 
     fn slot_of(&self, chunk: u64) -> usize {
-        let n = self.shared().geo.slot_count as u64;
-        ((chunk - 1) % n) as usize
+        self.shared().stream_ring().slot_of(chunk)
     }
 
     /// Readers that keep chunk `chunk`'s slot from being written now.
@@ -188,26 +181,8 @@ impl StreamWriterCore {
             .collect()
     }
 
-    /// Whether chunk `chunk`'s slot may be written now (cheap: no `/proc` access).
-    ///
-    /// One pass over every entry: leases count in all of them, exactly as the claim counts them (a reader whose
-    /// entry was reclaimed while it lived may still hold a lease there), cursors only in registered ones. This is a
-    /// pre-check: the claim re-checks the leases under the lease handshake.
-    fn slot_free(s: &Shared, chunk: u64, slot: usize) -> bool {
-        let n = s.geo.slot_count as u64;
-        // A cursor of 0 is a reader still choosing its start: it re-checks `stream_tail` after publishing its
-        // cursor (the fence pair in `write_chunk` / `StreamReaderCore::open`), so it cannot start behind us.
-        let limit = chunk.saturating_sub(n);
-        s.lease_table().entries().iter().all(|e| {
-            if e.lease_count(slot) > 0 {
-                return false;
-            }
-            if e.pid() == 0 {
-                return true;
-            }
-            let c = e.cursor().load(Ordering::Acquire);
-            !(chunk > n && c != 0 && c <= limit)
-        })
+    fn slot_free(s: &Shared, chunk: u64) -> bool {
+        s.stream_ring().slot_free(chunk)
     }
 
     /// Write `batches` (of one schema) as the next chunk, waiting until `deadline` for the slowest reader.
@@ -232,19 +207,12 @@ impl StreamWriterCore {
         }
         RawWriter::check_frame(schema, batches)?;
         let shared = Arc::clone(self.shared());
-        let n = shared.geo.slot_count as u64;
         let k = self.next;
         let slot = self.slot_of(k);
-        if k > n {
-            // Give up chunk k - n for late joiners first, then look at the cursors (fence pair with the reader's
-            // cursor store in `StreamReaderCore::open`).
-            shared
-                .header_u64(off::STREAM_TAIL)
-                .fetch_max(k - n + 1, Ordering::AcqRel);
-            fence(Ordering::SeqCst);
-        }
+        // Give up chunk k - n for late joiners first, then look at the cursors.
+        shared.stream_ring().give_up_before(k);
         let info = loop {
-            if let Some(waited) = self.wait_free(&shared, k, slot, deadline)? {
+            if let Some(waited) = self.wait_free(&shared, k, deadline)? {
                 self.raw.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 return Ok(ChunkWrite::Blocked {
                     chunk: k,
@@ -271,23 +239,14 @@ impl StreamWriterCore {
                 }
             }
         };
-        shared
-            .header_u64(off::STREAM_HEAD)
-            .store(k, Ordering::Release);
-        shared.notifier().notify();
+        shared.stream_ring().publish(k);
         self.next += 1;
         Ok(ChunkWrite::Written(info))
     }
 
     /// Wait until the slot is free. `Ok(None)`: free; `Ok(Some(waited))`: the deadline passed.
-    fn wait_free(
-        &self,
-        s: &Shared,
-        chunk: u64,
-        slot: usize,
-        deadline: Instant,
-    ) -> Result<Option<Duration>> {
-        if Self::slot_free(s, chunk, slot) {
+    fn wait_free(&self, s: &Shared, chunk: u64, deadline: Instant) -> Result<Option<Duration>> {
+        if Self::slot_free(s, chunk) {
             return Ok(None);
         }
         self.raw.stats.lease_waits.fetch_add(1, Ordering::Relaxed);
@@ -303,13 +262,13 @@ impl StreamWriterCore {
         let r = s
             .release_notifier()
             .wait_until(&wait, || -> Result<Option<()>, Error> {
-                if Self::slot_free(s, chunk, slot) {
+                if Self::slot_free(s, chunk) {
                     return Ok(Some(()));
                 }
                 if last_reclaim.elapsed() >= RECLAIM_EVERY {
                     last_reclaim = Instant::now();
                     if !crate::reader::reclaim_dead_readers(s).is_empty() {
-                        return Ok(Self::slot_free(s, chunk, slot).then_some(()));
+                        return Ok(Self::slot_free(s, chunk).then_some(()));
                     }
                 }
                 Ok(None)
@@ -320,7 +279,7 @@ impl StreamWriterCore {
             Err(_) => {
                 // One last look for dead readers, so a deadline that passed just as one died does not fail.
                 crate::reader::reclaim_dead_readers(s);
-                if Self::slot_free(s, chunk, slot) {
+                if Self::slot_free(s, chunk) {
                     Ok(None)
                 } else {
                     Ok(Some(start.elapsed()))
@@ -385,7 +344,7 @@ impl StreamWriterCore {
         self.finished = true;
         let end = self.next;
         let s = Arc::clone(self.shared());
-        s.header_u64(off::STREAM_END).store(end, Ordering::Release);
+        s.stream_ring().finish(end);
         s.set_state(state::FINISHED);
         if !linger.is_zero() {
             let wait = WaitOptions {
@@ -434,57 +393,17 @@ fn count_positioned(s: &Shared) -> usize {
         .count()
 }
 
-/// How many slots a reader frees before it wakes a writer parked on a full ring: half the ring (at least one).
-fn wake_batch(slots: u64) -> u64 {
-    (slots / 2).max(1)
-}
-
-/// Whether a parked writer should be woken now by the reader owning `entry`, which just advanced its cursor or
-/// released a lease: yes if some reader (or follower) is parked waiting for chunks, or if, as far as this entry is
-/// concerned, the writer can write a whole batch ([`wake_batch`]) of chunks: `stream_head + 1 ..= stream_head +
-/// batch` are all past its cursor's reach and it holds no lease on their slots.
-///
-/// A wake skipped here is deferred, not lost: every reader about to sleep for chunks wakes a parked writer first
-/// ([`flush_writer`]), and the writer's wait slices bound the delay for a writer nobody is waiting on.
-pub(crate) fn writer_wake_due(s: &Shared, entry: &ReaderEntry) -> bool {
-    if s.notifier().waiting() > 0 {
-        return true;
-    }
-    let n = s.geo.slot_count as u64;
-    let head = s.header_u64(off::STREAM_HEAD).load(Ordering::Acquire);
-    let last = head.saturating_add(wake_batch(n));
-    let c = entry.cursor().load(Ordering::Acquire);
-    if c != 0 && c != CURSOR_DETACHED && last > n && c <= last - n {
-        return false;
-    }
-    (head.saturating_add(1)..=last).all(|j| entry.lease_count(((j - 1) % n) as usize) == 0)
-}
-
-/// After the reader owning `entry` freed something (cursor advanced or lease released; the store is done): the
-/// store-then-load fence, then wake the writer if it is parked and [`writer_wake_due`].
+/// After the reader owning `entry` freed something: wake the writer if it is parked and the wake is due (the
+/// rule is `StreamRing::writer_wake_due`).
 pub(crate) fn release_wake(s: &Shared, entry: &ReaderEntry) {
-    s.release_notifier()
-        .notify_parked_if(|| writer_wake_due(s, entry));
+    s.stream_ring().release_wake(entry);
 }
 
-/// A reader (or follower) about to sleep for lack of chunks: wake the writer if it is parked, since it may have
-/// been left asleep by [`writer_wake_due`] with a free slot. Runs after the reader is counted as a publish waiter.
 fn flush_writer(s: &Shared) {
-    s.release_notifier().notify_parked_if(|| true);
+    s.stream_ring().flush_writer();
 }
 
-/// Where a new reader starts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StartAt {
-    /// At `stream_tail`: the oldest chunk the writer still retains in the ring (chunk 1 if it has not wrapped yet).
-    #[default]
-    Oldest,
-    /// At `stream_head + 1`: only chunks published after the reader attached.
-    Next,
-    /// At `stream_head`: the newest chunk published so far (chunk 1 if none was published yet).
-    Newest,
-}
+pub use qadataswap_sync::ring::StartAt;
 
 /// What a non-blocking look at the stream found.
 #[derive(Debug)]
@@ -554,31 +473,7 @@ impl StreamReaderCore {
     pub fn open(name: &str, opts: &ReaderOptions, start: StartAt) -> Result<StreamReaderCore> {
         let att = Attachment::open(name, Mode::Stream, opts)?;
         let s = att.shared();
-        let tail = s.header_u64(off::STREAM_TAIL);
-        let mut c = match start {
-            StartAt::Oldest => tail.load(Ordering::Acquire).max(1),
-            StartAt::Next => s
-                .header_u64(off::STREAM_HEAD)
-                .load(Ordering::Acquire)
-                .saturating_add(1)
-                .max(tail.load(Ordering::Acquire)),
-            StartAt::Newest => s
-                .header_u64(off::STREAM_HEAD)
-                .load(Ordering::Acquire)
-                .max(tail.load(Ordering::Acquire))
-                .max(1),
-        };
-        // Publish the cursor, then re-check the tail (fence pair with the writer's tail store in `write_chunk`):
-        // either the writer sees our cursor and waits for us, or we see that it gave our start up and move on.
-        loop {
-            att.entry().set_cursor(c);
-            fence(Ordering::SeqCst);
-            let t = tail.load(Ordering::Acquire).max(1);
-            if t <= c {
-                break;
-            }
-            c = t;
-        }
+        let c = s.stream_ring().start(att.entry(), start);
         att.entry().touch();
         s.release_notifier().notify();
         Ok(StreamReaderCore {
@@ -645,17 +540,16 @@ impl StreamReaderCore {
     fn poll_owned(&mut self) -> Result<Poll> {
         let s = Arc::clone(self.att.shared());
         let c = self.cursor;
-        let head = s.header_u64(off::STREAM_HEAD).load(Ordering::Acquire);
-        if c <= head {
+        let ring = s.stream_ring();
+        if c <= ring.head() {
             return self.take(&s, c);
         }
-        let end = s.header_u64(off::STREAM_END).load(Ordering::Acquire);
+        let end = ring.end();
         if end != 0 && c >= end {
             return Ok(Poll::End);
         }
-        let n = s.geo.slot_count as u64;
-        if c > n {
-            let slot = ((c - 1) % n) as usize;
+        if c > ring.slots() {
+            let slot = ring.slot_of(c);
             let held = self.att.entry().lease_count(slot);
             if held > 0 {
                 return Ok(Poll::RingHeld {
@@ -670,8 +564,7 @@ impl StreamReaderCore {
 
     /// Lease, decode and return chunk `c`, advancing the cursor.
     fn take(&mut self, s: &Shared, c: u64) -> Result<Poll> {
-        let n = s.geo.slot_count as u64;
-        let slot = ((c - 1) % n) as usize;
+        let slot = s.stream_ring().slot_of(c);
         match self.att.lease_frame(slot, c)? {
             Some(leased) => {
                 let frame =
@@ -687,10 +580,7 @@ impl StreamReaderCore {
             }
             None => {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                let oldest = s
-                    .header_u64(off::STREAM_TAIL)
-                    .load(Ordering::Acquire)
-                    .max(1);
+                let oldest = s.stream_ring().tail();
                 Ok(Poll::Lost {
                     expected: c,
                     oldest,
@@ -854,16 +744,7 @@ impl StreamFollower {
         att.entry().set_cursor(CURSOR_DETACHED);
         att.entry().touch();
         let s = att.shared();
-        let head = s.header_u64(off::STREAM_HEAD).load(Ordering::Acquire);
-        let tail = s
-            .header_u64(off::STREAM_TAIL)
-            .load(Ordering::Acquire)
-            .max(1);
-        let cursor = match start {
-            StartAt::Oldest => tail,
-            StartAt::Next => head.saturating_add(1).max(tail),
-            StartAt::Newest => head.max(tail),
-        };
+        let cursor = s.stream_ring().first_chunk(start);
         Ok(StreamFollower {
             att,
             cursor,
@@ -887,17 +768,12 @@ impl StreamFollower {
 
     /// The newest published chunk (0 if none yet).
     pub fn head(&self) -> u64 {
-        self.shared()
-            .header_u64(off::STREAM_HEAD)
-            .load(Ordering::Acquire)
+        self.shared().stream_ring().head()
     }
 
     /// The oldest chunk the writer still retains (chunks before it may already be overwritten).
     pub fn oldest(&self) -> u64 {
-        self.shared()
-            .header_u64(off::STREAM_TAIL)
-            .load(Ordering::Acquire)
-            .max(1)
+        self.shared().stream_ring().tail()
     }
 
     /// Counters of this follower (`copies` counts buffers copied out; every chunk is copied).
@@ -961,10 +837,7 @@ impl StreamFollower {
                 to: next - 1,
             }));
         }
-        let end = self
-            .shared()
-            .header_u64(off::STREAM_END)
-            .load(Ordering::Acquire);
+        let end = self.shared().stream_ring().end();
         if end != 0 && c >= end {
             return Ok(Some(FollowEvent::End));
         }

@@ -14,11 +14,10 @@ use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
 use qadataswap_sync::owner::{Holder, Refused, Taken};
 use qadataswap_sync::process::{pid_namespace, Liveness, ProcessIdentity};
 
+use crate::control::{Header, HeaderInit};
 use crate::encode::{self, SlotCursor};
 use crate::error::{Error, Result};
-use crate::layout::{
-    self, desc, flags, off, pack_published, state, unpack_published, Geometry, Mode, HEADER_SIZE,
-};
+use crate::layout::{self, flags, state, unpack_published, Geometry, Mode, HEADER_SIZE};
 use crate::options::WriterOptions;
 use crate::segment::{now_ns, HeaderCopy, Shared};
 use crate::stats::{Stats, StatsCounters};
@@ -115,20 +114,6 @@ impl RawWriter {
         })
     }
 
-    /// The first bytes of a new segment, written before it grows: enough for anyone who finds it unpublished to tell
-    /// that it is ours, whose, and still being built (state 0).
-    fn identity_head(me: ProcessIdentity, pidns: u64) -> Vec<u8> {
-        let mut head = vec![0u8; HEADER_SIZE];
-        let mut put = |at: usize, bytes: &[u8]| head[at..at + bytes.len()].copy_from_slice(bytes);
-        put(off::MAGIC, &layout::MAGIC);
-        put(off::FORMAT_VERSION, &layout::FORMAT_VERSION.to_le_bytes());
-        put(off::ABI, &layout::ABI_FINGERPRINT.to_le_bytes());
-        put(off::CREATOR_PID, &me.pid.to_le_bytes());
-        put(off::CREATOR_START_TIME, &me.start_time.to_le_bytes());
-        put(off::CREATOR_PIDNS, &pidns.to_le_bytes());
-        head
-    }
-
     /// Build a new segment privately, then publish it as `name`. [`Error::Shm`] with `AlreadyExists` if another
     /// process published the name first (ours is removed).
     fn create_fresh(
@@ -140,7 +125,7 @@ impl RawWriter {
         let pidns = pid_namespace();
         let segment = Segment::create_private(
             name,
-            &Self::identity_head(me, pidns),
+            &Header::identity_bytes(me, pidns),
             geo.total_size,
             &CreateOptions {
                 mode: opts.mode,
@@ -186,50 +171,16 @@ impl RawWriter {
             Some(crate::options::Compression::Zstd) => hflags |= flags::ZSTD,
             None => {}
         }
-        // Magic, version, ABI and the creator were written before the file grew; state is INITIALISING until the
-        // last store below (nobody else can open the file before it is published anyway).
-        s.header_u32(off::HEADER_SIZE)
-            .store(HEADER_SIZE as u32, Ordering::Relaxed);
-        s.header_u32(off::FLAGS).store(hflags, Ordering::Relaxed);
-        s.header_u64(off::TOTAL_SIZE)
-            .store(geo.total_size as u64, Ordering::Relaxed);
-        s.header_u32(off::MODE)
-            .store(geo.mode.to_u32(), Ordering::Relaxed);
-        s.header_u32(off::SLOT_COUNT)
-            .store(geo.slot_count as u32, Ordering::Relaxed);
-        s.header_u64(off::SLOT_CAPACITY)
-            .store(geo.slot_capacity as u64, Ordering::Relaxed);
-        s.header_u32(off::READER_CAPACITY)
-            .store(geo.reader_capacity as u32, Ordering::Relaxed);
-        s.header_u32(off::SCHEMA_CAPACITY)
-            .store(geo.schema_capacity as u32, Ordering::Relaxed);
-        s.header_u64(off::CREATED_NS)
-            .store(now_ns(), Ordering::Relaxed);
-        s.header_u64(off::READER_TABLE_OFFSET)
-            .store(geo.reader_table_offset as u64, Ordering::Relaxed);
-        s.header_u32(off::READER_ENTRY_SIZE)
-            .store(layout::READER_ENTRY_SIZE as u32, Ordering::Relaxed);
-        s.header_u32(off::MAX_SLOTS)
-            .store(layout::MAX_SLOT_COUNT as u32, Ordering::Relaxed);
-        s.header_u64(off::SLOT_TABLE_OFFSET)
-            .store(geo.slot_table_offset as u64, Ordering::Relaxed);
-        s.header_u32(off::SLOT_DESC_SIZE)
-            .store(layout::SLOT_DESC_SIZE as u32, Ordering::Relaxed);
-        s.header_u64(off::SCHEMA_OFFSET)
-            .store(geo.schema_offset as u64, Ordering::Relaxed);
-        s.header_u64(off::DATA_OFFSET)
-            .store(geo.data_offset as u64, Ordering::Relaxed);
-        if let Some(h) = Holder::of(me, pidns) {
-            s.header_u64(off::WRITER_CLAIM)
-                .store(h.pack(), Ordering::Relaxed);
-        }
-        s.header_u64(off::WRITER_PIDNS)
-            .store(pidns, Ordering::Relaxed);
-        s.header_u32(off::WRITER_PID)
-            .store(me.pid, Ordering::Relaxed);
-        s.header_u64(off::WRITER_START_TIME)
-            .store(me.start_time, Ordering::Relaxed);
-        s.header_u64(off::GENERATION).store(1, Ordering::Relaxed);
+        // Magic, version, ABI and the creator were written before the file grew; state is INITIALISING until
+        // `set_state` below (nobody else can open the file before it is published anyway).
+        s.header().initialise(&HeaderInit {
+            geo,
+            flags: hflags,
+            created_ns: now_ns(),
+            writer_claim: Holder::of(me, pidns).map(|h| h.pack()),
+            writer: me,
+            writer_pidns: pidns,
+        });
         s.set_state(state::READY);
     }
 
@@ -256,10 +207,10 @@ impl RawWriter {
         if copy.magic() != layout::MAGIC {
             return Err(foreign());
         }
-        if copy.u32(off::STATE) == state::INITIALISING {
+        if copy.state() == state::INITIALISING {
             return Err(Error::NotInitialised {
                 name: name.as_str().to_owned(),
-                creator_pid: copy.u32(off::CREATOR_PID),
+                creator_pid: copy.creator_pid(),
                 waited: Duration::ZERO,
             });
         }
@@ -270,7 +221,7 @@ impl RawWriter {
                 name: name.as_str().to_owned(),
                 found: copy.version(),
                 expected: layout::FORMAT_VERSION,
-                found_abi: copy.u32(off::ABI),
+                found_abi: copy.abi(),
                 expected_abi: layout::ABI_FINGERPRINT,
             });
         }
@@ -321,30 +272,14 @@ impl RawWriter {
             Ok(true)
         ) {
             if let Some(mine) = Holder::of(me, pidns) {
-                let _ = shared.header_u64(off::WRITER_CLAIM).compare_exchange(
-                    mine.pack(),
-                    previous,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
+                shared.writer_role().give_back(mine, previous);
             }
             return Err(Error::Shm(ShmError::NotFound {
                 name: name.as_str().to_owned(),
             }));
         }
         // The informational words follow.
-        shared
-            .header_u64(off::WRITER_PIDNS)
-            .store(pidns, Ordering::Relaxed);
-        shared
-            .header_u64(off::WRITER_START_TIME)
-            .store(me.start_time, Ordering::Relaxed);
-        shared
-            .header_u32(off::WRITER_PID)
-            .store(me.pid, Ordering::Release);
-        shared
-            .header_u64(off::GENERATION)
-            .fetch_add(1, Ordering::AcqRel);
+        shared.header().record_new_writer(me, pidns);
         // A write the dead writer left half done keeps an odd sequence: mark such slots empty.
         for slot in 0..geo.slot_count {
             let seq = shared.slot_seq(slot);
@@ -354,13 +289,13 @@ impl RawWriter {
         }
         crate::reader::reclaim_dead_readers(&shared);
         let mut opts = opts.clone();
-        opts.persistent = copy.u32(off::FLAGS) & flags::PERSISTENT != 0 || opts.persistent;
+        opts.persistent = copy.flags() & flags::PERSISTENT != 0 || opts.persistent;
         shared.set_state(state::READY);
         Ok(RawWriter {
             shared,
             me,
             opts,
-            schema_version: copy.u64(off::SCHEMA_VERSION),
+            schema_version: copy.schema_version(),
             last_schema: None,
             encoded_schema: None,
             stats: StatsCounters::default(),
@@ -380,9 +315,7 @@ impl RawWriter {
 
     /// The writer generation (bumped each time a new writer takes the segment over).
     pub fn generation(&self) -> u64 {
-        self.shared
-            .header_u64(off::GENERATION)
-            .load(Ordering::Acquire)
+        self.shared.generation()
     }
 
     /// Counters of this writer.
@@ -555,7 +488,7 @@ impl RawWriter {
                 capacity: shared.geo.schema_capacity,
             });
         }
-        let word = qadataswap_sync::seqlock::SeqWord::new(shared.header_u64(off::SCHEMA_SEQ));
+        let word = shared.header().schema_seq();
         let cur = word.load();
         let cur = cur + (cur & 1);
         word.begin_write(cur + 1);
@@ -564,14 +497,8 @@ impl RawWriter {
         unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), shared.schema_ptr(), msg.len()) };
         self.schema_version += 1;
         shared
-            .header_u64(off::SCHEMA_VERSION)
-            .store(self.schema_version, Ordering::Relaxed);
-        shared
-            .header_u64(off::SCHEMA_LEN)
-            .store(msg.len() as u64, Ordering::Relaxed);
-        shared
-            .header_u64(off::SCHEMA_CHECKSUM)
-            .store(layout::fnv1a64(&msg), Ordering::Relaxed);
+            .header()
+            .store_schema(self.schema_version, msg.len() as u64, layout::fnv1a64(&msg));
         word.commit(cur + 2);
         self.last_schema = Some(Arc::clone(schema));
         Ok(())
@@ -604,14 +531,9 @@ impl RawWriter {
         }
         if still_ours {
             s.set_state(final_state);
-            let _ = s.header_u32(off::WRITER_PID).compare_exchange(
-                self.me.pid,
-                0,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            s.header().clear_writer_pid(self.me.pid);
             s.writer_role().release(self.me);
-            futex::wake(s.header_u32(off::STATE), u32::MAX);
+            futex::wake(s.header().state_word(), u32::MAX);
         }
         unlinked
     }
@@ -626,14 +548,12 @@ impl Drop for RawWriter {
 /// The snapshot writer's slot choice: not the published slot (unless there is only one), no lease, oldest frame
 /// first.
 pub(crate) fn pick_snapshot_slot(s: &Shared) -> Option<usize> {
-    let n = s.geo.slot_count;
-    let published =
-        unpack_published(s.header_u64(off::PUBLISHED).load(Ordering::Acquire)).map(|(_, sl)| sl);
-    let lt = s.lease_table();
-    (0..n)
-        .filter(|&i| n == 1 || Some(i) != published)
-        .filter(|&i| lt.leases_on(i) == 0)
-        .min_by_key(|&i| s.desc_u64(i, desc::FRAME_SEQ).load(Ordering::Relaxed))
+    qadataswap_sync::ring::pick_snapshot_slot(
+        s.geo.slot_count,
+        s.header().published(),
+        s.lease_table(),
+        |i| s.desc(i).frame_seq(),
+    )
 }
 
 /// Writes snapshots: each `write` publishes a new newest frame.
@@ -674,10 +594,7 @@ impl SnapshotWriter {
     }
 
     fn from_raw(raw: RawWriter) -> SnapshotWriter {
-        let published = raw
-            .shared
-            .header_u64(off::PUBLISHED)
-            .load(Ordering::Acquire);
+        let published = raw.shared.header().published();
         let next_seq = unpack_published(published).map_or(1, |(s, _)| s + 1);
         SnapshotWriter { raw, next_seq }
     }
@@ -715,9 +632,7 @@ impl SnapshotWriter {
     /// sleeps. Shared by `write_frame` and the loan's commit.
     pub(crate) fn publish(&mut self, info: &WriteInfo) {
         let shared = &self.raw.shared;
-        shared
-            .header_u64(off::PUBLISHED)
-            .store(pack_published(info.seq, info.slot), Ordering::Release);
+        shared.header().publish(info.seq, info.slot);
         shared.notifier().notify();
         self.next_seq += 1;
     }

@@ -35,9 +35,10 @@ use std::time::{Duration, Instant};
 
 use arrow_ipc::{root_as_message, MessageHeader};
 use flatbuffers::Table;
+use qadataswap_arrow::format;
 use qadataswap_arrow::fuzzing;
 use qadataswap_arrow::golden::Lcg;
-use qadataswap_arrow::layout::{desc, fnv1a64, off, READER_ENTRY_SIZE, SLOT_DESC_SIZE};
+use qadataswap_arrow::layout::{fnv1a64, READER_ENTRY_SIZE, SLOT_DESC_SIZE};
 
 /// Default budget per target; with the test harness's two threads, the four targets take about two minutes of
 /// CPU and one of wall time on the 2-core development machine.
@@ -283,64 +284,28 @@ fn ipc_fields(bytes: &[u8], start: usize, len: usize, out: &mut Vec<Field>) {
     }
 }
 
-/// Header field offsets in order; a field's width is the gap to the next one (at most 8).
-const HEADER_FIELDS: &[usize] = &[
-    off::MAGIC,
-    off::FORMAT_VERSION,
-    off::ABI,
-    off::HEADER_SIZE,
-    off::FLAGS,
-    off::TOTAL_SIZE,
-    off::MODE,
-    off::SLOT_COUNT,
-    off::SLOT_CAPACITY,
-    off::READER_CAPACITY,
-    off::SCHEMA_CAPACITY,
-    off::CREATED_NS,
-    off::READER_TABLE_OFFSET,
-    off::READER_ENTRY_SIZE,
-    off::MAX_SLOTS,
-    off::SLOT_TABLE_OFFSET,
-    off::SLOT_DESC_SIZE,
-    off::SCHEMA_OFFSET,
-    off::DATA_OFFSET,
-    off::CREATOR_PID,
-    off::CREATOR_START_TIME,
-    off::STATE,
-    off::WRITER_PID,
-    off::WRITER_START_TIME,
-    off::GENERATION,
-    off::LAST_WRITE_NS,
-    off::FRAMES_WRITTEN,
-    off::BYTES_WRITTEN,
-    off::WRITER_CLAIM,
-    off::WRITER_PIDNS,
-    off::PUBLISHED,
-    off::NOTIFY,
-    off::WAITERS,
-    off::STREAM_HEAD,
-    off::STREAM_TAIL,
-    off::STREAM_END,
-    off::RELEASE_NOTIFY,
-    off::RELEASE_WAITERS,
-    off::SCHEMA_SEQ,
-    off::SCHEMA_VERSION,
-    off::SCHEMA_LEN,
-    off::SCHEMA_CHECKSUM,
-    off::CREATOR_PIDNS,
-];
+/// Header field offsets in order (FORMAT.md §3, from the library's table); a field's width is the gap to the next
+/// one (at most 8), so the reserved words between fields are mutated too.
+fn header_offsets() -> Vec<usize> {
+    format::HEADER_FIELDS.iter().map(|f| f.offset).collect()
+}
 
-const DESC_FIELDS: &[(usize, usize)] = &[
-    (desc::SEQ, 8),
-    (desc::FRAME_SEQ, 8),
-    (desc::SCHEMA_VERSION, 8),
-    (desc::LEN, 8),
-    (desc::NUM_ROWS, 8),
-    (desc::WRITE_NS, 8),
-    (desc::NUM_BATCHES, 4),
-    (desc::NUM_DICTS, 4),
-    (desc::FLAGS, 4),
-];
+/// Descriptor fields (offset, width), the reserved word at 52 included.
+fn desc_fields() -> Vec<(usize, usize)> {
+    let mut v: Vec<(usize, usize)> = format::SLOT_DESC_FIELDS
+        .iter()
+        .map(|f| (f.offset, f.width))
+        .collect();
+    v.push((52, 4));
+    v
+}
+
+/// The offset of header field `name`.
+fn h(name: &str) -> usize {
+    format::header_field(name)
+        .expect("a FORMAT.md header field")
+        .offset
+}
 
 /// Where a seed segment's parts are (read from its own, valid header).
 #[derive(Clone, Copy, Debug, Default)]
@@ -352,17 +317,18 @@ struct Regions {
 /// The fields of a whole segment file: header, reader table, descriptors, schema area and every slot's frame.
 fn segment_fields(bytes: &[u8]) -> (Vec<Field>, Option<Regions>) {
     let mut out = Vec::new();
-    for (i, &at) in HEADER_FIELDS.iter().enumerate() {
-        let next = HEADER_FIELDS.get(i + 1).copied().unwrap_or(at + 8);
+    let offsets = header_offsets();
+    for (i, &at) in offsets.iter().enumerate() {
+        let next = offsets.get(i + 1).copied().unwrap_or(at + 8);
         out.push(Field::word(at, (next - at).min(8)));
     }
     let g = |o: usize, w: usize| le(bytes, o, w) as usize;
-    let slots = g(off::SLOT_COUNT, 4);
-    let slot_capacity = g(off::SLOT_CAPACITY, 8);
-    let readers = g(off::READER_CAPACITY, 4);
-    let (rt, st) = (g(off::READER_TABLE_OFFSET, 8), g(off::SLOT_TABLE_OFFSET, 8));
-    let (schema_offset, data) = (g(off::SCHEMA_OFFSET, 8), g(off::DATA_OFFSET, 8));
-    let schema_capacity = g(off::SCHEMA_CAPACITY, 4);
+    let slots = g(h("slot_count"), 4);
+    let slot_capacity = g(h("slot_capacity"), 8);
+    let readers = g(h("reader_capacity"), 4);
+    let (rt, st) = (g(h("reader_table_offset"), 8), g(h("slot_table_offset"), 8));
+    let (schema_offset, data) = (g(h("schema_offset"), 8), g(h("data_offset"), 8));
+    let schema_capacity = g(h("schema_capacity"), 4);
     if slots > 64 || readers > 4096 || data > bytes.len() {
         return (out, None);
     }
@@ -372,14 +338,17 @@ fn segment_fields(bytes: &[u8]) -> (Vec<Field>, Option<Regions>) {
         }
     }
     for s in 0..slots {
-        for &(o, w) in DESC_FIELDS {
+        for (o, w) in desc_fields() {
             out.push(Field::word(st + s * SLOT_DESC_SIZE + o, w));
         }
     }
     out.push(Field::region(schema_offset, schema_capacity));
-    ipc_fields(bytes, schema_offset, g(off::SCHEMA_LEN, 8), &mut out);
+    ipc_fields(bytes, schema_offset, g(h("schema_len"), 8), &mut out);
     for s in 0..slots {
-        let len = g(st + s * SLOT_DESC_SIZE + desc::LEN, 8);
+        let len = g(
+            st + s * SLOT_DESC_SIZE + format::slot_desc_field("len").expect("len").offset,
+            8,
+        );
         let start = data + s * slot_capacity;
         if len > 0 && len <= slot_capacity {
             out.push(Field::region(start, len));
@@ -630,11 +599,11 @@ impl Mutator {
         // Half the time, a segment's schema checksum is made to match its (maybe mutated) schema area, so the
         // mutation reaches the schema decoder instead of stopping at the checksum.
         if let (Some(r), true, true) = (input.regions, same_shape, self.below(2) == 0) {
-            let len = le(&data, off::SCHEMA_LEN, 8) as usize;
+            let len = le(&data, h("schema_len"), 8) as usize;
             if len <= r.schema_capacity {
                 if let Some(area) = data.get(r.schema_offset..r.schema_offset + len) {
                     let sum = fnv1a64(area);
-                    put_le(&mut data, off::SCHEMA_CHECKSUM, 8, sum);
+                    put_le(&mut data, h("schema_checksum"), 8, sum);
                 }
             }
         }

@@ -6,8 +6,11 @@
 use std::path::PathBuf;
 
 use qadataswap_arrow::golden::{all_types_batch, GoldenOptions};
-use qadataswap_arrow::layout::{off, FORMAT_VERSION};
+use qadataswap_arrow::layout::FORMAT_VERSION;
 use qadataswap_arrow::{Error, SnapshotReader, SnapshotWriter};
+
+/// `format_version`'s offset (FORMAT.md §3).
+const VERSION_AT: usize = 8;
 
 fn golden_path(version: u32) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -48,11 +51,7 @@ fn reads_back_exactly(version: u32) {
     std::fs::copy(&path, &shm).expect("the golden segment is in the repository");
     std::fs::set_permissions(&shm, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let bytes = std::fs::read(&shm).unwrap();
-    let stored = u32::from_le_bytes(
-        bytes[off::FORMAT_VERSION..off::FORMAT_VERSION + 4]
-            .try_into()
-            .unwrap(),
-    );
+    let stored = u32::from_le_bytes(bytes[VERSION_AT..VERSION_AT + 4].try_into().unwrap());
     let result = std::panic::catch_unwind(|| {
         assert_eq!(
             stored,

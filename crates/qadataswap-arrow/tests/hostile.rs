@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringViewArray};
+use qadataswap_arrow::format;
 use qadataswap_arrow::golden::Lcg;
-use qadataswap_arrow::layout::{self, off, Geometry, Mode};
+use qadataswap_arrow::layout::{self, Geometry, Mode};
 use qadataswap_arrow::{
     classify, Error, SegmentStatus, SnapshotReader, SnapshotWriter, Validation,
 };
@@ -150,8 +151,8 @@ fn a_reader_writes_only_its_own_entry_and_the_waiter_words() {
     let entry = r.attachment().entry() as *const _ as usize - base;
     let own_entry = entry..entry + layout::READER_ENTRY_SIZE;
     let waiter_words = [
-        off::WAITERS..off::WAITERS + 4,
-        off::RELEASE_NOTIFY..off::RELEASE_NOTIFY + 4,
+        h("waiters")..h("waiters") + 4,
+        h("release_notify")..h("release_notify") + 4,
     ];
     let changed: Vec<usize> = (0..before.len())
         .filter(|&i| before[i] != after[i])
@@ -179,7 +180,7 @@ fn a_segment_of_another_format_version_or_abi_is_refused_with_version_mismatch()
     w.write(&small_batch(1)).unwrap();
 
     let future = layout::FORMAT_VERSION + 1;
-    patch(&name, off::FORMAT_VERSION as u64, &future.to_le_bytes());
+    patch(&name, h("format_version") as u64, &future.to_le_bytes());
     match SnapshotReader::open(&name) {
         Err(Error::VersionMismatch {
             found, expected, ..
@@ -204,7 +205,7 @@ fn a_segment_of_another_format_version_or_abi_is_refused_with_version_mismatch()
     );
 
     // Version 1 (whose reserved bytes version 2 gave a meaning) is still read, but never taken over by a writer.
-    patch(&name, off::FORMAT_VERSION as u64, &1u32.to_le_bytes());
+    patch(&name, h("format_version") as u64, &1u32.to_le_bytes());
     assert_eq!(
         SnapshotReader::open(&name)
             .unwrap()
@@ -220,11 +221,11 @@ fn a_segment_of_another_format_version_or_abi_is_refused_with_version_mismatch()
 
     patch(
         &name,
-        off::FORMAT_VERSION as u64,
+        h("format_version") as u64,
         &layout::FORMAT_VERSION.to_le_bytes(),
     );
     let big_endian_abi = u32::from_le_bytes([2, 8, 4, 64]);
-    patch(&name, off::ABI as u64, &big_endian_abi.to_le_bytes());
+    patch(&name, h("abi") as u64, &big_endian_abi.to_le_bytes());
     match SnapshotReader::open(&name) {
         Err(Error::VersionMismatch {
             found,
@@ -240,7 +241,7 @@ fn a_segment_of_another_format_version_or_abi_is_refused_with_version_mismatch()
     }
     patch(
         &name,
-        off::ABI as u64,
+        h("abi") as u64,
         &layout::ABI_FINGERPRINT.to_le_bytes(),
     );
     assert_eq!(
@@ -264,18 +265,18 @@ fn half_built(name: &str, creator: ProcessIdentity, with_magic: bool) {
         .open(path(name))
         .unwrap();
     f.set_len(geo.total_size as u64).unwrap();
-    f.write_all_at(&creator.pid.to_le_bytes(), off::CREATOR_PID as u64)
+    f.write_all_at(&creator.pid.to_le_bytes(), h("creator_pid") as u64)
         .unwrap();
     f.write_all_at(
         &creator.start_time.to_le_bytes(),
-        off::CREATOR_START_TIME as u64,
+        h("creator_start_time") as u64,
     )
     .unwrap();
     if with_magic {
-        f.write_all_at(&layout::MAGIC, off::MAGIC as u64).unwrap();
+        f.write_all_at(&layout::MAGIC, h("magic") as u64).unwrap();
         f.write_all_at(
             &layout::FORMAT_VERSION.to_le_bytes(),
-            off::FORMAT_VERSION as u64,
+            h("format_version") as u64,
         )
         .unwrap();
     }
@@ -403,9 +404,9 @@ fn live_dead_closed_and_foreign_segments_are_told_apart_and_foreign_ones_are_nev
     };
     let role = qadataswap_sync::owner::Holder::of(gone, qadataswap_sync::process::pid_namespace())
         .unwrap();
-    patch(&live, off::WRITER_CLAIM as u64, &role.pack().to_le_bytes());
-    patch(&live, off::WRITER_PID as u64, &dead.to_le_bytes());
-    patch(&live, off::WRITER_START_TIME as u64, &1u64.to_le_bytes());
+    patch(&live, h("writer_claim") as u64, &role.pack().to_le_bytes());
+    patch(&live, h("writer_pid") as u64, &dead.to_le_bytes());
+    patch(&live, h("writer_start_time") as u64, &1u64.to_le_bytes());
     let status = classify(&live).unwrap();
     assert_eq!(status, SegmentStatus::WriterDead { pid: dead });
     assert!(status.is_reclaimable());
@@ -524,29 +525,31 @@ fn flip_ranges(
     bytes: &[u8],
     head: &qadataswap_arrow::segment::HeaderCopy,
 ) -> Vec<(usize, usize)> {
-    let g = |o: usize| head.u64(o) as usize;
-    let slots = head.u32(off::SLOT_COUNT) as usize;
-    let slot_cap = g(off::SLOT_CAPACITY);
+    let geo = head
+        .validate("")
+        .expect("the segment's own header is valid");
+    let slots = geo.slot_count;
+    let slot_cap = geo.slot_capacity;
     let le32 = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
     match FLIP_REGIONS[region] {
         "header" => vec![(0, layout::HEADER_SIZE)],
         "reader table" => {
-            let rt = g(off::READER_TABLE_OFFSET);
-            let n = head.u32(off::READER_CAPACITY) as usize;
+            let rt = geo.reader_table_offset;
+            let n = geo.reader_capacity;
             vec![(rt, rt + n * layout::READER_ENTRY_SIZE)]
         }
         "slot descriptors" => {
-            let st = g(off::SLOT_TABLE_OFFSET);
+            let st = geo.slot_table_offset;
             vec![(st, st + slots * layout::SLOT_DESC_SIZE)]
         }
         "schema area" => {
-            let so = g(off::SCHEMA_OFFSET);
-            vec![(so, so + head.u32(off::SCHEMA_CAPACITY) as usize)]
+            let so = geo.schema_offset;
+            vec![(so, so + geo.schema_capacity)]
         }
         _ => {
             let mut out = Vec::new();
             for s in 0..slots {
-                let start = g(off::DATA_OFFSET) + s * slot_cap;
+                let start = geo.data_offset + s * slot_cap;
                 let mut pos = start;
                 while pos + 8 <= start + slot_cap && le32(pos) == 0xFFFF_FFFF {
                     let meta = le32(pos + 4);
@@ -844,7 +847,7 @@ fn unknown_states_and_flag_bits_are_refused_with_a_clear_error() {
     // A state no writer stores, at attach and for a reader already attached.
     let attached = SnapshotReader::open(&name).unwrap();
     assert_eq!(attached.read().unwrap().seq(), 1);
-    patch(&name, off::STATE as u64, &4u32.to_le_bytes());
+    patch(&name, h("state") as u64, &4u32.to_le_bytes());
     corrupt("unknown state 4");
     match attached.read_next(Some(Duration::from_millis(100))) {
         Err(Error::CorruptHeader { what, .. }) => {
@@ -854,25 +857,25 @@ fn unknown_states_and_flag_bits_are_refused_with_a_clear_error() {
     }
     patch(
         &name,
-        off::STATE as u64,
+        h("state") as u64,
         &layout::state::READY.to_le_bytes(),
     );
     // A stray header flag bit, and both codecs at once.
-    patch(&name, off::FLAGS as u64, &0x20u32.to_le_bytes());
+    patch(&name, h("flags") as u64, &0x20u32.to_le_bytes());
     corrupt("unknown header flag bits 0x20");
     patch(
         &name,
-        off::FLAGS as u64,
+        h("flags") as u64,
         &(layout::flags::LZ4 | layout::flags::ZSTD).to_le_bytes(),
     );
     corrupt("both LZ4 and ZSTD");
-    patch(&name, off::FLAGS as u64, &0u32.to_le_bytes());
+    patch(&name, h("flags") as u64, &0u32.to_le_bytes());
     // A stray slot-descriptor flag bit: that frame is refused, never decoded by guess.
     let r = SnapshotReader::open(&name).unwrap();
     let geo = *r.attachment().shared().geometry();
     patch(
         &name,
-        (geo.desc_offset(0) + layout::desc::FLAGS) as u64,
+        (geo.desc_offset(0) + format::slot_desc_field("flags").unwrap().offset) as u64,
         &0x8u32.to_le_bytes(),
     );
     match r.read() {
@@ -897,7 +900,7 @@ fn a_flipped_byte_in_the_schema_area_is_an_error_never_another_schema() {
     let schema = r.schema().unwrap().unwrap();
     assert_eq!(schema.fields().len(), small_batch(1).num_columns());
     let geo = *r.attachment().shared().geometry();
-    let len = std::fs::read(path(&name)).unwrap()[off::SCHEMA_LEN..off::SCHEMA_LEN + 8]
+    let len = std::fs::read(path(&name)).unwrap()[h("schema_len")..h("schema_len") + 8]
         .try_into()
         .map(u64::from_le_bytes)
         .unwrap() as usize;
@@ -1006,4 +1009,11 @@ fn a_view_or_offset_buffer_moved_onto_another_buffers_bytes_is_refused_at_every_
         }
         drop(w);
     }
+}
+
+/// The offset of header field `name` (FORMAT.md §3).
+fn h(name: &str) -> usize {
+    format::header_field(name)
+        .expect("a FORMAT.md header field")
+        .offset
 }

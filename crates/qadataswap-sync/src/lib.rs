@@ -83,6 +83,7 @@ pub mod primitive;
 pub mod process;
 #[cfg(not(qadataswap_loom))]
 pub mod reactor;
+pub mod ring;
 pub mod seqlock;
 
 pub use lease::{LeaseError, LeaseTable, ReaderEntry, MAX_SLOTS};

@@ -192,6 +192,14 @@ impl<'a> OwnerWord<'a> {
         }
     }
 
+    /// Give a role taken from `previous` back (a compare-and-swap from `mine`), for a claimer that learns it took
+    /// the role of a segment it must not use. `false` when the word no longer holds `mine`.
+    pub fn give_back(&self, mine: Holder, previous: u64) -> bool {
+        self.word
+            .compare_exchange(mine.pack(), previous, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// Gives the role up if `me` holds it; returns whether it did.
     pub fn release(&self, me: ProcessIdentity) -> bool {
         let Some(h) = self.holder() else {
