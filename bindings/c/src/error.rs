@@ -118,9 +118,10 @@ impl From<Error> for Failure {
                 _ => QdsStatus::Other,
             },
             E::VersionMismatch { .. } => QdsStatus::VersionMismatch,
-            E::Foreign { .. } | E::CorruptHeader { .. } | E::CorruptFrame { .. } => {
-                QdsStatus::Corrupt
-            }
+            E::Foreign { .. }
+            | E::CorruptHeader { .. }
+            | E::CorruptFrame { .. }
+            | E::Protocol { .. } => QdsStatus::Corrupt,
             E::NotInitialised { .. } => QdsStatus::NotInitialised,
             E::WriterAlive { .. } | E::WriterUnjudgeable { .. } => QdsStatus::WriterAlive,
             E::NotCreated { .. } => QdsStatus::NotFound,

@@ -140,9 +140,9 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::NotInitialised { name, .. } => {
             raise(py, "NotInitialisedError", msg, &[name_attr(name)])
         }
-        Error::CorruptHeader { name, .. } | Error::CorruptFrame { name, .. } => {
-            raise(py, "CorruptSegmentError", msg, &[name_attr(name)])
-        }
+        Error::CorruptHeader { name, .. }
+        | Error::CorruptFrame { name, .. }
+        | Error::Protocol { name, .. } => raise(py, "CorruptSegmentError", msg, &[name_attr(name)]),
         Error::InvalidConfig { .. } | Error::Config(_) => raise(py, "InvalidConfigError", msg, &[]),
         Error::InvalidFrame { .. } => raise(py, "InvalidFrameError", msg, &[]),
         Error::Arrow(_) => raise(py, "ArrowError", msg, &[]),

@@ -269,15 +269,28 @@ pub enum Error {
         /// Segment name.
         name: String,
         /// Mode found.
-        found: crate::layout::Mode,
+        found: crate::mode::Mode,
         /// Mode asked for.
-        expected: crate::layout::Mode,
+        expected: crate::mode::Mode,
     },
 
     /// `qadataswap.yaml` (or a `QADATASWAP_*` variable) could not be read or holds a bad key or value; the
     /// message names the file (or variable) and the key.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+
+    /// The segment's shared words are in a state the protocol never produces (a frame number past the format's
+    /// range, a lease table no reader could have left): a corrupt or hostile segment.
+    #[error(
+        "segment '{name}': {what}; the protocol never produces this state (a corrupt or hostile segment): remove it \
+         with `qadataswap rm {name}` and let the writer create it again"
+    )]
+    Protocol {
+        /// The segment.
+        name: String,
+        /// What was found.
+        what: String,
+    },
 
     /// A configuration value is out of range.
     #[error("invalid configuration: {what}")]

@@ -51,6 +51,7 @@ pub mod inspect;
 pub mod layout;
 pub mod listing;
 pub mod loan;
+mod mode;
 mod onecopy;
 pub mod options;
 pub mod reader;

@@ -141,7 +141,8 @@ impl Attachment {
                 })
             }
             Err(e) => {
-                return Err(Error::InvalidConfig {
+                return Err(Error::Protocol {
+                    name: name.to_owned(),
                     what: e.to_string(),
                 })
             }
@@ -360,12 +361,7 @@ impl Drop for Lease {
                 let _ = n.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| c.checked_sub(1));
             }
             entry.release(self.slot);
-            if s.geo.mode == Mode::Stream {
-                // Stream writers are woken with hysteresis (a batch of free slots at a time).
-                crate::stream::release_wake(s, entry);
-            } else {
-                s.release_notifier().notify();
-            }
+            s.lease_released(entry);
         }
     }
 }

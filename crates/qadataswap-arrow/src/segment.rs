@@ -301,6 +301,15 @@ impl Shared {
         )
     }
 
+    /// After the reader owning `entry` released a lease: wake a writer parked on the release futex. A snapshot
+    /// writer is woken at once; a stream writer by the ring's hysteresis rule (`StreamRing::release_wake`).
+    pub fn lease_released(&self, entry: &ReaderEntry) {
+        match self.geo.mode {
+            Mode::Snapshot => self.release_notifier().notify(),
+            Mode::Stream => self.stream_ring().release_wake(entry),
+        }
+    }
+
     /// The writer's role word (format version 2; always 0 in a version-1 segment).
     pub fn writer_role(&self) -> OwnerWord<'_> {
         self.header().writer_role()

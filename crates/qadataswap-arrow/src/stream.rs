@@ -57,7 +57,6 @@ use crate::reader::{Attachment, Frame};
 use crate::segment::Shared;
 use crate::stats::{Stats, StatsCounters};
 use crate::writer::{RawWriter, WriteInfo};
-use qadataswap_sync::lease::ReaderEntry;
 
 pub use qadataswap_sync::ring::CURSOR_DETACHED;
 
@@ -393,16 +392,6 @@ fn count_positioned(s: &Shared) -> usize {
         .count()
 }
 
-/// After the reader owning `entry` freed something: wake the writer if it is parked and the wake is due (the
-/// rule is `StreamRing::writer_wake_due`).
-pub(crate) fn release_wake(s: &Shared, entry: &ReaderEntry) {
-    s.stream_ring().release_wake(entry);
-}
-
-fn flush_writer(s: &Shared) {
-    s.stream_ring().flush_writer();
-}
-
 pub use qadataswap_sync::ring::StartAt;
 
 /// What a non-blocking look at the stream found.
@@ -531,7 +520,7 @@ impl StreamReaderCore {
     /// `writer_wake_due`). Costs a fence and a load; a system call only when the writer is parked.
     fn flush_if_pending(&self, p: Poll) -> Poll {
         if matches!(p, Poll::Pending) {
-            flush_writer(self.att.shared());
+            self.att.shared().stream_ring().flush_writer();
         }
         p
     }
@@ -575,7 +564,7 @@ impl StreamReaderCore {
                 entry.touch();
                 // Store-then-load with the writer's park (waiters++, fence, poll cursors): it either sees the new
                 // cursor or is counted, and then we wake it when the wake is due.
-                release_wake(s, entry);
+                s.stream_ring().release_wake(entry);
                 Ok(Poll::Chunk(frame))
             }
             None => {
@@ -653,7 +642,7 @@ impl StreamReaderCore {
         let att = Arc::clone(&self.att);
         let s = att.shared();
         // Nothing to read: a writer parked on a full ring must not stay asleep on our account while we spin.
-        flush_writer(s);
+        s.stream_ring().flush_writer();
         let wait = WaitOptions {
             spin: SpinBudget(effective_spin(s, self.spin)),
             deadline,
@@ -667,7 +656,7 @@ impl StreamReaderCore {
                     other => Ok(Some(other)),
                 }
             },
-            || flush_writer(s),
+            || s.stream_ring().flush_writer(),
         );
         match r {
             Ok(p) => Ok(p),
@@ -897,16 +886,17 @@ impl StreamFollower {
         let att = Arc::clone(&self.att);
         let s = att.shared();
         // Nothing to show: wake a writer left parked by the hysteresis before spinning (reader step 4).
-        flush_writer(s);
+        s.stream_ring().flush_writer();
         let wait = WaitOptions {
             spin: SpinBudget(effective_spin(s, self.spin)),
             deadline,
             slice: Duration::from_millis(100),
         };
-        match s
-            .notifier()
-            .wait_until_then(&wait, || self.try_next(), || flush_writer(s))
-        {
+        match s.notifier().wait_until_then(
+            &wait,
+            || self.try_next(),
+            || s.stream_ring().flush_writer(),
+        ) {
             Ok(e) => Ok(e),
             Err(WaitError::Aborted(e)) => Err(e),
             Err(_) => {

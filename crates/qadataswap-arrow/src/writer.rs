@@ -14,6 +14,7 @@ use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
 use qadataswap_sync::owner::{Holder, Refused, Taken};
 use qadataswap_sync::process::{pid_namespace, Liveness, ProcessIdentity};
 
+use crate::claim::{Claim, Claimed, Committed};
 use crate::control::{Header, HeaderInit};
 use crate::encode::{self, SlotCursor};
 use crate::error::{Error, Result};
@@ -303,6 +304,39 @@ impl RawWriter {
         })
     }
 
+    /// Claim `slot` for frame `seq` (see `claim::claim_slot`).
+    pub(crate) fn claim_slot(&self, slot: usize, seq: u64) -> Result<Claimed> {
+        crate::claim::claim_slot(&self.shared, slot, seq)
+    }
+
+    /// Commit a claimed slot whose bytes are written: schema area if the schema changed, then the claim's commit
+    /// (descriptor, even sequence, counters), then this writer's stats. Does not publish. On error the slot is given
+    /// up (marked empty).
+    pub(crate) fn commit_slot(&mut self, mut claim: Claim, c: Committed<'_>) -> Result<WriteInfo> {
+        claim.touch();
+        if self
+            .last_schema
+            .as_ref()
+            .is_none_or(|s| !crate::onecopy::same_schema(s, c.schema))
+        {
+            // On error the claim is dropped here: the slot is marked empty.
+            self.publish_schema(c.schema)?;
+        }
+        let (slot, seq) = (claim.slot, claim.seq);
+        claim.commit(self.schema_version, &c);
+        self.stats.frames_written.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_written
+            .fetch_add(c.len as u64, Ordering::Relaxed);
+        self.stats.copies.fetch_add(c.copies, Ordering::Relaxed);
+        Ok(WriteInfo {
+            seq,
+            slot,
+            bytes: c.len,
+            rows: c.rows,
+        })
+    }
+
     /// The segment.
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
@@ -430,8 +464,8 @@ impl RawWriter {
         batches: &[RecordBatch],
     ) -> Result<Option<WriteInfo>> {
         let mut claim = match self.claim_slot(slot, seq)? {
-            crate::claim::Claimed::Won(c) => c,
-            crate::claim::Claimed::Raced => return Ok(None),
+            Claimed::Won(c) => c,
+            Claimed::Raced => return Ok(None),
         };
         let shared = Arc::clone(&self.shared);
         let cap = shared.geo.slot_capacity;
@@ -465,7 +499,7 @@ impl RawWriter {
         };
         self.commit_slot(
             claim,
-            crate::claim::Committed {
+            Committed {
                 schema,
                 len: encoded.len,
                 rows: batches.iter().map(|b| b.num_rows()).sum(),

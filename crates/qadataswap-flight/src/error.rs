@@ -65,7 +65,7 @@ pub(crate) fn arrow_status(e: &qadataswap_arrow::Error) -> Status {
         | A::Foreign { .. }
         | A::NotOurs { .. } => Code::PermissionDenied,
         A::VersionMismatch { .. } | A::WrongMode { .. } => Code::FailedPrecondition,
-        A::CorruptHeader { .. } | A::CorruptFrame { .. } => Code::DataLoss,
+        A::CorruptHeader { .. } | A::CorruptFrame { .. } | A::Protocol { .. } => Code::DataLoss,
         A::WriterAlive { .. } | A::WriterUnjudgeable { .. } | A::InUse { .. } => {
             Code::FailedPrecondition
         }

@@ -205,9 +205,11 @@ impl<'a> StreamRing<'a> {
         self.publish.notify();
     }
 
-    /// The stream ends after chunk `end - 1`.
+    /// The stream ends after chunk `end - 1`: store `stream_end` and wake readers parked for chunks (they drain and
+    /// see the end).
     pub fn finish(&self, end: u64) {
         self.end.store(end, Ordering::Release);
+        self.publish.notify();
     }
 
     // ------------------------------------------------------------------ the reader's side

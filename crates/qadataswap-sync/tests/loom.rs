@@ -19,6 +19,7 @@ use qadataswap_sync::lease::{LeaseError, LeaseTable, ReaderEntry};
 use qadataswap_sync::notify::{Notifier, SpinBudget, WaitOptions};
 use qadataswap_sync::primitive::{AtomicU32, AtomicU64, Ordering};
 use qadataswap_sync::process::ProcessIdentity;
+use qadataswap_sync::ring::{self, StartAt, StreamRing};
 use qadataswap_sync::seqlock::SeqWord;
 
 fn builder(preemptions: usize) -> loom::model::Builder {
@@ -186,24 +187,30 @@ fn r1_seqlock_reader_never_returns_a_torn_value_and_aborts_never_advance() {
 
 // ---------------------------------------------------------------- R3: ring reuse with leases
 
-/// A two-slot ring. Generation `g` lives in slot `g % 2`, its commit word is `2g + 2` and its
-/// payload words both hold `g`. Generation 0 is in slot 0 from the start.
+/// A snapshot ring of two slots driven by the real rules of `qadataswap_sync::ring`: the writer picks its slot with
+/// `pick_snapshot_slot`, claims it through the lease table, commits `committed(g)` and publishes
+/// `pack_published(g, slot)`; a reader reads the published word, expects `committed(g)` of *that* word (possibly
+/// stale by the time it leases: the writer may have reused the slot since) and retries when the lease is refused.
+/// Frame `g`'s two payload words both hold `g`. Frame 1 is in slot 0 from the start.
 struct Ring {
-    latest: AtomicU64,
+    published: AtomicU64,
     seq: [AtomicU64; 2],
     a: [AtomicU64; 2],
     b: [AtomicU64; 2],
     entries: Vec<ReaderEntry>,
+    /// Times a reader's lease was refused because the slot no longer held what the published word named.
+    stale: AtomicU64,
 }
 
 impl Ring {
     fn new(entries: usize) -> Arc<Self> {
         Arc::new(Ring {
-            latest: AtomicU64::new(0),
-            seq: [AtomicU64::new(2), AtomicU64::new(0)],
-            a: [AtomicU64::new(0), AtomicU64::new(0)],
-            b: [AtomicU64::new(0), AtomicU64::new(0)],
+            published: AtomicU64::new(ring::pack_published(1, 0)),
+            seq: [AtomicU64::new(ring::committed(1)), AtomicU64::new(0)],
+            a: [AtomicU64::new(1), AtomicU64::new(0)],
+            b: [AtomicU64::new(1), AtomicU64::new(0)],
             entries: (0..entries).map(|_| ReaderEntry::new()).collect(),
+            stale: AtomicU64::new(0),
         })
     }
 
@@ -211,20 +218,30 @@ impl Ring {
         LeaseTable::new(&self.entries)
     }
 
-    /// Writes generation `g` unless its slot is leased. Returns whether it was published.
+    /// Writes frame `g` into the slot the real rule picks, unless every candidate is leased (or the claim loses to
+    /// a lease). Returns whether it was published.
     fn publish(&self, g: u64) -> bool {
-        let slot = (g % 2) as usize;
+        let frame_of = |i: usize| SeqWord::new(&self.seq[i]).load() / 2;
+        let Some(slot) = ring::pick_snapshot_slot(
+            2,
+            self.published.load(Ordering::Acquire),
+            self.table(),
+            frame_of,
+        ) else {
+            return false;
+        };
         let seq = SeqWord::new(&self.seq[slot]);
         let previous = seq.load();
         match self
             .table()
-            .claim_slot_for_write(slot, &seq, previous, 2 * g + 1)
+            .claim_slot_for_write(slot, &seq, previous, ring::writing(g))
         {
             Ok(()) => {
                 self.a[slot].store(g, Ordering::Relaxed);
                 self.b[slot].store(g, Ordering::Relaxed);
-                seq.commit(2 * g + 2);
-                self.latest.store(g, Ordering::Release);
+                seq.commit(ring::committed(g));
+                self.published
+                    .store(ring::pack_published(g, slot), Ordering::Release);
                 true
             }
             Err(LeaseError::SlotBusy { .. }) => {
@@ -235,17 +252,16 @@ impl Ring {
         }
     }
 
-    /// Chooses the latest slot, leases it (retrying once if it changed), checks the payload
-    /// twice while leased, releases. Returns the generation read, if any.
+    /// Reads the published word, leases the slot it names expecting that frame (retrying when the writer reused the
+    /// slot in between), checks the payload twice while leased, releases. Returns the frame read, if any.
     fn read(&self, entry: usize) -> Option<u64> {
         let me = &self.entries[entry];
-        for _ in 0..2 {
-            let g = self.latest.load(Ordering::Acquire);
-            let slot = (g % 2) as usize;
+        for _ in 0..3 {
+            let (g, slot) = ring::unpack_published(self.published.load(Ordering::Acquire))?;
             let seq = SeqWord::new(&self.seq[slot]);
-            let expected = seq.load();
-            // (A delayed reader may get here after the writer reused the slot.)
-            if !me.try_lease(slot, &seq, expected) {
+            // (A delayed reader gets here after the writer reused the slot: the lease is refused.)
+            if !me.try_lease(slot, &seq, ring::committed(g)) {
+                self.stale.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let first = (
@@ -254,9 +270,8 @@ impl Ring {
             );
             assert_eq!(first.0, first.1, "torn payload under a lease");
             assert_eq!(
-                2 * first.0 + 2,
-                expected,
-                "lease covers other data than expected"
+                first.0, g,
+                "lease covers another frame than the published one"
             );
             assert_eq!(
                 me.lease_count(slot),
@@ -288,12 +303,35 @@ fn r3_writer_never_reuses_a_leased_slot_and_a_late_reader_retries() {
                 thread::spawn(move || r.read(i))
             })
             .collect();
-        ring.publish(1);
         ring.publish(2);
+        ring.publish(3);
         for r in readers {
             r.join().unwrap();
         }
         assert_eq!(ring.table().leases_on(0) + ring.table().leases_on(1), 0);
+    });
+}
+
+/// The path the model above may or may not take, forced: a reader holds a published word that went stale (the
+/// writer published twice more, reusing the slot the word names) and must be refused, then read the new frame.
+#[test]
+fn r3_a_reader_holding_a_stale_published_word_is_refused_and_retries() {
+    builder(3).check(|| {
+        let ring = Ring::new(1);
+        assert_eq!(ring.table().register(id(10)), Ok(0));
+        let stale = ring.published.load(Ordering::Acquire);
+        let w = Arc::clone(&ring);
+        let writer = thread::spawn(move || {
+            assert!(w.publish(2));
+            assert!(w.publish(3));
+        });
+        writer.join().unwrap();
+        let (g, slot) = ring::unpack_published(stale).unwrap();
+        assert!(
+            !ring.entries[0].try_lease(slot, &SeqWord::new(&ring.seq[slot]), ring::committed(g)),
+            "a lease on a reused slot taken with a stale expectation"
+        );
+        assert_eq!(ring.read(0), Some(3));
     });
 }
 
@@ -303,7 +341,7 @@ fn r3_reclaiming_a_dead_readers_lease_races_safely_with_writer_and_live_reader()
         let ring = Ring::new(2);
         // Reader 100 leased slot 0 (generation 0) and died.
         let dead = ring.table().register(id(100)).unwrap();
-        assert!(ring.entries[dead].try_lease(0, &SeqWord::new(&ring.seq[0]), 2));
+        assert!(ring.entries[dead].try_lease(0, &SeqWord::new(&ring.seq[0]), ring::committed(1)));
         let alive = |who: ProcessIdentity| who.pid != 100;
 
         let r = Arc::clone(&ring);
@@ -329,8 +367,8 @@ fn r3_reclaiming_a_dead_readers_lease_races_safely_with_writer_and_live_reader()
             0,
             "the dead reader's lease is gone"
         );
-        // With the dead lease gone, the slot can be reused now.
-        assert!(ring.publish(4));
+        // With the dead lease gone, slot 0 can be reused now (frame 2, if written, went to slot 1).
+        assert!(ring.publish(3));
     });
 }
 
@@ -339,13 +377,13 @@ fn r3_two_reclaimers_and_a_registering_reader_never_lose_a_live_lease() {
     builder(3).check(|| {
         let ring = Ring::new(2);
         let dead = ring.table().register(id(100)).unwrap();
-        assert!(ring.entries[dead].try_lease(0, &SeqWord::new(&ring.seq[0]), 2));
+        assert!(ring.entries[dead].try_lease(0, &SeqWord::new(&ring.seq[0]), ring::committed(1)));
         let alive = |who: ProcessIdentity| who.pid != 100;
 
         let r = Arc::clone(&ring);
         let live_reader = thread::spawn(move || {
             let entry = r.table().register(id(200)).unwrap();
-            assert_eq!(r.read(entry), Some(0));
+            assert!(r.read(entry).is_some());
             entry
         });
         let other = Arc::clone(&ring);
@@ -365,112 +403,188 @@ fn r3_two_reclaimers_and_a_registering_reader_never_lose_a_live_lease() {
     });
 }
 
-// ---------------------------------------------------------------- R4: stream wake-ups with hysteresis
+// ---------------------------------------------------------------- R4: the stream ring's back-pressure and wake-ups
 
-/// A stream of `CHUNKS` chunks through a ring of `RING` slots, one writer and one reader (the
-/// protocol of `qadataswap-arrow`'s stream mode reduced to its counters): `head` = chunks
-/// published, `read` = chunks the reader is done with. The writer parks on `release` while the
-/// ring is full; the reader parks on `publish` while it has caught up.
-///
-/// Releases wake the writer only when `due` says so (`Notifier::notify_parked_if`); the model uses
-/// the most aggressive hysteresis there is, "only when a reader is parked for chunks", so a
-/// writer is left asleep with a free slot whenever possible. What keeps the pair from sleeping
-/// on each other is the reader waking a parked writer before it waits for chunks (at the start
-/// of its wait and before every sleep: `wait_until_then`'s `before_sleep`). The futex model
-/// never times out, so a missing wake-up is a deadlock loom reports.
-struct Pipe {
-    head: AtomicU64,
-    read: AtomicU64,
-    publish: (AtomicU32, AtomicU32),
-    release: (AtomicU32, AtomicU32),
+/// A stream of `CHUNKS` chunks through a ring of `RING` slots, one writer and one reader, driven by
+/// `qadataswap_sync::ring::StreamRing` exactly as `qadataswap-stream` drives it: the writer gives the overwritten
+/// chunk up (`give_up_before`), parks on the release futex until `slot_free`, claims the slot through the lease
+/// table, commits and `publish`es; the reader picks its start with `start` (the tail/cursor handshake), parks on
+/// the publish futex (waking a parked writer first: `flush_writer`), leases the chunk expecting `committed(c)`,
+/// advances its cursor and wakes the writer by the real hysteresis rule (`release_wake` / `writer_wake_due`), then
+/// releases its lease. The futex model never times out, so a wake-up the rules lose is a deadlock loom reports, and
+/// a chunk overwritten before it was read is a refused lease the model asserts against.
+struct Stream {
+    words: [AtomicU64; 3],
+    futexes: [AtomicU32; 4],
+    entries: Vec<ReaderEntry>,
+    seq: Vec<AtomicU64>,
+    data: Vec<AtomicU64>,
 }
 
-const RING: u64 = 2;
+const RING: usize = 2;
 const CHUNKS: u64 = 3;
 
-impl Pipe {
+impl Stream {
     fn new() -> Arc<Self> {
-        Arc::new(Pipe {
-            head: AtomicU64::new(0),
-            read: AtomicU64::new(0),
-            publish: (AtomicU32::new(0), AtomicU32::new(0)),
-            release: (AtomicU32::new(0), AtomicU32::new(0)),
+        Arc::new(Stream {
+            words: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            futexes: [
+                AtomicU32::new(0),
+                AtomicU32::new(0),
+                AtomicU32::new(0),
+                AtomicU32::new(0),
+            ],
+            entries: vec![ReaderEntry::new()],
+            seq: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+            data: (0..RING).map(|_| AtomicU64::new(0)).collect(),
         })
     }
-    fn publish(&self) -> Notifier<'_> {
-        Notifier::new(&self.publish.0, &self.publish.1)
-    }
-    fn release(&self) -> Notifier<'_> {
-        Notifier::new(&self.release.0, &self.release.1)
+
+    fn ring(&self) -> StreamRing<'_> {
+        StreamRing::new(
+            (&self.words[0], &self.words[1], &self.words[2]),
+            RING,
+            LeaseTable::new(&self.entries),
+            Notifier::new(&self.futexes[0], &self.futexes[1]),
+            Notifier::new(&self.futexes[2], &self.futexes[3]),
+        )
     }
 
     fn write_all(&self, spin: u32) {
-        for k in 1..=CHUNKS {
-            self.release()
-                .wait_until(&opts(spin), || {
-                    let free = self.read.load(Ordering::Acquire) + RING >= k;
-                    Ok::<_, Infallible>(free.then_some(()))
-                })
-                .unwrap();
-            self.head.store(k, Ordering::Release);
-            self.publish().notify();
-        }
-    }
-
-    fn read_all(&self, spin: u32, due: impl Fn(&Pipe, u64) -> bool) {
-        let flush = || {
-            self.release().notify_parked_if(|| true);
-        };
-        for c in 1..=CHUNKS {
-            let ready = || {
-                let h = self.head.load(Ordering::Acquire);
-                Ok::<_, Infallible>((h >= c).then_some(h))
-            };
-            if ready().unwrap().is_none() {
-                flush();
-                self.publish()
-                    .wait_until_then(&opts(spin), ready, flush)
+        let ring = self.ring();
+        let first = ring.open_for_writer();
+        for k in first..first + CHUNKS {
+            ring.give_up_before(k);
+            let slot = ring.slot_of(k);
+            let seq = SeqWord::new(&self.seq[slot]);
+            loop {
+                ring.release_notifier()
+                    .wait_until(&opts(spin), || {
+                        Ok::<_, Infallible>(ring.slot_free(k).then_some(()))
+                    })
                     .unwrap();
+                let previous = seq.load();
+                match ring
+                    .table()
+                    .claim_slot_for_write(slot, &seq, previous, ring::writing(k))
+                {
+                    Ok(()) => break,
+                    // A lease taken between the check and the claim: wait again.
+                    Err(LeaseError::SlotBusy { .. }) => continue,
+                    Err(e) => panic!("{e}"),
+                }
             }
-            self.read.store(c, Ordering::Release);
-            self.release().notify_parked_if(|| due(self, c));
+            self.data[slot].store(k, Ordering::Relaxed);
+            seq.commit(ring::committed(k));
+            ring.publish(k);
+        }
+        ring.finish(first + CHUNKS);
+    }
+
+    /// Registers a reader and positions it with the real handshake (`start`); returns its entry and first chunk.
+    fn join(&self) -> (usize, u64) {
+        let ring = self.ring();
+        let entry = ring.table().register(id(10)).unwrap();
+        (entry, ring.start(&self.entries[entry], StartAt::Oldest))
+    }
+
+    /// Reads every chunk from `c` to the end; returns the chunks read.
+    fn read_all(&self, spin: u32, entry: usize, mut c: u64) -> Vec<u64> {
+        let ring = self.ring();
+        let me = &self.entries[entry];
+        let mut got = Vec::new();
+        loop {
+            let ready = || {
+                let end = ring.end();
+                Ok::<_, Infallible>(if ring.head() >= c {
+                    Some(true)
+                } else if end != 0 && c >= end {
+                    Some(false)
+                } else {
+                    None
+                })
+            };
+            let more = match ready().unwrap() {
+                Some(more) => more,
+                None => {
+                    ring.flush_writer();
+                    ring.publish_notifier()
+                        .wait_until_then(&opts(spin), ready, || ring.flush_writer())
+                        .unwrap()
+                }
+            };
+            if !more {
+                return got;
+            }
+            let slot = ring.slot_of(c);
+            let seq = SeqWord::new(&self.seq[slot]);
+            assert!(
+                me.try_lease(slot, &seq, ring::committed(c)),
+                "chunk {c} was overwritten before its reader got to it"
+            );
+            assert_eq!(
+                self.data[slot].load(Ordering::Relaxed),
+                c,
+                "slot holds another chunk"
+            );
+            got.push(c);
+            c += 1;
+            me.set_cursor(c);
+            ring.release_wake(me);
+            me.release(slot);
+            ring.release_wake(me);
         }
     }
 }
 
-/// The hysteresis rule of the real reader, reduced: wake a parked writer when a reader waits for
-/// chunks, or once a batch of slots is free as far as this reader is concerned; here the batch is
-/// the whole ring (this reader has read everything published).
-fn batch_due(p: &Pipe, c: u64) -> bool {
-    p.publish().waiting() > 0 || c >= p.head.load(Ordering::Acquire)
-}
-
-fn pipe_never_sleeps_on_itself(spin: u32, due: fn(&Pipe, u64) -> bool) {
+fn stream_delivers_every_chunk_once(spin: u32, reader_first: bool) {
     builder(2).check(move || {
-        let p = Pipe::new();
-        let w = Arc::clone(&p);
+        let st = Stream::new();
+        let early = reader_first.then(|| st.join());
+        let w = Arc::clone(&st);
         let writer = thread::spawn(move || w.write_all(spin));
-        p.read_all(spin, due);
+        let (entry, start) = early.unwrap_or_else(|| st.join());
+        let got = st.read_all(spin, entry, start);
         writer.join().unwrap();
-        assert_eq!(p.head.load(Ordering::Relaxed), CHUNKS);
-        assert_eq!(p.release.1.load(Ordering::Relaxed), 0);
-        assert_eq!(p.publish.1.load(Ordering::Relaxed), 0);
+        let ring = st.ring();
+        // A reader positioned first sees every chunk; a late one starts at the tail it found and sees the rest.
+        let first = got.first().copied().unwrap_or(CHUNKS + 1);
+        assert_eq!(first, start.min(CHUNKS + 1));
+        if reader_first {
+            assert_eq!(first, 1);
+        }
+        assert_eq!(
+            got,
+            (first..=CHUNKS).collect::<Vec<_>>(),
+            "in order, no gap, no duplicate"
+        );
+        assert_eq!(ring.head(), CHUNKS);
+        assert_eq!(
+            st.futexes[1].load(Ordering::Relaxed),
+            0,
+            "nobody left parked on publish"
+        );
+        assert_eq!(
+            st.futexes[3].load(Ordering::Relaxed),
+            0,
+            "nobody left parked on release"
+        );
     });
 }
 
 #[test]
-fn r4_writer_left_asleep_on_purpose_is_woken_by_the_reader_before_it_waits() {
-    pipe_never_sleeps_on_itself(0, |p, _| p.publish().waiting() > 0);
+fn r4_parked_pair_with_the_real_wake_hysteresis_never_deadlocks_nor_loses_a_chunk() {
+    stream_delivers_every_chunk_once(0, true);
 }
 
 #[test]
-fn r4_spinning_reader_with_batched_writer_wake_ups_never_deadlocks() {
-    pipe_never_sleeps_on_itself(1, batch_due);
+fn r4_spinning_pair_with_the_real_wake_hysteresis_never_deadlocks_nor_loses_a_chunk() {
+    stream_delivers_every_chunk_once(1, true);
 }
 
 #[test]
-fn r4_parked_pair_with_batched_writer_wake_ups_never_deadlocks() {
-    pipe_never_sleeps_on_itself(0, batch_due);
+fn r4_a_reader_joining_while_the_writer_wraps_never_starts_at_an_overwritten_chunk() {
+    stream_delivers_every_chunk_once(0, false);
 }
 
 // ---------------------------------------------------------------- R17: writer takeover, one compare-and-swap
