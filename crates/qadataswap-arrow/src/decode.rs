@@ -1013,7 +1013,7 @@ mod tests {
         let mut bytes = schema_message(schema);
         let m = batch_message(bytes.len(), rows, nodes, buffers, variadic, body);
         bytes.extend_from_slice(&m);
-        bytes.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&crate::onecopy::EOS);
         let mut b = MutableBuffer::new(bytes.len());
         b.extend_from_slice(&bytes);
         b.into()

@@ -6,6 +6,7 @@ use arrow_array::RecordBatch;
 use arrow_ipc::writer::{IpcDataGenerator, IpcWriteOptions, StreamWriter};
 use arrow_schema::{Schema, SchemaRef};
 
+use crate::layout::ALIGN;
 use crate::onecopy::EncodedSchema;
 use crate::options::Compression;
 
@@ -59,7 +60,7 @@ impl io::Write for SlotCursor {
 pub(crate) fn write_options(
     compression: Option<Compression>,
 ) -> Result<IpcWriteOptions, arrow_schema::ArrowError> {
-    let opts = IpcWriteOptions::try_new(64, false, arrow_ipc::MetadataVersion::V5)?;
+    let opts = IpcWriteOptions::try_new(ALIGN, false, arrow_ipc::MetadataVersion::V5)?;
     opts.try_with_compression(compression.map(|c| match c {
         Compression::Lz4 => arrow_ipc::CompressionType::LZ4_FRAME,
         Compression::Zstd => arrow_ipc::CompressionType::ZSTD,

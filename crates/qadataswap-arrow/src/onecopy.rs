@@ -28,9 +28,7 @@ use flatbuffers::FlatBufferBuilder;
 
 use crate::arrow_layout::{self, Buf, Children, Offset, Support};
 use crate::encode::SlotCursor;
-
-/// Body buffers start at multiples of this from the message start (and so from the slot's start).
-pub(crate) const ALIGN: usize = 64;
+use crate::layout::ALIGN;
 
 const CONTINUATION: [u8; 4] = [0xFF; 4];
 
