@@ -337,22 +337,17 @@ pub(crate) fn of(dt: &DataType) -> Layout<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
-    use arrow_array::{Array, ArrayRef, Int32Array, RecordBatch, RunArray, StringArray};
-    use arrow_buffer::{Buffer, MutableBuffer};
+    use arrow_array::{Array, ArrayRef, Int32Array, RunArray, StringArray};
     use arrow_data::{ArrayData, BufferSpec};
-    use arrow_schema::{Field, Schema, SchemaRef, TimeUnit, UnionFields};
+    use arrow_schema::{Field, TimeUnit, UnionFields};
 
     use super::*;
-    use crate::decode::{check_schema, decode_frame, BufferCounts};
-    use crate::encode::SlotCursor;
     use crate::golden::{all_types_batch, GoldenOptions};
-    use crate::onecopy::{unsupported_type, EncodedSchema};
-    use crate::options::Validation;
 
-    fn item(dt: DataType) -> Arc<Field> {
+    pub(crate) fn item(dt: DataType) -> Arc<Field> {
         Arc::new(Field::new("item", dt, true))
     }
 
@@ -376,7 +371,7 @@ mod tests {
     }
 
     /// One of every `DataType` variant (every interval unit and union mode).
-    fn every_type() -> Vec<DataType> {
+    pub(crate) fn every_type() -> Vec<DataType> {
         let i = || item(DataType::Int32);
         vec![
             DataType::Null,
@@ -554,135 +549,5 @@ mod tests {
             .unwrap(),
         );
         assert_matches_array_data(&run.to_data());
-    }
-
-    fn schema_of(dt: DataType) -> SchemaRef {
-        Arc::new(Schema::new(vec![Field::new("c", dt, true)]))
-    }
-
-    #[test]
-    fn types_the_one_copy_encoder_does_not_lay_out_go_to_arrow_ipc_at_any_depth_and_still_decode() {
-        let ree = DataType::RunEndEncoded(
-            Arc::new(Field::new("run_ends", DataType::Int32, false)),
-            item(DataType::Utf8),
-        );
-        let unsupported: Vec<DataType> = every_type()
-            .into_iter()
-            .filter(|t| of(t).support != Support::OneCopy)
-            .collect();
-        assert_eq!(unsupported, std::slice::from_ref(&ree));
-        for dt in [
-            ree.clone(),
-            DataType::List(item(ree.clone())),
-            DataType::Struct(vec![Field::new("r", ree.clone(), true)].into()),
-            DataType::Dictionary(Box::new(DataType::Int8), Box::new(ree.clone())),
-        ] {
-            assert_eq!(
-                unsupported_type(&schema_of(dt.clone())),
-                Some(ree.clone()),
-                "{dt}"
-            );
-        }
-        for dt in every_type()
-            .into_iter()
-            .filter(|t| of(t).support == Support::OneCopy)
-        {
-            assert_eq!(unsupported_type(&schema_of(dt.clone())), None, "{dt}");
-        }
-
-        // The encoder's plan refuses the column too (its caller checks the schema first).
-        let run: ArrayRef = Arc::new(
-            RunArray::try_new(
-                &Int32Array::from(vec![2, 5]),
-                &StringArray::from(vec![Some("a"), None]),
-            )
-            .unwrap(),
-        );
-        let schema = schema_of(run.data_type().clone());
-        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![run]).unwrap();
-        let mut cache = None;
-        let encoded = EncodedSchema::cached(&mut cache, &schema).unwrap();
-        let mut slot = vec![0u8; 1 << 16];
-        // SAFETY: `slot` is ours, alive and otherwise untouched while the cursor is used.
-        let cursor = unsafe { SlotCursor::new(slot.as_mut_ptr(), slot.len()) };
-        assert!(
-            crate::onecopy::encode_frame(cursor, encoded, std::slice::from_ref(&batch)).is_err()
-        );
-
-        // What arrow-ipc writes for it decodes (zero-copy reading covers the whole table).
-        let mut bytes = Vec::new();
-        {
-            let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut bytes, &schema).unwrap();
-            w.write(&batch).unwrap();
-            w.finish().unwrap();
-        }
-        let mut frame = MutableBuffer::new(bytes.len());
-        frame.extend_from_slice(&bytes);
-        let frame: Buffer = frame.into();
-        let (_, batches) = decode_frame(
-            &frame,
-            0,
-            &mut None,
-            Validation::Full,
-            &mut BufferCounts::default(),
-        )
-        .unwrap();
-        assert_eq!(batches, [batch]);
-    }
-
-    #[test]
-    fn every_refused_type_parameter_is_refused_by_the_reader_at_any_depth() {
-        let refused = [
-            (DataType::FixedSizeBinary(-1), "fixed-size binary width -1"),
-            (
-                DataType::FixedSizeList(item(DataType::Int8), -2),
-                "fixed-size list size -2",
-            ),
-            (
-                DataType::Decimal32(10, 0),
-                "decimal precision 10 / scale 0 (precision 1..=9)",
-            ),
-            (DataType::Decimal64(0, 0), "decimal precision 0"),
-            (DataType::Decimal128(5, 6), "decimal precision 5 / scale 6"),
-            (DataType::Decimal256(77, 0), "(precision 1..=76)"),
-            (
-                DataType::Map(item(DataType::Int32), false),
-                "map entries of type Int32 (a struct of key and value is required)",
-            ),
-            (
-                DataType::RunEndEncoded(
-                    Arc::new(Field::new("run_ends", DataType::Int8, false)),
-                    item(DataType::Utf8),
-                ),
-                "run ends of type Int8",
-            ),
-            (
-                DataType::Dictionary(Box::new(DataType::Utf8), Box::new(DataType::Utf8)),
-                "dictionary keys of type Utf8",
-            ),
-        ];
-        for (dt, why) in refused {
-            assert!(of(&dt).refusal.is_some(), "{dt}");
-            for outer in [
-                dt.clone(),
-                DataType::LargeList(item(dt.clone())),
-                DataType::Union(
-                    UnionFields::try_new([3], [Field::new("u", dt.clone(), true)]).unwrap(),
-                    UnionMode::Dense,
-                ),
-                DataType::Dictionary(Box::new(DataType::Int32), Box::new(dt.clone())),
-            ] {
-                let err = check_schema(&schema_of(outer.clone()))
-                    .expect_err(&format!("{outer} accepted"));
-                assert!(
-                    err.0.starts_with("schema declares ") && err.0.contains(why),
-                    "{outer}: {}",
-                    err.0
-                );
-            }
-        }
-        for dt in every_type() {
-            assert!(check_schema(&schema_of(dt.clone())).is_ok(), "{dt}");
-        }
     }
 }

@@ -246,7 +246,7 @@ fn check_buffers(batch: &arrow_ipc::RecordBatch<'_>, body_len: usize) -> Result<
 /// Check the types a schema declares before anything is decoded against it: nesting depth, and parameters that
 /// Arrow would otherwise turn into huge sizes or index tables with (negative widths, decimal precisions; the
 /// refusals of [`arrow_layout::of`]).
-pub(crate) fn check_schema(schema: &Schema) -> Result<(), DecodeError> {
+fn check_schema(schema: &Schema) -> Result<(), DecodeError> {
     fn walk(dt: &DataType, depth: usize) -> Result<(), DecodeError> {
         if depth > MAX_NESTING {
             return Err(DecodeError(format!(
@@ -944,7 +944,8 @@ pub fn buffer_ranges(array: &dyn Array) -> Vec<(usize, usize)> {
 mod tests {
     //! Hand-built hostile metadata: each case is something arrow-ipc would slice, index or view without checking.
     use super::*;
-    use arrow_array::{Int64Array, StringViewArray};
+    use crate::arrow_layout::tests::{every_type, item};
+    use arrow_array::{Int32Array, Int64Array, RunArray, StringArray, StringViewArray};
     use arrow_ipc::{FieldNode, MessageBuilder, RecordBatchBuilder};
     use arrow_schema::{UnionFields, UnionMode};
 
@@ -1338,5 +1339,93 @@ mod tests {
         assert_rejected(&Buffer::from_vec(bytes.clone()), "huge metadata length");
         bytes[0] = 0;
         assert_rejected(&Buffer::from_vec(bytes), "no continuation marker");
+    }
+
+    fn schema_of(dt: DataType) -> Schema {
+        Schema::new(vec![Field::new("c", dt, true)])
+    }
+
+    #[test]
+    fn every_type_parameter_the_table_refuses_is_refused_at_any_depth_and_every_valid_type_passes()
+    {
+        let refused = [
+            (DataType::FixedSizeBinary(-1), "fixed-size binary width -1"),
+            (
+                DataType::FixedSizeList(item(DataType::Int8), -2),
+                "fixed-size list size -2",
+            ),
+            (
+                DataType::Decimal32(10, 0),
+                "decimal precision 10 / scale 0 (precision 1..=9)",
+            ),
+            (DataType::Decimal64(0, 0), "decimal precision 0"),
+            (DataType::Decimal128(5, 6), "decimal precision 5 / scale 6"),
+            (DataType::Decimal256(77, 0), "(precision 1..=76)"),
+            (
+                DataType::Map(item(DataType::Int32), false),
+                "map entries of type Int32 (a struct of key and value is required)",
+            ),
+            (
+                DataType::RunEndEncoded(
+                    Arc::new(Field::new("run_ends", DataType::Int8, false)),
+                    item(DataType::Utf8),
+                ),
+                "run ends of type Int8",
+            ),
+            (
+                DataType::Dictionary(Box::new(DataType::Utf8), Box::new(DataType::Utf8)),
+                "dictionary keys of type Utf8",
+            ),
+        ];
+        for (dt, why) in refused {
+            for outer in [
+                dt.clone(),
+                DataType::LargeList(item(dt.clone())),
+                DataType::Union(
+                    UnionFields::try_new([3], [Field::new("u", dt.clone(), true)]).unwrap(),
+                    UnionMode::Dense,
+                ),
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(dt.clone())),
+            ] {
+                let err = check_schema(&schema_of(outer.clone()))
+                    .expect_err(&format!("{outer} accepted"));
+                assert!(
+                    err.0.starts_with("schema declares ") && err.0.contains(why),
+                    "{outer}: {}",
+                    err.0
+                );
+            }
+        }
+        for dt in every_type() {
+            assert!(check_schema(&schema_of(dt.clone())).is_ok(), "{dt}");
+        }
+    }
+
+    #[test]
+    fn a_run_end_column_written_by_arrow_ipc_decodes() {
+        let run: ArrayRef = Arc::new(
+            RunArray::try_new(
+                &Int32Array::from(vec![2, 5]),
+                &StringArray::from(vec![Some("a"), None]),
+            )
+            .unwrap(),
+        );
+        let schema = Arc::new(schema_of(run.data_type().clone()));
+        let batch = RecordBatch::try_new(schema, vec![run]).unwrap();
+        let mut bytes = Vec::new();
+        {
+            let mut w =
+                arrow_ipc::writer::StreamWriter::try_new(&mut bytes, &batch.schema()).unwrap();
+            w.write(&batch).unwrap();
+            w.finish().unwrap();
+        }
+        let mut frame = MutableBuffer::new(bytes.len());
+        frame.extend_from_slice(&bytes);
+        let frame: Buffer = frame.into();
+        for v in [Validation::Trusted, Validation::Full] {
+            let (_, batches) =
+                decode_frame(&frame, 0, &mut None, v, &mut BufferCounts::default()).unwrap();
+            assert_eq!(batches, std::slice::from_ref(&batch));
+        }
     }
 }

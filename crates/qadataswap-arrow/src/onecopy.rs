@@ -696,3 +696,57 @@ pub(crate) fn write_message_header(dst: &mut [u8], meta: &[u8]) -> usize {
 
 /// The end-of-stream marker.
 pub(crate) const EOS: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{Array, ArrayRef, Int32Array, RunArray, StringArray};
+    use arrow_schema::Field;
+
+    use super::*;
+    use crate::arrow_layout::tests::{every_type, item};
+
+    fn schema_of(dt: DataType) -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("c", dt, true)]))
+    }
+
+    #[test]
+    fn types_the_table_leaves_to_arrow_ipc_are_found_at_any_depth_and_refused_by_the_plan() {
+        let ree = DataType::RunEndEncoded(
+            Arc::new(Field::new("run_ends", DataType::Int32, false)),
+            item(DataType::Utf8),
+        );
+        let unsupported: Vec<DataType> = every_type()
+            .into_iter()
+            .filter(|t| arrow_layout::of(t).support != Support::OneCopy)
+            .collect();
+        assert_eq!(unsupported, std::slice::from_ref(&ree));
+        for dt in [
+            ree.clone(),
+            DataType::List(item(ree.clone())),
+            DataType::Struct(vec![Field::new("r", ree.clone(), true)].into()),
+            DataType::Dictionary(Box::new(DataType::Int8), Box::new(ree.clone())),
+        ] {
+            assert_eq!(
+                unsupported_type(&schema_of(dt.clone())),
+                Some(ree.clone()),
+                "{dt}"
+            );
+        }
+        for dt in every_type()
+            .into_iter()
+            .filter(|t| arrow_layout::of(t).support == Support::OneCopy)
+        {
+            assert_eq!(unsupported_type(&schema_of(dt.clone())), None, "{dt}");
+        }
+        let run: ArrayRef = Arc::new(
+            RunArray::try_new(
+                &Int32Array::from(vec![2, 5]),
+                &StringArray::from(vec![Some("a"), None]),
+            )
+            .unwrap(),
+        );
+        let data = run.to_data();
+        let mut body = Body::default();
+        assert!(body.plan(&data, 0, data.len()).is_err());
+    }
+}
