@@ -17,6 +17,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -27,7 +28,6 @@ use arrow_schema::{ArrowError, DataType, Schema, SchemaRef, UnionMode};
 use flatbuffers::FlatBufferBuilder;
 
 use crate::arrow_layout::{self, Buf, Children, Offset, Support};
-use crate::encode::SlotCursor;
 use crate::layout::ALIGN;
 
 const CONTINUATION: [u8; 4] = [0xFF; 4];
@@ -35,6 +35,52 @@ const CONTINUATION: [u8; 4] = [0xFF; 4];
 /// Round `n` up to a multiple of [`ALIGN`].
 pub(crate) fn align(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
+}
+
+/// A `Write` over a slot's memory that never writes past the capacity but keeps counting, so an oversized frame
+/// reports exactly how many bytes it needed.
+pub(crate) struct SlotCursor {
+    ptr: *mut u8,
+    cap: usize,
+    pos: usize,
+}
+
+impl SlotCursor {
+    /// # Safety
+    /// `ptr..ptr+cap` must be writable memory owned by the caller for the cursor's lifetime, with no reader
+    /// allowed to look at it (a claimed slot).
+    pub(crate) unsafe fn new(ptr: *mut u8, cap: usize) -> SlotCursor {
+        SlotCursor { ptr, cap, pos: 0 }
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The slot's start and capacity (the cursor must not have been written to).
+    pub(crate) fn into_raw(self) -> (*mut u8, usize) {
+        debug_assert_eq!(self.pos, 0);
+        (self.ptr, self.cap)
+    }
+}
+
+impl io::Write for SlotCursor {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let end = self.pos.saturating_add(buf.len());
+        if end <= self.cap {
+            // SAFETY: pos + len <= cap, so the destination lies inside the claimed slot (constructor contract);
+            // the source is a separate Rust slice, so the ranges do not overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr.add(self.pos), buf.len())
+            };
+        }
+        self.pos = end;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A type this encoder does not lay out itself.
