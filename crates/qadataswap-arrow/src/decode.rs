@@ -14,8 +14,9 @@ use arrow_buffer::{Buffer, MutableBuffer};
 use arrow_data::{ArrayData, UnsafeFlag};
 use arrow_ipc::reader::{read_dictionary_impl, RecordBatchDecoder};
 use arrow_ipc::{MessageHeader, MetadataVersion};
-use arrow_schema::{ArrowError, DataType, Field, IntervalUnit, Schema, SchemaRef, UnionMode};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, UnionMode};
 
+use crate::arrow_layout::{self, Buf, Children};
 use crate::options::Validation;
 
 /// Largest flatbuffer metadata accepted for one message.
@@ -243,7 +244,8 @@ fn check_buffers(batch: &arrow_ipc::RecordBatch<'_>, body_len: usize) -> Result<
 }
 
 /// Check the types a schema declares before anything is decoded against it: nesting depth, and parameters that
-/// Arrow would otherwise turn into huge sizes or index tables with (negative widths, decimal precisions).
+/// Arrow would otherwise turn into huge sizes or index tables with (negative widths, decimal precisions; the
+/// refusals of [`arrow_layout::of`]).
 fn check_schema(schema: &Schema) -> Result<(), DecodeError> {
     fn walk(dt: &DataType, depth: usize) -> Result<(), DecodeError> {
         if depth > MAX_NESTING {
@@ -251,60 +253,11 @@ fn check_schema(schema: &Schema) -> Result<(), DecodeError> {
                 "schema nests types deeper than {MAX_NESTING} levels"
             )));
         }
-        let bad = |what: String| Err(DecodeError(format!("schema declares {what}")));
-        let decimal = |p: u8, s: i8, max: u8| {
-            if p == 0 || p > max || (s > 0 && s as u8 > p) {
-                return bad(format!(
-                    "decimal precision {p} / scale {s} (precision 1..={max})"
-                ));
-            }
-            Ok(())
-        };
-        match dt {
-            DataType::FixedSizeBinary(w) if *w < 0 => bad(format!("fixed-size binary width {w}")),
-            DataType::FixedSizeList(f, n) => {
-                if *n < 0 {
-                    return bad(format!("fixed-size list size {n}"));
-                }
-                walk(f.data_type(), depth + 1)
-            }
-            DataType::Decimal32(p, s) => decimal(*p, *s, 9),
-            DataType::Decimal64(p, s) => decimal(*p, *s, 18),
-            DataType::Decimal128(p, s) => decimal(*p, *s, 38),
-            DataType::Decimal256(p, s) => decimal(*p, *s, 76),
-            DataType::List(f)
-            | DataType::LargeList(f)
-            | DataType::ListView(f)
-            | DataType::LargeListView(f) => walk(f.data_type(), depth + 1),
-            DataType::Map(f, _) => match f.data_type() {
-                DataType::Struct(kv) if kv.len() == 2 => walk(f.data_type(), depth + 1),
-                other => bad(format!(
-                    "map entries of type {other} (a struct of key and value is required)"
-                )),
-            },
-            DataType::Struct(fields) => fields
-                .iter()
-                .try_for_each(|f| walk(f.data_type(), depth + 1)),
-            DataType::Union(fields, _) => fields
-                .iter()
-                .try_for_each(|(_, f)| walk(f.data_type(), depth + 1)),
-            DataType::RunEndEncoded(r, v) => {
-                if !matches!(
-                    r.data_type(),
-                    DataType::Int16 | DataType::Int32 | DataType::Int64
-                ) {
-                    return bad(format!("run ends of type {}", r.data_type()));
-                }
-                walk(v.data_type(), depth + 1)
-            }
-            DataType::Dictionary(k, v) => {
-                if !k.is_dictionary_key_type() {
-                    return bad(format!("dictionary keys of type {k}"));
-                }
-                walk(v, depth + 1)
-            }
-            _ => Ok(()),
+        let layout = arrow_layout::of(dt);
+        if let Some(r) = layout.refusal {
+            return Err(DecodeError(format!("schema declares {r}")));
         }
+        layout.children.types().try_for_each(|c| walk(c, depth + 1))
     }
     schema
         .fields()
@@ -514,7 +467,33 @@ impl<'a> LayoutWalk<'a> {
         self.buffer(field, "validity", need, 1, 1)
     }
 
-    /// Walk one field (and its children); returns its node's length.
+    /// The next variadic buffer count, for the view column `field`: it must leave room for the column's validity
+    /// and views buffers among the buffers left.
+    fn variadic_count(&mut self, field: &Field) -> Result<usize, DecodeError> {
+        let count = self
+            .variadic
+            .get(self.next_variadic)
+            .copied()
+            .ok_or_else(|| {
+                DecodeError(format!(
+                    "no variadic buffer count for view column {:?}",
+                    field.name()
+                ))
+            })?;
+        self.next_variadic += 1;
+        let left = self.buffers.len().saturating_sub(self.next_buffer);
+        usize::try_from(count)
+            .ok()
+            .filter(|c| c.checked_add(2).is_some_and(|t| t <= left))
+            .ok_or_else(|| {
+                DecodeError(format!(
+                    "variadic buffer count {count} of view column {:?} with {left} buffers left",
+                    field.name()
+                ))
+            })
+    }
+
+    /// Walk one field (and its children) as [`arrow_layout::of`] lays its type out; returns its node's length.
     fn field(&mut self, field: &Field, depth: usize) -> Result<u64, DecodeError> {
         if depth > MAX_NESTING {
             return Err(DecodeError(format!("nesting deeper than {MAX_NESTING}")));
@@ -523,110 +502,55 @@ impl<'a> LayoutWalk<'a> {
             a.checked_mul(b)
                 .ok_or_else(|| DecodeError(format!("size of field {:?} overflows", field.name())))
         };
-        let offsets_need = |len: u64, w: u64| if len > 0 { mul(len + 1, w) } else { Ok(0) };
-        let dt = field.data_type();
+        let layout = arrow_layout::of(field.data_type());
         let (len, nulls) = self.node(field)?;
-        match dt {
-            DataType::Null => {
-                if len != nulls {
-                    return Err(DecodeError(format!(
-                        "null column {:?} has {nulls} nulls for {len} rows",
-                        field.name()
-                    )));
+        if layout.all_null && len != nulls {
+            return Err(DecodeError(format!(
+                "null column {:?} has {nulls} nulls for {len} rows",
+                field.name()
+            )));
+        }
+        let variadic = if layout.variadic() {
+            self.variadic_count(field)?
+        } else {
+            0
+        };
+        for b in layout.buffers() {
+            match *b {
+                Buf::Validity => self.validity(field, len, nulls)?,
+                Buf::UnionValidityBeforeV5 => {
+                    if self.version < MetadataVersion::V5 {
+                        self.buffer(field, "validity", 0, 1, 1)?;
+                    }
+                }
+                Buf::Bits => self.buffer(field, "values", len.div_ceil(8), 1, 1)?,
+                Buf::Fixed {
+                    what,
+                    width,
+                    elem,
+                    align,
+                } => self.buffer(field, what, mul(len, width as u64)?, elem, align)?,
+                Buf::Offsets(o) => {
+                    let w = o.bytes();
+                    let need = if len > 0 { mul(len + 1, w as u64)? } else { 0 };
+                    self.buffer(field, "offsets", need, w, w)?;
+                }
+                Buf::Data => self.buffer(field, "data", 0, 1, 1)?,
+                Buf::VariadicData => {
+                    for _ in 0..variadic {
+                        self.buffer(field, "view data", 0, 1, 1)?;
+                    }
                 }
             }
-            DataType::Boolean => {
-                self.validity(field, len, nulls)?;
-                self.buffer(field, "values", len.div_ceil(8), 1, 1)?;
-            }
-            DataType::Interval(IntervalUnit::MonthDayNano) => {
-                self.validity(field, len, nulls)?;
-                self.buffer(field, "values", mul(len, 16)?, 16, 8)?;
-            }
-            _ if dt.primitive_width().is_some() => {
-                let w = dt.primitive_width().unwrap_or(1);
-                self.validity(field, len, nulls)?;
-                self.buffer(field, "values", mul(len, w as u64)?, w, w.min(16))?;
-            }
-            DataType::FixedSizeBinary(w) => {
-                self.validity(field, len, nulls)?;
-                self.buffer(field, "values", mul(len, *w as u64)?, 1, 1)?;
-            }
-            DataType::Utf8 | DataType::Binary | DataType::LargeUtf8 | DataType::LargeBinary => {
-                let w = if matches!(dt, DataType::Utf8 | DataType::Binary) {
-                    4
-                } else {
-                    8
-                };
-                self.validity(field, len, nulls)?;
-                self.buffer(
-                    field,
-                    "offsets",
-                    offsets_need(len, w)?,
-                    w as usize,
-                    w as usize,
-                )?;
-                self.buffer(field, "data", 0, 1, 1)?;
-            }
-            DataType::Utf8View | DataType::BinaryView => {
-                let count = self
-                    .variadic
-                    .get(self.next_variadic)
-                    .copied()
-                    .ok_or_else(|| {
-                        DecodeError(format!(
-                            "no variadic buffer count for view column {:?}",
-                            field.name()
-                        ))
-                    })?;
-                self.next_variadic += 1;
-                let left = self.buffers.len().saturating_sub(self.next_buffer);
-                let count = usize::try_from(count)
-                    .ok()
-                    .filter(|c| c.checked_add(2).is_some_and(|t| t <= left))
-                    .ok_or_else(|| {
-                        DecodeError(format!(
-                            "variadic buffer count {count} of view column {:?} with {left} buffers left",
-                            field.name()
-                        ))
-                    })?;
-                self.validity(field, len, nulls)?;
-                self.buffer(field, "views", mul(len, 16)?, 16, 16)?;
-                for _ in 0..count {
-                    self.buffer(field, "view data", 0, 1, 1)?;
-                }
-            }
-            DataType::List(child) | DataType::LargeList(child) | DataType::Map(child, _) => {
-                let w = if matches!(dt, DataType::LargeList(_)) {
-                    8
-                } else {
-                    4
-                };
-                self.validity(field, len, nulls)?;
-                self.buffer(
-                    field,
-                    "offsets",
-                    offsets_need(len, w)?,
-                    w as usize,
-                    w as usize,
-                )?;
+        }
+        match layout.children {
+            Children::None => {}
+            Children::ByOffsets(child) | Children::ByViews(child) => {
                 self.field(child, depth + 1)?;
             }
-            DataType::ListView(child) | DataType::LargeListView(child) => {
-                let w = if matches!(dt, DataType::ListView(_)) {
-                    4
-                } else {
-                    8
-                };
-                self.validity(field, len, nulls)?;
-                self.buffer(field, "offsets", mul(len, w)?, w as usize, w as usize)?;
-                self.buffer(field, "sizes", mul(len, w)?, w as usize, w as usize)?;
-                self.field(child, depth + 1)?;
-            }
-            DataType::FixedSizeList(child, size) => {
-                self.validity(field, len, nulls)?;
+            Children::Repeated(child, size) => {
                 let child_len = self.field(child, depth + 1)?;
-                let need = mul(len, *size as u64)?;
+                let need = mul(len, size as u64)?;
                 if child_len < need {
                     return Err(DecodeError(format!(
                         "fixed-size list {:?} of {len} x {size} has {child_len} child values",
@@ -634,8 +558,7 @@ impl<'a> LayoutWalk<'a> {
                     )));
                 }
             }
-            DataType::Struct(children) => {
-                self.validity(field, len, nulls)?;
+            Children::Struct(children) => {
                 for child in children.iter() {
                     let child_len = self.field(child, depth + 1)?;
                     if child_len < len {
@@ -647,7 +570,19 @@ impl<'a> LayoutWalk<'a> {
                     }
                 }
             }
-            DataType::RunEndEncoded(run_ends, values) => {
+            Children::Union(children, mode) => {
+                for (_, child) in children.iter() {
+                    let child_len = self.field(child, depth + 1)?;
+                    if mode == UnionMode::Sparse && child_len < len {
+                        return Err(DecodeError(format!(
+                            "sparse union {:?} has {len} rows but its child {:?} has {child_len}",
+                            field.name(),
+                            child.name()
+                        )));
+                    }
+                }
+            }
+            Children::RunEnd(run_ends, values) => {
                 let r = self.field(run_ends, depth + 1)?;
                 let v = self.field(values, depth + 1)?;
                 if r != v {
@@ -657,15 +592,12 @@ impl<'a> LayoutWalk<'a> {
                     )));
                 }
             }
-            DataType::Dictionary(key, value_type) => {
-                let w = key.primitive_width().unwrap_or(8) as u64;
-                self.validity(field, len, nulls)?;
-                self.buffer(field, "keys", mul(len, w)?, w as usize, w as usize)?;
+            Children::Dictionary(value_type) => {
                 #[allow(deprecated)]
                 let id = field.dict_id();
                 let values = id.and_then(|id| self.dictionaries.get(&id));
                 if let Some(v) = values {
-                    if v.data_type() != value_type.as_ref() {
+                    if v.data_type() != value_type {
                         return Err(DecodeError(format!(
                             "dictionary column {:?} of {value_type} values refers to dictionary id {id:?} of {} \
                              values",
@@ -681,31 +613,6 @@ impl<'a> LayoutWalk<'a> {
                         field.name()
                     )));
                 }
-            }
-            DataType::Union(children, mode) => {
-                if self.version < MetadataVersion::V5 {
-                    self.buffer(field, "validity", 0, 1, 1)?;
-                }
-                self.buffer(field, "type ids", len, 1, 1)?;
-                if *mode == UnionMode::Dense {
-                    self.buffer(field, "offsets", mul(len, 4)?, 4, 4)?;
-                }
-                for (_, child) in children.iter() {
-                    let child_len = self.field(child, depth + 1)?;
-                    if *mode == UnionMode::Sparse && child_len < len {
-                        return Err(DecodeError(format!(
-                            "sparse union {:?} has {len} rows but its child {:?} has {child_len}",
-                            field.name(),
-                            child.name()
-                        )));
-                    }
-                }
-            }
-            other => {
-                return Err(DecodeError(format!(
-                    "type {other} of field {:?} is not supported in a frame",
-                    field.name()
-                )))
             }
         }
         Ok(len)
@@ -1037,7 +944,8 @@ pub fn buffer_ranges(array: &dyn Array) -> Vec<(usize, usize)> {
 mod tests {
     //! Hand-built hostile metadata: each case is something arrow-ipc would slice, index or view without checking.
     use super::*;
-    use arrow_array::{Int64Array, StringViewArray};
+    use crate::arrow_layout::tests::{every_type, item};
+    use arrow_array::{Int32Array, Int64Array, RunArray, StringArray, StringViewArray};
     use arrow_ipc::{FieldNode, MessageBuilder, RecordBatchBuilder};
     use arrow_schema::{UnionFields, UnionMode};
 
@@ -1106,7 +1014,7 @@ mod tests {
         let mut bytes = schema_message(schema);
         let m = batch_message(bytes.len(), rows, nodes, buffers, variadic, body);
         bytes.extend_from_slice(&m);
-        bytes.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&crate::onecopy::EOS);
         let mut b = MutableBuffer::new(bytes.len());
         b.extend_from_slice(&bytes);
         b.into()
@@ -1431,5 +1339,93 @@ mod tests {
         assert_rejected(&Buffer::from_vec(bytes.clone()), "huge metadata length");
         bytes[0] = 0;
         assert_rejected(&Buffer::from_vec(bytes), "no continuation marker");
+    }
+
+    fn schema_of(dt: DataType) -> Schema {
+        Schema::new(vec![Field::new("c", dt, true)])
+    }
+
+    #[test]
+    fn every_type_parameter_the_table_refuses_is_refused_at_any_depth_and_every_valid_type_passes()
+    {
+        let refused = [
+            (DataType::FixedSizeBinary(-1), "fixed-size binary width -1"),
+            (
+                DataType::FixedSizeList(item(DataType::Int8), -2),
+                "fixed-size list size -2",
+            ),
+            (
+                DataType::Decimal32(10, 0),
+                "decimal precision 10 / scale 0 (precision 1..=9)",
+            ),
+            (DataType::Decimal64(0, 0), "decimal precision 0"),
+            (DataType::Decimal128(5, 6), "decimal precision 5 / scale 6"),
+            (DataType::Decimal256(77, 0), "(precision 1..=76)"),
+            (
+                DataType::Map(item(DataType::Int32), false),
+                "map entries of type Int32 (a struct of key and value is required)",
+            ),
+            (
+                DataType::RunEndEncoded(
+                    Arc::new(Field::new("run_ends", DataType::Int8, false)),
+                    item(DataType::Utf8),
+                ),
+                "run ends of type Int8",
+            ),
+            (
+                DataType::Dictionary(Box::new(DataType::Utf8), Box::new(DataType::Utf8)),
+                "dictionary keys of type Utf8",
+            ),
+        ];
+        for (dt, why) in refused {
+            for outer in [
+                dt.clone(),
+                DataType::LargeList(item(dt.clone())),
+                DataType::Union(
+                    UnionFields::try_new([3], [Field::new("u", dt.clone(), true)]).unwrap(),
+                    UnionMode::Dense,
+                ),
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(dt.clone())),
+            ] {
+                let err = check_schema(&schema_of(outer.clone()))
+                    .expect_err(&format!("{outer} accepted"));
+                assert!(
+                    err.0.starts_with("schema declares ") && err.0.contains(why),
+                    "{outer}: {}",
+                    err.0
+                );
+            }
+        }
+        for dt in every_type() {
+            assert!(check_schema(&schema_of(dt.clone())).is_ok(), "{dt}");
+        }
+    }
+
+    #[test]
+    fn a_run_end_column_written_by_arrow_ipc_decodes() {
+        let run: ArrayRef = Arc::new(
+            RunArray::try_new(
+                &Int32Array::from(vec![2, 5]),
+                &StringArray::from(vec![Some("a"), None]),
+            )
+            .unwrap(),
+        );
+        let schema = Arc::new(schema_of(run.data_type().clone()));
+        let batch = RecordBatch::try_new(schema, vec![run]).unwrap();
+        let mut bytes = Vec::new();
+        {
+            let mut w =
+                arrow_ipc::writer::StreamWriter::try_new(&mut bytes, &batch.schema()).unwrap();
+            w.write(&batch).unwrap();
+            w.finish().unwrap();
+        }
+        let mut frame = MutableBuffer::new(bytes.len());
+        frame.extend_from_slice(&bytes);
+        let frame: Buffer = frame.into();
+        for v in [Validation::Trusted, Validation::Full] {
+            let (_, batches) =
+                decode_frame(&frame, 0, &mut None, v, &mut BufferCounts::default()).unwrap();
+            assert_eq!(batches, std::slice::from_ref(&batch));
+        }
     }
 }

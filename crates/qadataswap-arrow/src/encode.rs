@@ -1,65 +1,20 @@
 //! Encoding a frame into a slot as an Arrow IPC stream (schema, dictionaries, record batches, end-of-stream).
 
-use std::io;
-
 use arrow_array::RecordBatch;
 use arrow_ipc::writer::{IpcDataGenerator, IpcWriteOptions, StreamWriter};
 use arrow_schema::{Schema, SchemaRef};
 
+use crate::layout::ALIGN;
 use crate::onecopy::EncodedSchema;
+// The cursor lives with the one-copy encoder, below this module (which only dispatches to it or to arrow-ipc).
+pub(crate) use crate::onecopy::SlotCursor;
 use crate::options::Compression;
-
-/// A `Write` over a slot's memory that never writes past the capacity but keeps counting, so an oversized frame
-/// reports exactly how many bytes it needed.
-pub(crate) struct SlotCursor {
-    ptr: *mut u8,
-    cap: usize,
-    pos: usize,
-}
-
-impl SlotCursor {
-    /// # Safety
-    /// `ptr..ptr+cap` must be writable memory owned by the caller for the cursor's lifetime, with no reader
-    /// allowed to look at it (a claimed slot).
-    pub(crate) unsafe fn new(ptr: *mut u8, cap: usize) -> SlotCursor {
-        SlotCursor { ptr, cap, pos: 0 }
-    }
-
-    pub(crate) fn position(&self) -> usize {
-        self.pos
-    }
-
-    /// The slot's start and capacity (the cursor must not have been written to).
-    pub(crate) fn into_raw(self) -> (*mut u8, usize) {
-        debug_assert_eq!(self.pos, 0);
-        (self.ptr, self.cap)
-    }
-}
-
-impl io::Write for SlotCursor {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let end = self.pos.saturating_add(buf.len());
-        if end <= self.cap {
-            // SAFETY: pos + len <= cap, so the destination lies inside the claimed slot (constructor contract);
-            // the source is a separate Rust slice, so the ranges do not overlap.
-            unsafe {
-                std::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr.add(self.pos), buf.len())
-            };
-        }
-        self.pos = end;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// IPC options of this format: metadata V5, 64-byte alignment, optional compression.
 pub(crate) fn write_options(
     compression: Option<Compression>,
 ) -> Result<IpcWriteOptions, arrow_schema::ArrowError> {
-    let opts = IpcWriteOptions::try_new(64, false, arrow_ipc::MetadataVersion::V5)?;
+    let opts = IpcWriteOptions::try_new(ALIGN, false, arrow_ipc::MetadataVersion::V5)?;
     opts.try_with_compression(compression.map(|c| match c {
         Compression::Lz4 => arrow_ipc::CompressionType::LZ4_FRAME,
         Compression::Zstd => arrow_ipc::CompressionType::ZSTD,

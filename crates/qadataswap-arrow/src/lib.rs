@@ -29,6 +29,7 @@
 //! [`SnapshotWriter`] is `Send` (one writer thread at a time, `&mut self`). [`SnapshotReader`] and [`Frame`] are
 //! `Send + Sync`. Neither works in a child after `fork()`: every call there returns [`Error::Forked`].
 
+mod arrow_layout;
 mod claim;
 pub mod config;
 mod control;

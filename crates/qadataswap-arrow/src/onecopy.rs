@@ -17,25 +17,70 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_buffer::bit_util;
-use arrow_data::{layout, ArrayData, BufferSpec};
+use arrow_buffer::{bit_util, Buffer};
+use arrow_data::ArrayData;
 use arrow_ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteOptions};
 use arrow_schema::{ArrowError, DataType, Schema, SchemaRef, UnionMode};
 use flatbuffers::FlatBufferBuilder;
 
-use crate::encode::SlotCursor;
-
-/// Body buffers start at multiples of this from the message start (and so from the slot's start).
-pub(crate) const ALIGN: usize = 64;
+use crate::arrow_layout::{self, Buf, Children, Offset, Support};
+use crate::layout::ALIGN;
 
 const CONTINUATION: [u8; 4] = [0xFF; 4];
 
 /// Round `n` up to a multiple of [`ALIGN`].
 pub(crate) fn align(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
+}
+
+/// A `Write` over a slot's memory that never writes past the capacity but keeps counting, so an oversized frame
+/// reports exactly how many bytes it needed.
+pub(crate) struct SlotCursor {
+    ptr: *mut u8,
+    cap: usize,
+    pos: usize,
+}
+
+impl SlotCursor {
+    /// # Safety
+    /// `ptr..ptr+cap` must be writable memory owned by the caller for the cursor's lifetime, with no reader
+    /// allowed to look at it (a claimed slot).
+    pub(crate) unsafe fn new(ptr: *mut u8, cap: usize) -> SlotCursor {
+        SlotCursor { ptr, cap, pos: 0 }
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The slot's start and capacity (the cursor must not have been written to).
+    pub(crate) fn into_raw(self) -> (*mut u8, usize) {
+        debug_assert_eq!(self.pos, 0);
+        (self.ptr, self.cap)
+    }
+}
+
+impl io::Write for SlotCursor {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let end = self.pos.saturating_add(buf.len());
+        if end <= self.cap {
+            // SAFETY: pos + len <= cap, so the destination lies inside the claimed slot (constructor contract);
+            // the source is a separate Rust slice, so the ranges do not overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr.add(self.pos), buf.len())
+            };
+        }
+        self.pos = end;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A type this encoder does not lay out itself.
@@ -162,149 +207,116 @@ impl<'a> Body<'a> {
     }
 
     /// Plan the column `data` viewed at `extra..extra + len` (on top of its own offset), as arrow-ipc's
-    /// `write_array_data` would encode `data.slice(extra, len)`.
+    /// `write_array_data` would encode `data.slice(extra, len)`, with the buffers and children
+    /// [`arrow_layout::of`] gives its type. Also records the variadic buffer count of each view array, in the order
+    /// arrow-ipc does (depth-first, dictionary values apart).
     fn plan(&mut self, data: &'a ArrayData, extra: usize, len: usize) -> Result<(), Unsupported> {
         let dt = data.data_type();
+        let layout = arrow_layout::of(dt);
+        if layout.support != Support::OneCopy {
+            return Err(Unsupported(dt.clone()));
+        }
         let eo = data.offset() + extra;
         let whole = extra == 0 && len == data.len();
-        let null_count = match (dt, data.nulls()) {
-            (DataType::Null, _) => len,
-            (_, None) => 0,
-            (_, Some(_)) if whole => data.null_count(),
-            (_, Some(n)) => len - n.inner().slice(extra, len).count_set_bits(),
+        let null_count = match data.nulls() {
+            _ if layout.all_null => len,
+            None => 0,
+            Some(_) if whole => data.null_count(),
+            Some(n) => len - n.inner().slice(extra, len).count_set_bits(),
         };
         self.nodes
             .push(arrow_ipc::FieldNode::new(len as i64, null_count as i64));
-        if !matches!(
-            dt,
-            DataType::Null | DataType::Union(_, _) | DataType::RunEndEncoded(_, _)
-        ) {
-            match data.nulls() {
-                Some(n) if null_count > 0 => {
-                    self.push(bits(n.buffer().as_slice(), n.offset() + extra, len))
+        // The buffers after the validity bitmap, in IPC order (arrow-rs keeps the bitmap apart).
+        let mut own = data.buffers().iter();
+        let next = |own: &mut std::slice::Iter<'a, Buffer>| {
+            own.next().ok_or_else(|| Unsupported(dt.clone()))
+        };
+        // The value range the last offsets bound.
+        let mut range = (0, 0);
+        for b in layout.buffers() {
+            match *b {
+                Buf::Validity => match data.nulls() {
+                    Some(n) if null_count > 0 => {
+                        self.push(bits(n.buffer().as_slice(), n.offset() + extra, len))
+                    }
+                    _ => self.empty(),
+                },
+                // This encoder writes metadata V5.
+                Buf::UnionValidityBeforeV5 => {}
+                Buf::Bits => self.push(bits(next(&mut own)?.as_slice(), eo, len)),
+                Buf::Fixed { width, .. } => {
+                    self.push(truncated(next(&mut own)?.as_slice(), eo, len, width))
                 }
-                _ => self.empty(),
+                Buf::Offsets(Offset::I32) => range = self.offsets32(next(&mut own)?, eo, len),
+                Buf::Offsets(Offset::I64) => range = self.offsets64(next(&mut own)?, eo, len),
+                Buf::Data => self.push(Src::Bytes(&next(&mut own)?.as_slice()[range.0..range.1])),
+                Buf::VariadicData => {
+                    let count = own.len();
+                    for b in own.by_ref() {
+                        self.push(Src::Bytes(b.as_slice()));
+                    }
+                    self.variadic.push(count as i64);
+                }
             }
         }
-        match dt {
-            DataType::Binary | DataType::Utf8 => {
-                let (start, end) = self.offsets32(data, eo, len);
-                self.push(Src::Bytes(&data.buffers()[1].as_slice()[start..end]));
+        let children = data.child_data();
+        let first = || children.first().ok_or_else(|| Unsupported(dt.clone()));
+        match layout.children {
+            Children::None | Children::Dictionary(_) => {}
+            Children::ByOffsets(_) => self.plan(first()?, range.0, range.1 - range.0)?,
+            Children::ByViews(_) => {
+                let child = first()?;
+                let n = if len == 0 { 0 } else { child.len() };
+                self.plan(child, 0, n)?;
             }
-            DataType::LargeBinary | DataType::LargeUtf8 => {
-                let (start, end) = self.offsets64(data, eo, len);
-                self.push(Src::Bytes(&data.buffers()[1].as_slice()[start..end]));
-            }
-            DataType::BinaryView | DataType::Utf8View => {
-                self.push(truncated(data, eo, len, 16));
-                for b in data.buffers().iter().skip(1) {
-                    self.push(Src::Bytes(b.as_slice()));
-                }
-            }
-            DataType::Boolean => self.push(bits(data.buffers()[0].as_slice(), eo, len)),
-            dt if dt.is_numeric()
-                || dt.is_temporal()
-                || matches!(
-                    dt,
-                    DataType::FixedSizeBinary(_) | DataType::Dictionary(_, _)
-                ) =>
-            {
-                let width = match layout(dt).buffers.first() {
-                    Some(BufferSpec::FixedWidth { byte_width, .. }) => *byte_width,
-                    _ => return Err(Unsupported(dt.clone())),
-                };
-                self.push(truncated(data, eo, len, width));
-            }
-            DataType::List(_) | DataType::Map(_, _) => {
-                let (start, end) = self.offsets32(data, eo, len);
-                self.plan(&data.child_data()[0], start, end - start)?;
-            }
-            DataType::LargeList(_) => {
-                let (start, end) = self.offsets64(data, eo, len);
-                self.plan(&data.child_data()[0], start, end - start)?;
-            }
-            DataType::ListView(_) | DataType::LargeListView(_) => {
-                let w = if matches!(dt, DataType::ListView(_)) {
-                    4
-                } else {
-                    8
-                };
-                let child = &data.child_data()[0];
-                if len == 0 {
-                    self.empty();
-                    self.empty();
-                    self.plan(child, 0, 0)?;
-                } else {
-                    for b in &data.buffers()[..2] {
-                        self.push(Src::Bytes(&b.as_slice()[eo * w..(eo + len) * w]));
-                    }
-                    self.plan(child, 0, child.len())?;
-                }
-            }
-            DataType::FixedSizeList(_, size) => {
-                let size = *size as usize;
-                self.plan(&data.child_data()[0], eo * size, len * size)?;
-            }
-            DataType::Union(_, mode) => {
-                self.push(Src::Bytes(&data.buffers()[0].as_slice()[eo..eo + len]));
-                match mode {
-                    UnionMode::Sparse => {
-                        for c in data.child_data() {
-                            self.plan(c, eo, len)?;
-                        }
-                    }
-                    UnionMode::Dense => {
-                        self.push(Src::Bytes(
-                            &data.buffers()[1].as_slice()[eo * 4..(eo + len) * 4],
-                        ));
-                        for c in data.child_data() {
-                            self.plan(c, 0, c.len())?;
-                        }
-                    }
-                }
-            }
-            DataType::Struct(_) => {
-                for c in data.child_data() {
+            Children::Repeated(_, size) => self.plan(first()?, eo * size, len * size)?,
+            Children::Struct(_) => {
+                for c in children {
                     self.plan(c, extra, len)?;
                 }
             }
-            DataType::Null => {}
-            other => return Err(Unsupported(other.clone())),
+            Children::Union(_, UnionMode::Sparse) => {
+                for c in children {
+                    self.plan(c, eo, len)?;
+                }
+            }
+            Children::Union(_, UnionMode::Dense) => {
+                for c in children {
+                    self.plan(c, 0, c.len())?;
+                }
+            }
+            Children::RunEnd(_, _) => return Err(Unsupported(dt.clone())),
         }
         Ok(())
     }
 
     /// Push the offsets of a byte or list array (rebased when they do not start at zero); returns the value range.
-    fn offsets32(&mut self, data: &'a ArrayData, eo: usize, len: usize) -> (usize, usize) {
+    fn offsets32(&mut self, offsets: &'a Buffer, eo: usize, len: usize) -> (usize, usize) {
         if len == 0 {
             self.push(Src::ZeroOffset(4));
             return (0, 0);
         }
-        let all = data.buffers()[0].typed_data::<i32>();
+        let all = offsets.typed_data::<i32>();
         let o = &all[eo..eo + len + 1];
         let (start, end) = (o[0] as usize, o[len] as usize);
         if start == 0 {
-            self.push(Src::Bytes(
-                &data.buffers()[0].as_slice()[eo * 4..(eo + len + 1) * 4],
-            ));
+            self.push(Src::Bytes(&offsets.as_slice()[eo * 4..(eo + len + 1) * 4]));
         } else {
             self.push(Src::Rebase32(o));
         }
         (start, end)
     }
 
-    fn offsets64(&mut self, data: &'a ArrayData, eo: usize, len: usize) -> (usize, usize) {
+    fn offsets64(&mut self, offsets: &'a Buffer, eo: usize, len: usize) -> (usize, usize) {
         if len == 0 {
             self.push(Src::ZeroOffset(8));
             return (0, 0);
         }
-        let all = data.buffers()[0].typed_data::<i64>();
+        let all = offsets.typed_data::<i64>();
         let o = &all[eo..eo + len + 1];
         let (start, end) = (o[0] as usize, o[len] as usize);
         if start == 0 {
-            self.push(Src::Bytes(
-                &data.buffers()[0].as_slice()[eo * 8..(eo + len + 1) * 8],
-            ));
+            self.push(Src::Bytes(&offsets.as_slice()[eo * 8..(eo + len + 1) * 8]));
         } else {
             self.push(Src::Rebase64(o));
         }
@@ -331,9 +343,8 @@ impl<'a> Body<'a> {
     }
 }
 
-/// The fixed-width buffer 0 of `data`, cut to `eo..eo+len` elements as arrow-ipc's `get_or_truncate_buffer` does.
-fn truncated(data: &ArrayData, eo: usize, len: usize, width: usize) -> Src<'_> {
-    let buf = data.buffers()[0].as_slice();
+/// The fixed-width buffer `buf`, cut to `eo..eo+len` elements as arrow-ipc's `get_or_truncate_buffer` does.
+fn truncated(buf: &[u8], eo: usize, len: usize, width: usize) -> Src<'_> {
     let min_len = len * width;
     if eo != 0 || min_len < buf.len() {
         let start = eo * width;
@@ -341,19 +352,6 @@ fn truncated(data: &ArrayData, eo: usize, len: usize, width: usize) -> Src<'_> {
         Src::Bytes(&buf[start..start + n])
     } else {
         Src::Bytes(buf)
-    }
-}
-
-/// Variadic buffer counts of a column, as arrow-ipc records them.
-fn variadic_counts(data: &ArrayData, out: &mut Vec<i64>) {
-    match data.data_type() {
-        DataType::BinaryView | DataType::Utf8View => out.push(data.buffers().len() as i64 - 1),
-        DataType::Dictionary(_, _) => {}
-        _ => {
-            for c in data.child_data() {
-                variadic_counts(c, out)
-            }
-        }
     }
 }
 
@@ -431,19 +429,11 @@ pub(crate) fn unsupported_type(schema: &Schema) -> Option<DataType> {
 }
 
 fn has_unsupported(dt: &DataType) -> Option<DataType> {
-    match dt {
-        DataType::RunEndEncoded(_, _) => Some(dt.clone()),
-        DataType::Dictionary(_, v) => has_unsupported(v),
-        DataType::List(f)
-        | DataType::LargeList(f)
-        | DataType::ListView(f)
-        | DataType::LargeListView(f)
-        | DataType::FixedSizeList(f, _)
-        | DataType::Map(f, _) => has_unsupported(f.data_type()),
-        DataType::Struct(fs) => fs.iter().find_map(|f| has_unsupported(f.data_type())),
-        DataType::Union(fs, _) => fs.iter().find_map(|(_, f)| has_unsupported(f.data_type())),
-        _ => None,
+    let layout = arrow_layout::of(dt);
+    if layout.support != Support::OneCopy {
+        return Some(dt.clone());
     }
+    layout.children.types().find_map(has_unsupported)
 }
 
 /// The slot being written: writes past the capacity are skipped but counted.
@@ -632,7 +622,6 @@ pub(crate) fn encode_frame(
             let mut body = Body::with_columns(1);
             body.plan(d.values, 0, d.values.len())
                 .map_err(mismatched_data)?;
-            variadic_counts(d.values, &mut body.variadic);
             fbb.reset();
             let rb = body.record_batch(fbb, d.values.len());
             let mut db = arrow_ipc::DictionaryBatchBuilder::new(fbb);
@@ -651,7 +640,6 @@ pub(crate) fn encode_frame(
         let mut body = Body::with_columns(cols.len());
         for c in cols {
             body.plan(c, 0, c.len()).map_err(mismatched_data)?;
-            variadic_counts(c, &mut body.variadic);
         }
         fbb.reset();
         let rb = body.record_batch(fbb, batch.num_rows());
@@ -754,3 +742,57 @@ pub(crate) fn write_message_header(dst: &mut [u8], meta: &[u8]) -> usize {
 
 /// The end-of-stream marker.
 pub(crate) const EOS: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{Array, ArrayRef, Int32Array, RunArray, StringArray};
+    use arrow_schema::Field;
+
+    use super::*;
+    use crate::arrow_layout::tests::{every_type, item};
+
+    fn schema_of(dt: DataType) -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("c", dt, true)]))
+    }
+
+    #[test]
+    fn types_the_table_leaves_to_arrow_ipc_are_found_at_any_depth_and_refused_by_the_plan() {
+        let ree = DataType::RunEndEncoded(
+            Arc::new(Field::new("run_ends", DataType::Int32, false)),
+            item(DataType::Utf8),
+        );
+        let unsupported: Vec<DataType> = every_type()
+            .into_iter()
+            .filter(|t| arrow_layout::of(t).support != Support::OneCopy)
+            .collect();
+        assert_eq!(unsupported, std::slice::from_ref(&ree));
+        for dt in [
+            ree.clone(),
+            DataType::List(item(ree.clone())),
+            DataType::Struct(vec![Field::new("r", ree.clone(), true)].into()),
+            DataType::Dictionary(Box::new(DataType::Int8), Box::new(ree.clone())),
+        ] {
+            assert_eq!(
+                unsupported_type(&schema_of(dt.clone())),
+                Some(ree.clone()),
+                "{dt}"
+            );
+        }
+        for dt in every_type()
+            .into_iter()
+            .filter(|t| arrow_layout::of(t).support == Support::OneCopy)
+        {
+            assert_eq!(unsupported_type(&schema_of(dt.clone())), None, "{dt}");
+        }
+        let run: ArrayRef = Arc::new(
+            RunArray::try_new(
+                &Int32Array::from(vec![2, 5]),
+                &StringArray::from(vec![Some("a"), None]),
+            )
+            .unwrap(),
+        );
+        let data = run.to_data();
+        let mut body = Body::default();
+        assert!(body.plan(&data, 0, data.len()).is_err());
+    }
+}
