@@ -28,8 +28,8 @@ const DEMOS: &[Demo] = &[
                 "--example",
                 "demo",
             ]))?;
-            crate::suite::build_python(ws)?;
-            let cpp = crate::suite::build_cpp(ws, Some("crosslang_role"))?;
+            crate::install::build_python(ws)?;
+            let cpp = crate::cpp::build_cpp(ws, Some("crosslang_role"))?;
             let mut cmd = ws.command(crate::venv::venv_python(ws));
             cmd.arg(ws.path("bindings/python/examples/polyglot_demo.py"))
                 .arg(ws.target_dir.join("release/examples/demo"))

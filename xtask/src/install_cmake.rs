@@ -47,7 +47,7 @@ pub fn install_check(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> 
     }
     let start = Instant::now();
     // Configuring again is quick, and makes the step correct on its own (the install copies configured files).
-    let build = crate::suite::configure_cpp(ws)?;
+    let build = crate::cpp::configure_cpp(ws)?;
     let tmp = TempDir::new("cmake")?;
     let mut run = Run::default();
     let result = checks(ws, &build, tmp.path(), &mut run);
