@@ -300,10 +300,7 @@ pub fn bench(ws: &Workspace, opts: BenchOptions) -> Result<()> {
         println!("\n{}: {}", bench.key, bench.title);
         let ran = steps.run(bench.key, |_| {
             if !ws.path(bench.requires).exists() {
-                return Ok(Outcome::Skipped(format!(
-                    "{} not written yet",
-                    bench.requires
-                )));
+                return Ok(Outcome::Skipped(format!("{} is missing", bench.requires)));
             }
             // A stale file from an earlier run must not pass for this run's result.
             let _ = fs::remove_file(&json);

@@ -77,10 +77,7 @@ pub fn demo(ws: &Workspace) -> Result<()> {
     for demo in DEMOS {
         steps.run(demo.name, |_| {
             if !ws.path(demo.requires).exists() {
-                return Ok(Outcome::Skipped(format!(
-                    "{} not written yet",
-                    demo.requires
-                )));
+                return Ok(Outcome::Skipped(format!("{} is missing", demo.requires)));
             }
             shell::run(&mut (demo.command)(ws)?).map(|()| Outcome::Ran)
         })?;

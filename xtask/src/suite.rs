@@ -27,11 +27,6 @@ pub fn test(ws: &Workspace, opts: TestOptions) -> Result<()> {
         if opts.quick {
             return Ok(Outcome::Skipped("--quick".into()));
         }
-        if !ws.path("bindings/python/pyproject.toml").is_file() {
-            return Ok(Outcome::Skipped(
-                "no bindings/python/pyproject.toml yet".into(),
-            ));
-        }
         crate::install::build_python(ws).map(|()| Outcome::Ran)
     })?;
     steps.run("cargo test --workspace", |tests| cargo_tests(ws, tests))?;
@@ -146,11 +141,6 @@ fn cargo_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
 /// The loom models in `crates/qadataswap-sync/tests/loom.rs`, built under the project's own cfg in a
 /// separate target dir so that the normal build is not invalidated.
 fn loom_models(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
-    if !ws.path("crates/qadataswap-sync/tests/loom.rs").is_file() {
-        return Ok(Outcome::Skipped(
-            "no crates/qadataswap-sync/tests/loom.rs yet".into(),
-        ));
-    }
     let rustflags = match std::env::var("RUSTFLAGS") {
         Ok(existing) if !existing.trim().is_empty() => format!("{existing} --cfg qadataswap_loom"),
         _ => "--cfg qadataswap_loom".to_string(),
@@ -176,11 +166,6 @@ fn loom_models(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
 
 /// Runs pytest on `bindings/python/tests` (the extension was built into `.venv` by the step before the Rust tests).
 fn python_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
-    if !ws.path("bindings/python/pyproject.toml").is_file() {
-        return Ok(Outcome::Skipped(
-            "no bindings/python/pyproject.toml yet".into(),
-        ));
-    }
     let venv_dir = venv::venv_dir(ws);
     // The Flight tests (test_flight.py) drive `qadataswap serve`/`relay`, which the wheel's tool leaves out: they
     // run the workspace's own binary (a no-op build after `cargo test --workspace`).
@@ -210,10 +195,6 @@ fn python_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
 /// against the Arrow C++ that pyarrow bundles, then runs ctest: the GoogleTest suite of the C++ header, the C11 test
 /// of the C header (shared and static library) and a `find_package(qadataswap)` / pkg-config consumer.
 pub fn cpp_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
-    let source = ws.path("bindings/c");
-    if !source.join("CMakeLists.txt").is_file() {
-        return Ok(Outcome::Skipped("no bindings/c/CMakeLists.txt yet".into()));
-    }
     let build = crate::cpp::build_cpp(ws, None)?;
     let mut out = String::new();
     let result = shell::run_tee(
