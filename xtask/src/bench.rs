@@ -209,7 +209,7 @@ const BENCHES: &[Bench] = &[
         key: "flight",
         title: "Arrow Flight on loopback: the gateway's DoGet vs pyarrow.flight serving from memory (16 MB, 320 MB), and the relay's added latency vs the Flight transfer",
         requires: "bench/python/flight_bench.py",
-        command: crate::bench_flight::command,
+        command: |ws, json, opts| crate::bench_flight::command(ws, json, opts.quick),
     },
 ];
 
@@ -241,7 +241,7 @@ fn e2e(ws: &Workspace, suite: &str, json: &Path, opts: BenchOptions) -> Command 
             "QADATASWAP_BENCH_ICEORYX2_JSON",
             json.with_file_name("iceoryx2.json"),
         );
-        match crate::suite::build_cpp(ws, Some("latency_reader")) {
+        match crate::cpp::build_cpp(ws, Some("latency_reader")) {
             Ok(build) => {
                 cmd.env("QADATASWAP_BENCH_CPP_LATENCY", build.join("latency_reader"));
             }
@@ -287,7 +287,7 @@ pub fn bench(ws: &Workspace, opts: BenchOptions) -> Result<()> {
     steps.run("setup (.venv)", |_| venv::setup(ws).map(|()| Outcome::Ran))?;
     // The Python benches (and the latency suite's Python reader) import the package: the same wheel `test` installs.
     steps.run("python package (wheel, into .venv)", |_| {
-        crate::suite::build_python(ws).map(|()| Outcome::Ran)
+        crate::install::build_python(ws).map(|()| Outcome::Ran)
     })?;
 
     let mut results = Vec::new();
@@ -300,10 +300,7 @@ pub fn bench(ws: &Workspace, opts: BenchOptions) -> Result<()> {
         println!("\n{}: {}", bench.key, bench.title);
         let ran = steps.run(bench.key, |_| {
             if !ws.path(bench.requires).exists() {
-                return Ok(Outcome::Skipped(format!(
-                    "{} not written yet",
-                    bench.requires
-                )));
+                return Ok(Outcome::Skipped(format!("{} is missing", bench.requires)));
             }
             // A stale file from an earlier run must not pass for this run's result.
             let _ = fs::remove_file(&json);

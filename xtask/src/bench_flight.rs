@@ -5,12 +5,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::bench::BenchOptions;
 use crate::shell::Workspace;
 use crate::venv;
 
-/// `cargo build --release -p qadataswap-cli`, then the script with that binary, the JSON path and `--quick`.
-pub fn command(ws: &Workspace, json: &Path, opts: BenchOptions) -> Command {
+/// `cargo build --release -p qadataswap-cli`, then the script with that binary, the JSON path and `--quick` if
+/// `quick`.
+pub fn command(ws: &Workspace, json: &Path, quick: bool) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = ws.command("sh");
     cmd.arg("-c")
@@ -24,7 +24,7 @@ pub fn command(ws: &Workspace, json: &Path, opts: BenchOptions) -> Command {
         .arg(venv::venv_python(ws))
         .arg("--json")
         .arg(json);
-    if opts.quick {
+    if quick {
         cmd.arg("--quick");
     }
     cmd

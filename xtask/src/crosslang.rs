@@ -54,16 +54,16 @@ fn languages(ws: &Workspace) -> Result<Vec<Lang>> {
     let rust = rust_role(ws)?;
     let py_script = ws.path("bindings/python/tests/crosslang_role.py");
     let python = if py_script.exists() {
-        crate::suite::build_python(ws)?;
+        crate::install::build_python(ws)?;
         Ok(vec![venv::venv_python(ws), py_script])
     } else {
-        Err("bindings/python/tests/crosslang_role.py not written yet".to_owned())
+        Err("bindings/python/tests/crosslang_role.py is missing".to_owned())
     };
     let cpp = if ws.path("bindings/c/tests/crosslang_role.cc").exists() {
-        let build = crate::suite::build_cpp(ws, Some("crosslang_role"))?;
+        let build = crate::cpp::build_cpp(ws, Some("crosslang_role"))?;
         Ok(vec![build.join("crosslang_role")])
     } else {
-        Err("bindings/c/tests/crosslang_role.cc not written yet".to_owned())
+        Err("bindings/c/tests/crosslang_role.cc is missing".to_owned())
     };
     Ok(vec![
         Lang {

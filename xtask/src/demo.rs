@@ -28,8 +28,8 @@ const DEMOS: &[Demo] = &[
                 "--example",
                 "demo",
             ]))?;
-            crate::suite::build_python(ws)?;
-            let cpp = crate::suite::build_cpp(ws, Some("crosslang_role"))?;
+            crate::install::build_python(ws)?;
+            let cpp = crate::cpp::build_cpp(ws, Some("crosslang_role"))?;
             let mut cmd = ws.command(crate::venv::venv_python(ws));
             cmd.arg(ws.path("bindings/python/examples/polyglot_demo.py"))
                 .arg(ws.target_dir.join("release/examples/demo"))
@@ -77,10 +77,7 @@ pub fn demo(ws: &Workspace) -> Result<()> {
     for demo in DEMOS {
         steps.run(demo.name, |_| {
             if !ws.path(demo.requires).exists() {
-                return Ok(Outcome::Skipped(format!(
-                    "{} not written yet",
-                    demo.requires
-                )));
+                return Ok(Outcome::Skipped(format!("{} is missing", demo.requires)));
             }
             shell::run(&mut (demo.command)(ws)?).map(|()| Outcome::Ran)
         })?;

@@ -406,3 +406,10 @@ pub fn package_check(ws: &Workspace, tests: &mut TestCounts) -> Result<()> {
         },
     )
 }
+
+/// The Python package in `.venv` (used by the tests, the demo and cross-lang): the release wheel, built once
+/// (`cargo xtask dist`) and installed from the file, so that what is tested is what users install.
+pub fn build_python(ws: &Workspace) -> Result<()> {
+    let wheel = build_wheel(ws)?;
+    install_into_dev_venv(ws, &wheel)
+}

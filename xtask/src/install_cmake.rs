@@ -42,12 +42,9 @@ pub fn install_check_command(ws: &Workspace) -> Result<()> {
 
 /// The step of `cargo xtask test`: every check above, counted into `tests` (a "N passed, N failed in S s" line).
 pub fn install_check(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
-    if !ws.path("bindings/c/CMakeLists.txt").is_file() {
-        return Ok(Outcome::Skipped("no bindings/c/CMakeLists.txt yet".into()));
-    }
     let start = Instant::now();
     // Configuring again is quick, and makes the step correct on its own (the install copies configured files).
-    let build = crate::suite::configure_cpp(ws)?;
+    let build = crate::cpp::configure_cpp(ws)?;
     let tmp = TempDir::new("cmake")?;
     let mut run = Run::default();
     let result = checks(ws, &build, tmp.path(), &mut run);

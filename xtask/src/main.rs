@@ -18,6 +18,7 @@
 mod apt;
 mod bench;
 mod bench_flight;
+mod cpp;
 mod crosslang;
 mod demo;
 mod error;

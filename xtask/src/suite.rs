@@ -1,6 +1,5 @@
 //! `cargo xtask test`: every check that `.ci/run` runs, in order, stopping at the first failure.
 
-use crate::apt::ensure_debian_packages;
 use crate::error::{Error, Result};
 use crate::shell::{self, Workspace};
 use crate::summary::{Outcome, Steps, TestCounts};
@@ -28,12 +27,7 @@ pub fn test(ws: &Workspace, opts: TestOptions) -> Result<()> {
         if opts.quick {
             return Ok(Outcome::Skipped("--quick".into()));
         }
-        if !ws.path("bindings/python/pyproject.toml").is_file() {
-            return Ok(Outcome::Skipped(
-                "no bindings/python/pyproject.toml yet".into(),
-            ));
-        }
-        build_python(ws).map(|()| Outcome::Ran)
+        crate::install::build_python(ws).map(|()| Outcome::Ran)
     })?;
     steps.run("cargo test --workspace", |tests| cargo_tests(ws, tests))?;
     // The workspace's lints (undocumented_unsafe_blocks, missing_debug_implementations, ...) bite only here.
@@ -147,11 +141,6 @@ fn cargo_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
 /// The loom models in `crates/qadataswap-sync/tests/loom.rs`, built under the project's own cfg in a
 /// separate target dir so that the normal build is not invalidated.
 fn loom_models(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
-    if !ws.path("crates/qadataswap-sync/tests/loom.rs").is_file() {
-        return Ok(Outcome::Skipped(
-            "no crates/qadataswap-sync/tests/loom.rs yet".into(),
-        ));
-    }
     let rustflags = match std::env::var("RUSTFLAGS") {
         Ok(existing) if !existing.trim().is_empty() => format!("{existing} --cfg qadataswap_loom"),
         _ => "--cfg qadataswap_loom".to_string(),
@@ -177,11 +166,6 @@ fn loom_models(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
 
 /// Runs pytest on `bindings/python/tests` (the extension was built into `.venv` by the step before the Rust tests).
 fn python_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
-    if !ws.path("bindings/python/pyproject.toml").is_file() {
-        return Ok(Outcome::Skipped(
-            "no bindings/python/pyproject.toml yet".into(),
-        ));
-    }
     let venv_dir = venv::venv_dir(ws);
     // The Flight tests (test_flight.py) drive `qadataswap serve`/`relay`, which the wheel's tool leaves out: they
     // run the workspace's own binary (a no-op build after `cargo test --workspace`).
@@ -211,11 +195,7 @@ fn python_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
 /// against the Arrow C++ that pyarrow bundles, then runs ctest: the GoogleTest suite of the C++ header, the C11 test
 /// of the C header (shared and static library) and a `find_package(qadataswap)` / pkg-config consumer.
 pub fn cpp_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
-    let source = ws.path("bindings/c");
-    if !source.join("CMakeLists.txt").is_file() {
-        return Ok(Outcome::Skipped("no bindings/c/CMakeLists.txt yet".into()));
-    }
-    let build = build_cpp(ws, None)?;
+    let build = crate::cpp::build_cpp(ws, None)?;
     let mut out = String::new();
     let result = shell::run_tee(
         ws.command("ctest")
@@ -226,58 +206,6 @@ pub fn cpp_tests(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
     );
     tests.add_output(&out);
     result.map(|()| Outcome::Ran)
-}
-
-/// Builds `libqadataswap_c` with cargo (release) and the CMake project in `bindings/c`, tests and bench included,
-/// into `<target>/cpp` (only `target` if given); returns the CMake build directory.
-pub fn build_cpp(ws: &Workspace, target: Option<&str>) -> Result<std::path::PathBuf> {
-    let build = configure_cpp(ws)?;
-    let mut cmd = ws.command("cmake");
-    cmd.arg("--build").arg(&build).args(["--parallel", "2"]);
-    if let Some(t) = target {
-        cmd.args(["--target", t]);
-    }
-    shell::run(&mut cmd)?;
-    Ok(build)
-}
-
-/// Builds `libqadataswap_c` with cargo (release) and configures `bindings/c` into `<target>/cpp` with its tests and
-/// bench on (they are off by default); returns the CMake build directory.
-pub fn configure_cpp(ws: &Workspace) -> Result<std::path::PathBuf> {
-    ensure_debian_packages(&["cmake", "g++", "libgtest-dev", "pkg-config"])?;
-    shell::run(
-        ws.cargo()
-            .args(["build", "--release", "-p", "qadataswap-c"]),
-    )?;
-    let arrow = venv::pyarrow_paths(ws)?;
-    let lib_dirs: Vec<String> = arrow
-        .lib_dirs
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    let build = ws.target_dir.join("cpp");
-    shell::run(
-        ws.command("cmake")
-            .arg("-S")
-            .arg(ws.path("bindings/c"))
-            .arg("-B")
-            .arg(&build)
-            .arg("-DCMAKE_BUILD_TYPE=Release")
-            .args(["-DQADATASWAP_BUILD_TESTS=ON", "-DQADATASWAP_BUILD_BENCH=ON"])
-            .arg(format!(
-                "-DQADATASWAP_RUST_LIB_DIR={}",
-                ws.target_dir.join("release").display()
-            ))
-            .arg(format!(
-                "-DQADATASWAP_ARROW_INCLUDE_DIR={}",
-                arrow.include_dir.display()
-            ))
-            .arg(format!(
-                "-DQADATASWAP_ARROW_LIB_DIRS={}",
-                lib_dirs.join(";")
-            )),
-    )?;
-    Ok(build)
 }
 
 /// The cross-language step of `test`: the 9 writer/reader pairs (and the three-language streams).
@@ -291,11 +219,4 @@ fn cross_lang_step(ws: &Workspace, tests: &mut TestCounts) -> Result<Outcome> {
 /// `cargo xtask cross-lang`: writers and readers in Rust, Python and C++ exchanging frames.
 pub fn cross_lang(ws: &Workspace) -> Result<()> {
     crate::crosslang::cross_lang(ws)
-}
-
-/// The Python package in `.venv` (used by the tests, the demo and cross-lang): the release wheel, built once
-/// (`cargo xtask dist`) and installed from the file, so that what is tested is what users install.
-pub fn build_python(ws: &Workspace) -> Result<()> {
-    let wheel = crate::install::build_wheel(ws)?;
-    crate::install::install_into_dev_venv(ws, &wheel)
 }

@@ -39,9 +39,7 @@ fn measure(rows: usize, iters: usize) -> Result<Row, Box<dyn std::error::Error>>
     let name = format!("qads-plbench-{}-{rows}", std::process::id());
     let df = frame(rows)?;
     let size = 3 * (df.estimated_size() + rows * 20 + (1 << 20));
-    let mut writer = SharedDataFrame::builder(&name)
-        .capacity(size)
-        .create_writer()?;
+    let mut writer = SharedDataFrame::writer(&name).size(size).create()?;
     let info = writer.write(&df)?;
     drop(df);
     let reader = SharedDataFrame::create_reader(&name)?;

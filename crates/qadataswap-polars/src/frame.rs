@@ -1,9 +1,12 @@
 //! `SharedDataFrame`: one Polars frame at a time in a named segment, newest wins.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer};
@@ -12,13 +15,12 @@ use arrow_schema::SchemaRef;
 use polars_core::frame::DataFrame;
 use polars_core::prelude::SchemaRef as PolarsSchemaRef;
 use qadataswap_arrow::{
-    Attachment, Frame, ReaderBuilder, SnapshotReader, SnapshotWriter, Validation, WriteInfo,
-    WriterBuilder,
+    Attachment, ReaderBuilder, SnapshotReader, SnapshotWriter, Validation, WriteInfo, WriterBuilder,
 };
 
 use crate::error::{Error, Result};
-use crate::ffi::{dataframe_to_record_batches, import_copy_reason, record_batches_to_dataframe};
-use crate::future::{ReadFuture, ReadKind};
+use crate::ffi::{dataframe_to_record_batches, record_batches_to_dataframe};
+use crate::future::{ReadFuture, ReadKind, ReaderInner};
 
 /// Anything [`DataFrameWriter::write`] accepts: a [`DataFrame`] (owned or borrowed) or a Polars
 /// result of one.
@@ -88,7 +90,7 @@ impl SharedDataFrame {
     /// # Errors
     /// [`Error::Arrow`]: name invalid or taken by a live writer, permissions, out of memory.
     pub fn create_writer(name: &str, size: usize) -> Result<DataFrameWriter> {
-        Self::builder(name).capacity(size).create_writer()
+        Self::writer(name).size(size).create()
     }
 
     /// Attach to the segment `name` as a reader.
@@ -96,115 +98,101 @@ impl SharedDataFrame {
     /// # Errors
     /// [`Error::Arrow`]: no such segment, not initialised, wrong version or mode, reader table full.
     pub fn create_reader(name: &str) -> Result<DataFrameReader> {
-        Self::builder(name).create_reader()
+        Self::reader(name).open()
     }
 
     /// [`create_reader`](Self::create_reader) as a future, for async code: the wait for the writer to create
-    /// `name` never blocks the executor, and dropping the future cancels it (see [`crate::OpenFuture`]).
-    pub fn create_reader_async(name: &str) -> crate::OpenFuture {
-        Self::builder(name).create_reader_async()
+    /// `name` never blocks the executor, and dropping the future cancels it (see [`OpenFuture`]).
+    pub fn create_reader_async(name: &str) -> OpenFuture {
+        Self::reader(name).open_async()
     }
 
-    /// A builder for everything optional (`SharedDataFrame::builder(name).slots(3).capacity(..)
-    /// .create_writer()`). What is not set comes from the configuration (`qadataswap.yaml`,
-    /// `QADATASWAP_*` variables, defaults: see [`qadataswap_arrow::config::Config`]).
-    pub fn builder(name: &str) -> SharedDataFrameBuilder {
-        SharedDataFrameBuilder {
+    /// The writer's options, for everything optional
+    /// (`SharedDataFrame::writer(name).size(..).slots(3).create()`). What is not set comes from the
+    /// configuration (`qadataswap.yaml`, `QADATASWAP_*` variables, defaults: see
+    /// [`qadataswap_arrow::config::Config`]), loaded by [`create`](DataFrameWriterBuilder::create).
+    pub fn writer(name: &str) -> DataFrameWriterBuilder {
+        DataFrameWriterBuilder {
+            inner: SnapshotWriter::builder(name),
+        }
+    }
+
+    /// A reader's options, for everything optional
+    /// (`SharedDataFrame::reader(name).timeout(..).open()`). What is not set comes from the
+    /// configuration, loaded by [`open`](DataFrameReaderBuilder::open).
+    pub fn reader(name: &str) -> DataFrameReaderBuilder {
+        DataFrameReaderBuilder {
             name: name.to_owned(),
-            writer: SnapshotWriter::builder(name),
-            reader: SnapshotReader::builder(name),
+            inner: SnapshotReader::builder(name),
         }
     }
 }
 
-/// Options of a [`DataFrameWriter`] or a [`DataFrameReader`]; writer options are ignored by
-/// [`create_reader`](Self::create_reader) and the other way round. Unset options come from the
-/// configuration, loaded when the writer or reader is created.
+/// Options of a [`DataFrameWriter`], from [`SharedDataFrame::writer`]: only what a writer uses.
+/// Unset options come from the configuration, loaded when the writer is created.
 #[derive(Debug, Clone)]
-pub struct SharedDataFrameBuilder {
-    name: String,
-    writer: WriterBuilder,
-    reader: ReaderBuilder,
+pub struct DataFrameWriterBuilder {
+    inner: WriterBuilder,
 }
 
-impl SharedDataFrameBuilder {
-    /// Writer: total data capacity in bytes, split across the slots (default: the configuration's
-    /// `memory.size_mb`, 64 MiB).
-    pub fn capacity(mut self, bytes: usize) -> Self {
-        self.writer = self.writer.size(bytes);
+impl DataFrameWriterBuilder {
+    /// Total data size of the segment in bytes, split across the slots (default: the
+    /// configuration's `memory.size_mb`, 64 MiB).
+    pub fn size(mut self, bytes: usize) -> Self {
+        self.inner = self.inner.size(bytes);
         self
     }
-    /// Writer: number of slots (default: `memory.num_buffers`, 3; 1 makes the writer wait for
-    /// readers to let go).
+    /// Number of slots (default: `memory.num_buffers`, 3; 1 makes the writer wait for readers to
+    /// let go).
     pub fn slots(mut self, n: usize) -> Self {
-        self.writer = self.writer.slots(n);
+        self.inner = self.inner.slots(n);
         self
     }
-    /// Writer: reader-table capacity (default 64).
+    /// Reader-table capacity (default 64).
     pub fn reader_capacity(mut self, n: usize) -> Self {
-        self.writer = self.writer.reader_capacity(n);
+        self.inner = self.inner.reader_capacity(n);
         self
     }
-    /// Writer: schema-area capacity in bytes (default 64 KiB).
+    /// Schema-area capacity in bytes (default 64 KiB).
     pub fn schema_capacity(mut self, bytes: usize) -> Self {
-        self.writer = self.writer.schema_capacity(bytes);
+        self.inner = self.inner.schema_capacity(bytes);
         self
     }
-    /// Writer: file permissions of the segment (default 0o600).
+    /// File permissions of the segment (default 0o600).
     pub fn permissions(mut self, mode: u32) -> Self {
-        self.writer = self.writer.permissions(mode);
+        self.inner = self.inner.permissions(mode);
         self
     }
-    /// Writer: keep the segment after the writer closes (default false).
+    /// Keep the segment after the writer closes (default false).
     pub fn persistent(mut self, yes: bool) -> Self {
-        self.writer = self.writer.persistent(yes);
+        self.inner = self.inner.persistent(yes);
         self
     }
-    /// Writer: how long a write waits for a slot leased by readers (default: the configuration's
+    /// How long a write waits for a slot leased by readers (default: the configuration's
     /// `sync.timeout_ms`, 5 s).
     pub fn lease_timeout(mut self, d: Duration) -> Self {
-        self.writer = self.writer.lease_timeout(d);
+        self.inner = self.inner.lease_timeout(d);
         self
     }
-    /// Writer: body compression (default: the configuration's `compression.*`, none).
+    /// Body compression (default: the configuration's `compression.*`, none).
     pub fn compression(mut self, c: Option<qadataswap_arrow::Compression>) -> Self {
-        self.writer = self.writer.compression(c);
+        self.inner = self.inner.compression(c);
         self
     }
-    /// Both: take unset options from this configuration file (which must exist) instead of the
-    /// usual search (`$QADATASWAP_CONFIG`, then `./qadataswap.yaml`).
-    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        let path = path.into();
-        self.writer = self.writer.config_file(path.clone());
-        self.reader = self.reader.config_file(path);
-        self
-    }
-    /// Both: spin iterations before parking on the futex (default 1000).
+    /// Spin iterations before parking on the futex (default 1000).
     pub fn spin(mut self, n: u32) -> Self {
-        self.writer = self.writer.spin(n);
-        self.reader = self.reader.spin(n);
+        self.inner = self.inner.spin(n);
         self
     }
-    /// Reader: default timeout of blocking reads (default `None`: until a frame arrives or the
-    /// writer goes away).
-    pub fn timeout(mut self, t: Option<Duration>) -> Self {
-        self.reader = self.reader.timeout(t);
+    /// Take unset options from this configuration file (which must exist) instead of the usual
+    /// search (`$QADATASWAP_CONFIG`, then `./qadataswap.yaml`).
+    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.inner = self.inner.config_file(path);
         self
     }
-    /// Reader: how long to wait for the segment to be created (default: the configuration's
-    /// `sync.timeout_ms`, 5 s).
-    pub fn open_timeout(mut self, t: Duration) -> Self {
-        self.reader = self.reader.open_timeout(t);
-        self
-    }
-    /// Reader: body validation level (default [`Validation::Trusted`]).
-    pub fn validation(mut self, v: Validation) -> Self {
-        self.reader = self.reader.validation(v);
-        self
-    }
-    /// Reader: accept a segment whose mode lets group/others in (default false).
-    pub fn allow_shared_mode(mut self, yes: bool) -> Self {
-        self.reader = self.reader.allow_shared_mode(yes);
+    /// Take unset options from this configuration instead of loading one.
+    pub fn config(mut self, cfg: qadataswap_arrow::Config) -> Self {
+        self.inner = self.inner.config(cfg);
         self
     }
 
@@ -213,37 +201,62 @@ impl SharedDataFrameBuilder {
     /// # Errors
     /// As [`SharedDataFrame::create_writer`], and [`qadataswap_arrow::Error::Config`] for a bad
     /// configuration file or variable.
-    pub fn create_writer(self) -> Result<DataFrameWriter> {
-        let inner = self.writer.create()?;
+    pub fn create(self) -> Result<DataFrameWriter> {
+        let inner = self.inner.create()?;
         Ok(DataFrameWriter { inner })
     }
+}
 
-    /// Attach as a reader without blocking: see [`OpenFuture`](crate::OpenFuture). Cancel-safe.
-    pub fn create_reader_async(self) -> crate::OpenFuture {
-        crate::OpenFuture::new(self)
+/// Options of a [`DataFrameReader`], from [`SharedDataFrame::reader`]: only what a reader uses.
+/// Unset options come from the configuration, loaded when the reader attaches.
+#[derive(Debug, Clone)]
+pub struct DataFrameReaderBuilder {
+    name: String,
+    inner: ReaderBuilder,
+}
+
+impl DataFrameReaderBuilder {
+    /// Default timeout of blocking reads (default `None`: until a frame arrives or the writer goes
+    /// away).
+    pub fn timeout(mut self, t: Option<Duration>) -> Self {
+        self.inner = self.inner.timeout(t);
+        self
     }
-
-    pub(crate) fn name(&self) -> &str {
-        self.name.as_str()
+    /// How long to wait for the segment to be created (default: the configuration's
+    /// `sync.timeout_ms`, 5 s).
+    pub fn open_timeout(mut self, t: Duration) -> Self {
+        self.inner = self.inner.open_timeout(t);
+        self
     }
-
-    pub(crate) fn wait_for_writer(&self, cancelled: &dyn Fn() -> bool) -> Result<bool> {
-        Ok(self.reader.wait_for_writer(cancelled)?)
+    /// Body validation level (default [`Validation::Trusted`]).
+    pub fn validation(mut self, v: Validation) -> Self {
+        self.inner = self.inner.validation(v);
+        self
     }
-
-    /// After [`wait_for_writer`](Self::wait_for_writer): attach without waiting again.
-    pub(crate) fn create_reader_now(mut self) -> Result<DataFrameReader> {
-        self.reader = self.reader.open_timeout(Duration::ZERO);
-        self.create_reader()
+    /// Accept a segment whose mode lets group/others in (default false).
+    pub fn allow_shared_mode(mut self, yes: bool) -> Self {
+        self.inner = self.inner.allow_shared_mode(yes);
+        self
+    }
+    /// Spin iterations before parking on the futex (default 1000).
+    pub fn spin(mut self, n: u32) -> Self {
+        self.inner = self.inner.spin(n);
+        self
+    }
+    /// Take unset options from this configuration file (which must exist) instead of the usual
+    /// search (`$QADATASWAP_CONFIG`, then `./qadataswap.yaml`).
+    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.inner = self.inner.config_file(path);
+        self
     }
 
     /// Attach as a reader.
     ///
     /// # Errors
     /// As [`SharedDataFrame::create_reader`].
-    pub fn create_reader(self) -> Result<DataFrameReader> {
-        let timeout = self.reader.current().timeout;
-        let reader = self.reader.open()?;
+    pub fn open(self) -> Result<DataFrameReader> {
+        let timeout = self.inner.current().timeout;
+        let reader = self.inner.open()?;
         Ok(DataFrameReader {
             inner: Arc::new(ReaderInner {
                 reader,
@@ -251,6 +264,24 @@ impl SharedDataFrameBuilder {
                 polars_copied_columns: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Attach as a reader without blocking: see [`OpenFuture`]. Cancel-safe.
+    pub fn open_async(self) -> OpenFuture {
+        OpenFuture {
+            builder: Some(self),
+            shared: None,
+        }
+    }
+
+    fn wait_for_writer(&self, cancelled: &dyn Fn() -> bool) -> Result<bool> {
+        Ok(self.inner.wait_for_writer(cancelled)?)
+    }
+
+    /// After [`wait_for_writer`](Self::wait_for_writer): attach without waiting again.
+    fn open_now(mut self) -> Result<DataFrameReader> {
+        self.inner = self.inner.open_timeout(Duration::ZERO);
+        self.open()
     }
 }
 
@@ -312,32 +343,6 @@ impl DataFrameWriter {
     /// An unlink failure.
     pub fn close(self) -> Result<()> {
         Ok(self.inner.close()?)
-    }
-}
-
-pub(crate) struct ReaderInner {
-    pub(crate) reader: SnapshotReader,
-    pub(crate) timeout: Option<Duration>,
-    polars_copied_columns: AtomicU64,
-}
-
-impl ReaderInner {
-    /// A frame's batches as a Polars frame: the columns share the leased buffers.
-    pub(crate) fn to_dataframe(&self, frame: &Frame) -> Result<DataFrame> {
-        let copied = frame
-            .schema()
-            .fields()
-            .iter()
-            .filter(|f| import_copy_reason(f.data_type()).is_some())
-            .count() as u64;
-        if copied > 0 {
-            self.polars_copied_columns
-                .fetch_add(copied, Ordering::Relaxed);
-        }
-        Ok(record_batches_to_dataframe(
-            frame.schema(),
-            frame.batches(),
-        )?)
     }
 }
 
@@ -581,4 +586,124 @@ fn deep_copy(data: &ArrayData) -> std::result::Result<ArrayData, arrow_schema::A
         .child_data(children)
         .nulls(nulls)
         .build()
+}
+
+/// The future of [`SharedDataFrame::create_reader_async`] and [`DataFrameReaderBuilder::open_async`]: attach
+/// as a reader, waiting (up to the open timeout) for a writer to create the name.
+///
+/// The wait is an inotify watch on `/dev/shm` on a thread of this open's own (opens are one-off; the reads after
+/// share the one reactor), so the executor is never blocked. Dropping the future cancels the wait: its thread stops
+/// within 100 ms and nothing is attached.
+#[must_use = "futures do nothing unless polled"]
+pub struct OpenFuture {
+    builder: Option<DataFrameReaderBuilder>,
+    shared: Option<Arc<OpenShared>>,
+}
+
+#[derive(Default)]
+struct OpenShared {
+    state: std::sync::Mutex<OpenState>,
+    cancelled: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct OpenState {
+    result: Option<Result<DataFrameReader>>,
+    waker: Option<std::task::Waker>,
+}
+
+impl OpenShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Future for OpenFuture {
+    type Output = Result<DataFrameReader>;
+
+    /// # Panics
+    /// If polled again after it returned `Ready`.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        use std::sync::atomic::Ordering;
+        let this = self.get_mut();
+        if let Some(builder) = this.builder.take() {
+            // Already there (the usual case once the writer runs): attach now, no thread. (A wait that is
+            // cancelled before it starts only looks once; a bad name or configuration is answered here too.)
+            match builder.wait_for_writer(&|| true) {
+                Ok(true) => return Poll::Ready(builder.open()),
+                Ok(false) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            let shared = Arc::new(OpenShared::default());
+            shared.lock().waker = Some(cx.waker().clone());
+            let theirs = Arc::clone(&shared);
+            let name = builder.name.clone();
+            let spawned = std::thread::Builder::new()
+                .name("qadataswap-open".into())
+                .spawn(move || {
+                    let cancelled = || theirs.cancelled.load(Ordering::Acquire);
+                    let start = Instant::now();
+                    let result = match builder.wait_for_writer(&cancelled) {
+                        Err(e) => Err(e),
+                        Ok(_) if cancelled() => return,
+                        Ok(true) => builder.open_now(),
+                        // The time ran out: the error a blocking open gives (a zero timeout's "does not
+                        // exist" comes from opening now).
+                        Ok(false) if start.elapsed() >= Duration::from_millis(1) => {
+                            Err(Error::Arrow(qadataswap_arrow::Error::NotCreated {
+                                name: builder.name.clone(),
+                                waited: start.elapsed(),
+                            }))
+                        }
+                        Ok(false) => builder.open_now(),
+                    };
+                    let waker = {
+                        let mut st = theirs.lock();
+                        st.result = Some(result);
+                        st.waker.take()
+                    };
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                });
+            if let Err(source) = spawned {
+                return Poll::Ready(Err(Error::Spawn { name, source }));
+            }
+            this.shared = Some(shared);
+            return Poll::Pending;
+        }
+        let shared = this
+            .shared
+            .as_ref()
+            .expect("OpenFuture polled after completion");
+        let mut st = shared.lock();
+        if let Some(r) = st.result.take() {
+            drop(st);
+            this.shared = None;
+            return Poll::Ready(r);
+        }
+        st.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for OpenFuture {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared
+                .cancelled
+                .store(true, std::sync::atomic::Ordering::Release);
+            // A reader the thread attached just before the cancel is dropped here (it detaches).
+            let late = shared.lock().result.take();
+            drop(late);
+        }
+    }
+}
+
+impl std::fmt::Debug for OpenFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenFuture")
+            .field("waiting", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
 }

@@ -7,16 +7,17 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use polars_core::frame::DataFrame;
-use qadataswap_arrow::NewerPoll;
+use qadataswap_arrow::{Frame, NewerPoll, SnapshotReader};
 use qadataswap_sync::reactor::{self, Registration};
 
 use crate::error::{Error, Result};
-use crate::frame::ReaderInner;
+use crate::ffi::{import_copy_reason, record_batches_to_dataframe};
 
 /// The longest a pending read sleeps before it re-checks its timeout and whether the writer is still alive: a
 /// timeout or a dead writer is reported at most this late.
@@ -120,132 +121,29 @@ impl std::fmt::Debug for ReadFuture {
     }
 }
 
-/// The future of [`SharedDataFrame::create_reader_async`](crate::SharedDataFrame::create_reader_async) and
-/// [`SharedDataFrameBuilder::create_reader_async`](crate::SharedDataFrameBuilder::create_reader_async): attach
-/// as a reader, waiting (up to the open timeout) for a writer to create the name.
-///
-/// The wait is an inotify watch on `/dev/shm` on a thread of this open's own (opens are one-off; the reads after
-/// share the one reactor), so the executor is never blocked. Dropping the future cancels the wait: its thread stops
-/// within 100 ms and nothing is attached.
-#[must_use = "futures do nothing unless polled"]
-pub struct OpenFuture {
-    builder: Option<crate::frame::SharedDataFrameBuilder>,
-    shared: Option<Arc<OpenShared>>,
+/// A reader as its futures share it.
+pub(crate) struct ReaderInner {
+    pub(crate) reader: SnapshotReader,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) polars_copied_columns: AtomicU64,
 }
 
-#[derive(Default)]
-struct OpenShared {
-    state: std::sync::Mutex<OpenState>,
-    cancelled: std::sync::atomic::AtomicBool,
-}
-
-#[derive(Default)]
-struct OpenState {
-    result: Option<Result<crate::DataFrameReader>>,
-    waker: Option<std::task::Waker>,
-}
-
-impl OpenShared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, OpenState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl OpenFuture {
-    pub(crate) fn new(builder: crate::frame::SharedDataFrameBuilder) -> OpenFuture {
-        OpenFuture {
-            builder: Some(builder),
-            shared: None,
+impl ReaderInner {
+    /// A frame's batches as a Polars frame: the columns share the leased buffers.
+    pub(crate) fn to_dataframe(&self, frame: &Frame) -> Result<DataFrame> {
+        let copied = frame
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| import_copy_reason(f.data_type()).is_some())
+            .count() as u64;
+        if copied > 0 {
+            self.polars_copied_columns
+                .fetch_add(copied, Ordering::Relaxed);
         }
-    }
-}
-
-impl Future for OpenFuture {
-    type Output = Result<crate::DataFrameReader>;
-
-    /// # Panics
-    /// If polled again after it returned `Ready`.
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        use std::sync::atomic::Ordering;
-        let this = self.get_mut();
-        if let Some(builder) = this.builder.take() {
-            // Already there (the usual case once the writer runs): attach now, no thread. (A wait that is
-            // cancelled before it starts only looks once; a bad name or configuration is answered here too.)
-            match builder.wait_for_writer(&|| true) {
-                Ok(true) => return Poll::Ready(builder.create_reader()),
-                Ok(false) => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-            let shared = Arc::new(OpenShared::default());
-            shared.lock().waker = Some(cx.waker().clone());
-            let theirs = Arc::clone(&shared);
-            let name = builder.name().to_owned();
-            let spawned = std::thread::Builder::new()
-                .name("qadataswap-open".into())
-                .spawn(move || {
-                    let cancelled = || theirs.cancelled.load(Ordering::Acquire);
-                    let start = Instant::now();
-                    let result = match builder.wait_for_writer(&cancelled) {
-                        Err(e) => Err(e),
-                        Ok(_) if cancelled() => return,
-                        Ok(true) => builder.create_reader_now(),
-                        // The time ran out: the error a blocking open gives (a zero timeout's "does not
-                        // exist" comes from opening now).
-                        Ok(false) if start.elapsed() >= Duration::from_millis(1) => {
-                            Err(Error::Arrow(qadataswap_arrow::Error::NotCreated {
-                                name: builder.name().to_owned(),
-                                waited: start.elapsed(),
-                            }))
-                        }
-                        Ok(false) => builder.create_reader_now(),
-                    };
-                    let waker = {
-                        let mut st = theirs.lock();
-                        st.result = Some(result);
-                        st.waker.take()
-                    };
-                    if let Some(w) = waker {
-                        w.wake();
-                    }
-                });
-            if let Err(source) = spawned {
-                return Poll::Ready(Err(Error::Spawn { name, source }));
-            }
-            this.shared = Some(shared);
-            return Poll::Pending;
-        }
-        let shared = this
-            .shared
-            .as_ref()
-            .expect("OpenFuture polled after completion");
-        let mut st = shared.lock();
-        if let Some(r) = st.result.take() {
-            drop(st);
-            this.shared = None;
-            return Poll::Ready(r);
-        }
-        st.waker = Some(cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-impl Drop for OpenFuture {
-    fn drop(&mut self) {
-        if let Some(shared) = self.shared.take() {
-            shared
-                .cancelled
-                .store(true, std::sync::atomic::Ordering::Release);
-            // A reader the thread attached just before the cancel is dropped here (it detaches).
-            let late = shared.lock().result.take();
-            drop(late);
-        }
-    }
-}
-
-impl std::fmt::Debug for OpenFuture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenFuture")
-            .field("waiting", &self.shared.is_some())
-            .finish_non_exhaustive()
+        Ok(record_batches_to_dataframe(
+            frame.schema(),
+            frame.batches(),
+        )?)
     }
 }

@@ -92,17 +92,17 @@ pub mod stream;
 pub use error::{Error, Result};
 #[cfg(feature = "polars")]
 pub use frame::{
-    to_owned, DataFrameReader, DataFrameWriter, IntoDataFrame, ReaderStats, SharedDataFrame,
-    SharedDataFrameBuilder,
+    to_owned, DataFrameReader, DataFrameReaderBuilder, DataFrameWriter, DataFrameWriterBuilder,
+    IntoDataFrame, OpenFuture, ReaderStats, SharedDataFrame,
 };
 #[cfg(feature = "polars")]
-pub use future::{OpenFuture, ReadFuture};
+pub use future::ReadFuture;
 /// The `polars-core` this crate is built against (use it to build frames of a matching version).
 #[cfg(feature = "polars")]
 pub use polars_core;
 pub use qadataswap_arrow::{Validation, WriteInfo};
 #[cfg(feature = "polars")]
 pub use stream::{
-    DataFrameChunks, DataFrameChunksAsync, DataFrameStreamReader, DataFrameStreamWriter,
-    SharedDataStream, SharedDataStreamBuilder,
+    DataFrameChunks, DataFrameChunksAsync, DataFrameStreamReader, DataFrameStreamReaderBuilder,
+    DataFrameStreamWriter, DataFrameStreamWriterBuilder, SharedDataStream,
 };

@@ -31,7 +31,7 @@
 use std::time::Duration;
 
 use polars_core::frame::DataFrame;
-use qadataswap_arrow::{Frame, Stats, Validation, WriteInfo};
+use qadataswap_arrow::{Compression, Config, Frame, Stats, Validation, WriteInfo};
 use qadataswap_stream::{StartAt, StreamBuilder, StreamReader, StreamWriter};
 
 use crate::error::Result;
@@ -48,7 +48,7 @@ impl SharedDataStream {
     /// # Errors
     /// [`Error::Stream`](crate::Error::Stream): name taken, configuration, permissions.
     pub fn create_writer(name: &str, size: usize) -> Result<DataFrameStreamWriter> {
-        Self::builder(name).size(size).create_writer()
+        Self::writer(name).size(size).create()
     }
 
     /// Attach to the stream `name` as a reader (from the oldest retained chunk).
@@ -56,88 +56,158 @@ impl SharedDataStream {
     /// # Errors
     /// [`Error::Stream`](crate::Error::Stream): no such stream, reader table full.
     pub fn create_reader(name: &str) -> Result<DataFrameStreamReader> {
-        Self::builder(name).create_reader()
+        Self::reader(name).open()
     }
 
-    /// A builder for everything optional.
-    pub fn builder(name: &str) -> SharedDataStreamBuilder {
-        SharedDataStreamBuilder {
+    /// The writer's options, for everything optional
+    /// (`SharedDataStream::writer(name).size(..).slots(4).create()`).
+    pub fn writer(name: &str) -> DataFrameStreamWriterBuilder {
+        DataFrameStreamWriterBuilder {
+            inner: qadataswap_stream::SharedDataStream::builder(name),
+        }
+    }
+
+    /// A reader's options, for everything optional
+    /// (`SharedDataStream::reader(name).start_at(StartAt::Newest).open()`).
+    pub fn reader(name: &str) -> DataFrameStreamReaderBuilder {
+        DataFrameStreamReaderBuilder {
             inner: qadataswap_stream::SharedDataStream::builder(name),
         }
     }
 }
 
-/// Options of a Polars stream writer or reader (see [`StreamBuilder`] for each).
+/// Options of a [`DataFrameStreamWriter`], from [`SharedDataStream::writer`]: only what a writer
+/// uses (each as in [`StreamBuilder`]).
 #[derive(Debug, Clone)]
-pub struct SharedDataStreamBuilder {
+pub struct DataFrameStreamWriterBuilder {
     inner: StreamBuilder,
 }
 
-impl SharedDataStreamBuilder {
-    /// Writer: total data capacity in bytes, split across the slots.
+impl DataFrameStreamWriterBuilder {
+    /// Total data size of the segment in bytes, split across the slots.
     pub fn size(mut self, bytes: usize) -> Self {
         self.inner = self.inner.size(bytes);
         self
     }
-    /// Writer: slots in the ring.
+    /// Slots in the ring.
     pub fn slots(mut self, n: usize) -> Self {
         self.inner = self.inner.slots(n);
         self
     }
-    /// Both: the timeout of one wait attempt.
+    /// The timeout of one wait attempt (for room in the ring, for readers).
     pub fn timeout(mut self, t: Option<Duration>) -> Self {
         self.inner = self.inner.timeout(t);
         self
     }
-    /// Both: how many times a timed-out wait is retried.
+    /// How many times a timed-out wait is retried.
     pub fn retry_count(mut self, n: u32) -> Self {
         self.inner = self.inner.retry_count(n);
         self
     }
-    /// Writer: reader-table capacity.
+    /// Reader-table capacity.
     pub fn reader_capacity(mut self, n: usize) -> Self {
         self.inner = self.inner.reader_capacity(n);
         self
     }
-    /// Writer: keep the segment after the writer closes.
+    /// Keep the segment after the writer closes.
     pub fn persistent(mut self, yes: bool) -> Self {
         self.inner = self.inner.persistent(yes);
         self
     }
-    /// Both: spin iterations before parking.
+    /// Spin iterations before parking.
     pub fn spin(mut self, n: u32) -> Self {
         self.inner = self.inner.spin(n);
         self
     }
-    /// Reader: where a reader starts.
-    pub fn start_at(mut self, start: StartAt) -> Self {
-        self.inner = self.inner.start_at(start);
+    /// Body compression (chunks then cost a copy to read).
+    pub fn compression(mut self, c: Option<Compression>) -> Self {
+        self.inner = self.inner.compression(c);
         self
     }
-    /// Reader: body validation level.
-    pub fn validation(mut self, v: Validation) -> Self {
-        self.inner = self.inner.validation(v);
+    /// Readers that must be attached before the first chunk is written (default 1).
+    pub fn min_readers(mut self, n: usize) -> Self {
+        self.inner = self.inner.min_readers(n);
         self
     }
-    /// The Arrow-level builder, for the options not mirrored here (configuration, compression).
-    pub fn map_arrow(mut self, f: impl FnOnce(StreamBuilder) -> StreamBuilder) -> Self {
-        self.inner = f(self.inner);
+    /// How long `finish` keeps a finished stream's name for readers still attaching.
+    pub fn linger(mut self, d: Duration) -> Self {
+        self.inner = self.inner.linger(d);
+        self
+    }
+    /// Take unset options from this configuration file instead of the usual search.
+    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.inner = self.inner.config_file(path);
+        self
+    }
+    /// Take unset options from this configuration instead of loading one.
+    pub fn config(mut self, cfg: Config) -> Self {
+        self.inner = self.inner.config(cfg);
         self
     }
     /// Create the stream and become its writer.
     ///
     /// # Errors
     /// As [`SharedDataStream::create_writer`].
-    pub fn create_writer(self) -> Result<DataFrameStreamWriter> {
+    pub fn create(self) -> Result<DataFrameStreamWriter> {
         Ok(DataFrameStreamWriter {
             inner: self.inner.create_writer()?,
         })
+    }
+}
+
+/// Options of a [`DataFrameStreamReader`], from [`SharedDataStream::reader`]: only what a reader
+/// uses (each as in [`StreamBuilder`]).
+#[derive(Debug, Clone)]
+pub struct DataFrameStreamReaderBuilder {
+    inner: StreamBuilder,
+}
+
+impl DataFrameStreamReaderBuilder {
+    /// The timeout of one wait attempt for the next chunk.
+    pub fn timeout(mut self, t: Option<Duration>) -> Self {
+        self.inner = self.inner.timeout(t);
+        self
+    }
+    /// How many times a timed-out wait is retried.
+    pub fn retry_count(mut self, n: u32) -> Self {
+        self.inner = self.inner.retry_count(n);
+        self
+    }
+    /// How long opening waits for the stream to be created (`None`: without limit).
+    pub fn open_timeout(mut self, t: Option<Duration>) -> Self {
+        self.inner = self.inner.open_timeout(t);
+        self
+    }
+    /// Spin iterations before parking.
+    pub fn spin(mut self, n: u32) -> Self {
+        self.inner = self.inner.spin(n);
+        self
+    }
+    /// Where the reader starts.
+    pub fn start_at(mut self, start: StartAt) -> Self {
+        self.inner = self.inner.start_at(start);
+        self
+    }
+    /// Body validation level.
+    pub fn validation(mut self, v: Validation) -> Self {
+        self.inner = self.inner.validation(v);
+        self
+    }
+    /// Take unset options from this configuration file instead of the usual search.
+    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.inner = self.inner.config_file(path);
+        self
+    }
+    /// Take unset options from this configuration instead of loading one.
+    pub fn config(mut self, cfg: Config) -> Self {
+        self.inner = self.inner.config(cfg);
+        self
     }
     /// Attach as a reader.
     ///
     /// # Errors
     /// As [`SharedDataStream::create_reader`].
-    pub fn create_reader(self) -> Result<DataFrameStreamReader> {
+    pub fn open(self) -> Result<DataFrameStreamReader> {
         Ok(DataFrameStreamReader {
             inner: self.inner.create_reader()?,
             polars_copied_columns: 0,

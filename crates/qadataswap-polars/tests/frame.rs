@@ -204,14 +204,14 @@ fn categorical_and_enum_columns_are_read_with_a_counted_copy() {
 #[test]
 fn try_read_is_none_before_the_first_write_and_schema_follows_the_writes() {
     let name = unique("try");
-    let mut writer = SharedDataFrame::builder(&name)
-        .capacity(1 << 20)
+    let mut writer = SharedDataFrame::writer(&name)
+        .size(1 << 20)
         .slots(2)
-        .create_writer()
+        .create()
         .unwrap();
-    let reader = SharedDataFrame::builder(&name)
+    let reader = SharedDataFrame::reader(&name)
         .timeout(Some(Duration::from_secs(30)))
-        .create_reader()
+        .open()
         .unwrap();
     assert!(reader.try_read().unwrap().is_none());
     assert!(reader.schema().unwrap().is_none());
@@ -364,9 +364,9 @@ fn a_frame_written_by_another_process_is_read_without_a_copy() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert!(lines.any(|l| l.unwrap().contains("QADS-READY")));
 
-    let reader = SharedDataFrame::builder(&name)
+    let reader = SharedDataFrame::reader(&name)
         .timeout(Some(Duration::from_secs(30)))
-        .create_reader()
+        .open()
         .unwrap();
     let read = reader.read().unwrap();
     assert!(read.equals_missing(&native_frame()));

@@ -242,9 +242,9 @@ fn read_async_honours_the_reader_timeout() {
     watchdog();
     let name = unique("timeout");
     let _writer = SharedDataFrame::create_writer(&name, 1 << 20).unwrap();
-    let reader = SharedDataFrame::builder(&name)
+    let reader = SharedDataFrame::reader(&name)
         .timeout(Some(Duration::from_millis(120)))
-        .create_reader()
+        .open()
         .unwrap();
     let err = runtime().block_on(reader.read_async()).unwrap_err();
     assert!(
@@ -272,9 +272,9 @@ fn create_reader_async_waits_for_the_writer_without_blocking_the_executor() {
         w
     });
     let reader = runtime().block_on(async {
-        let open = SharedDataFrame::builder(&name)
+        let open = SharedDataFrame::reader(&name)
             .open_timeout(Duration::from_secs(60))
-            .create_reader_async();
+            .open_async();
         let trigger = async {
             tokio::task::yield_now().await;
             tx.send(()).unwrap();
@@ -298,9 +298,9 @@ fn a_dropped_pending_open_stops_its_thread_and_attaches_nothing() {
     let r = rt.block_on(async {
         tokio::time::timeout(
             Duration::from_millis(50),
-            SharedDataFrame::builder(&name)
+            SharedDataFrame::reader(&name)
                 .open_timeout(Duration::from_secs(60))
-                .create_reader_async(),
+                .open_async(),
         )
         .await
     });
@@ -327,9 +327,9 @@ fn create_reader_async_times_out_with_the_usual_error() {
     let name = unique("open-timeout");
     let err = runtime()
         .block_on(
-            SharedDataFrame::builder(&name)
+            SharedDataFrame::reader(&name)
                 .open_timeout(Duration::from_millis(100))
-                .create_reader_async(),
+                .open_async(),
         )
         .unwrap_err();
     assert!(err.to_string().contains(&name), "{err}");

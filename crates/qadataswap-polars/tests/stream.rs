@@ -31,14 +31,14 @@ fn frame(x: i64) -> DataFrame {
 #[test]
 fn every_frame_written_is_read_once_in_order_without_a_copy() {
     let name = unique("order");
-    let mut writer = SharedDataStream::builder(&name)
+    let mut writer = SharedDataStream::writer(&name)
         .size(1 << 20)
         .timeout(Some(Duration::from_secs(30)))
-        .create_writer()
+        .create()
         .unwrap();
-    let mut reader = SharedDataStream::builder(&name)
+    let mut reader = SharedDataStream::reader(&name)
         .timeout(Some(Duration::from_secs(30)))
-        .create_reader()
+        .open()
         .unwrap();
     let producer = std::thread::spawn(move || {
         for x in 0..10 {

@@ -43,9 +43,9 @@ fn writer() -> Result<()> {
 }
 
 fn reader(name: &str) -> Result<()> {
-    let reader = SharedDataFrame::builder(name)
+    let reader = SharedDataFrame::reader(name)
         .timeout(Some(Duration::from_secs(10)))
-        .create_reader()?;
+        .open()?;
     let df = reader.read()?;
     println!("[reader pid {}] read:", std::process::id());
     println!("{}", df);

@@ -40,6 +40,7 @@ pub use qadataswap_polars::polars_core;
 
 #[cfg(feature = "polars")]
 pub use qadataswap_polars::{
-    DataFrameReader, DataFrameStreamReader, DataFrameStreamWriter, DataFrameWriter, IntoDataFrame,
-    ReadFuture, ReaderStats, SharedDataFrame, SharedDataFrameBuilder, SharedDataStream,
+    DataFrameReader, DataFrameReaderBuilder, DataFrameStreamReader, DataFrameStreamReaderBuilder,
+    DataFrameStreamWriter, DataFrameStreamWriterBuilder, DataFrameWriter, DataFrameWriterBuilder,
+    IntoDataFrame, OpenFuture, ReadFuture, ReaderStats, SharedDataFrame, SharedDataStream,
 };
