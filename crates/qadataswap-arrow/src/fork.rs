@@ -7,7 +7,7 @@
 //! 1. *prepare* (parent, before the fork): new leases are held off (a gate every lease acquisition passes), and for
 //!    each attachment whose frames hold leases, a new reader entry is registered in the parent's name, flagged
 //!    [`ENTRY_INHERITED`], holding exactly the leases this process's frames hold (counted per slot in
-//!    [`Attachment`]).
+//!    [`crate::reader::Attachment`]).
 //! 2. *child*: each such entry is handed over to the child's identity ([`ReaderEntry::hand_over`]), and the child's
 //!    copy of the attachment releases its frames' leases through that entry from then on.
 //! 3. *parent*: the gate opens again; the parent keeps its own entry and leases.
@@ -28,8 +28,6 @@ use std::sync::{Arc, Once, Weak};
 use qadataswap_shm::FileId;
 use qadataswap_sync::lease::{EntryOwner, ENTRY_INHERITED};
 use qadataswap_sync::process::{pid_namespace, Liveness, ProcessIdentity};
-
-use crate::reader::Attachment;
 
 /// Lease acquisitions in flight (low bits) and the "fork in progress" bit.
 static GATE: AtomicU64 = AtomicU64::new(0);
@@ -72,7 +70,7 @@ impl Drop for LeaseGate {
 /// and unlocked by another.)
 struct Registry {
     locked: AtomicBool,
-    list: UnsafeCell<Vec<Weak<Attachment>>>,
+    list: UnsafeCell<Vec<Weak<dyn ForkHandoff>>>,
 }
 
 // SAFETY: `list` is only accessed between `lock()` and `unlock()`, which exclude each other through `locked`
@@ -101,7 +99,7 @@ impl Registry {
     }
 
     /// Run `f` on the list under the lock.
-    fn with<R>(&self, f: impl FnOnce(&mut Vec<Weak<Attachment>>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Vec<Weak<dyn ForkHandoff>>) -> R) -> R {
         self.lock();
         // SAFETY: the lock is held (see `Sync` above); the reference does not outlive `f`.
         let r = f(unsafe { &mut *self.list.get() });
@@ -110,12 +108,24 @@ impl Registry {
     }
 }
 
+/// What an attachment does at each step of a `fork()` (the reader's `Attachment` implements it): the registry
+/// below holds attachments by this trait, so this file needs nothing from the reader's.
+pub(crate) trait ForkHandoff: Send + Sync {
+    /// *prepare*: register an entry in this process's name holding the leases its frames hold, for the child.
+    fn prepare_handoff(&self, me: ProcessIdentity, pidns: u64);
+    /// *parent*: the entry now belongs to the child.
+    fn forget_handoff(&self);
+    /// *child*: take over the entry registered for us.
+    fn complete_handoff(&self, me: ProcessIdentity);
+}
+
 /// Record `att` so that a later `fork()` hands its frames' leases to the child.
-pub(crate) fn register(att: &Arc<Attachment>) {
+pub(crate) fn register(att: &Arc<impl ForkHandoff + 'static>) {
     install();
     REGISTRY.with(|list| {
         list.retain(|w| w.strong_count() > 0);
-        list.push(Arc::downgrade(att));
+        let weak: Weak<dyn ForkHandoff> = Arc::downgrade(att) as Weak<dyn ForkHandoff>;
+        list.push(weak);
     });
 }
 

@@ -31,10 +31,6 @@ pub const SLOT_DESC_SIZE: usize = 64;
 pub const ALIGN: usize = 64;
 /// Most slots a ring can have (one lease counter per slot in each reader entry).
 pub const MAX_SLOT_COUNT: usize = MAX_SLOTS;
-/// Default schema-area capacity.
-pub const DEFAULT_SCHEMA_CAPACITY: usize = 64 * 1024;
-/// Default number of reader-table entries.
-pub const DEFAULT_READER_CAPACITY: usize = 64;
 /// Page size the layout assumes for the data region's start.
 pub const PAGE: usize = 4096;
 
@@ -214,7 +210,7 @@ mod tests {
             3 * 1024 * 1024,
             3,
             64,
-            DEFAULT_SCHEMA_CAPACITY,
+            crate::options::DEFAULT_SCHEMA_CAPACITY,
         )
         .unwrap();
         assert_eq!(g.reader_table_offset % ALIGN, 0);

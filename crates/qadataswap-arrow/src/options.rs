@@ -29,7 +29,10 @@
 
 use std::time::Duration;
 
-use crate::layout::{DEFAULT_READER_CAPACITY, DEFAULT_SCHEMA_CAPACITY};
+/// Default schema-area capacity.
+pub const DEFAULT_SCHEMA_CAPACITY: usize = 64 * 1024;
+/// Default number of reader-table entries.
+pub const DEFAULT_READER_CAPACITY: usize = 64;
 
 /// How much a reader checks the body buffers of a frame (the control area and every message's metadata are always
 /// copied out and checked, whatever the level).

@@ -161,56 +161,6 @@ impl Attachment {
         Ok(att)
     }
 
-    /// Fork *prepare* handler: register an entry in this process's name holding the leases its frames hold, for
-    /// the child to take over.
-    pub(crate) fn prepare_handoff(&self, me: ProcessIdentity, pidns: u64) {
-        self.handoff.store(NO_HANDOFF, Ordering::Relaxed);
-        if self.lease_pid.load(Ordering::Relaxed) != me.pid {
-            return; // a copy inherited from an ancestor: its frames are not this process's
-        }
-        let held: Vec<(usize, u32)> = self
-            .local
-            .iter()
-            .enumerate()
-            .map(|(slot, n)| (slot, n.load(Ordering::Acquire)))
-            .filter(|&(_, n)| n > 0)
-            .collect();
-        if held.is_empty() {
-            return;
-        }
-        let file = self.file;
-        if let Ok(i) =
-            self.shared
-                .lease_table()
-                .register_with(me, pidns, ENTRY_INHERITED, &held, |owner| {
-                    crate::fork::still_maps(owner, file)
-                })
-        {
-            self.handoff.store(i, Ordering::Relaxed);
-        }
-    }
-
-    /// Fork *parent* handler: the entry now belongs to the child.
-    pub(crate) fn forget_handoff(&self) {
-        self.handoff.store(NO_HANDOFF, Ordering::Relaxed);
-    }
-
-    /// Fork *child* handler: take over the entry registered for us; our frames release their leases there.
-    pub(crate) fn complete_handoff(&self, me: ProcessIdentity) {
-        let i = self.handoff.swap(NO_HANDOFF, Ordering::Relaxed);
-        if i == NO_HANDOFF {
-            return;
-        }
-        let Some(e) = self.shared.entries().get(i) else {
-            return;
-        };
-        let Some(parent) = e.identity() else { return };
-        if e.hand_over(parent, me) {
-            self.lease_entry.store(i, Ordering::Release);
-            self.lease_pid.store(me.pid, Ordering::Release);
-        }
-    }
-
     /// The segment.
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
@@ -343,6 +293,58 @@ impl Drop for Attachment {
         // The opener's entry, or in a fork child the entry it took over; another process's copy touches nothing.
         if qadataswap_sync::process::current_pid() == self.lease_pid.load(Ordering::Acquire) {
             self.entry().unregister();
+        }
+    }
+}
+
+impl crate::fork::ForkHandoff for Attachment {
+    /// Fork *prepare* handler: register an entry in this process's name holding the leases its frames hold, for
+    /// the child to take over.
+    fn prepare_handoff(&self, me: ProcessIdentity, pidns: u64) {
+        self.handoff.store(NO_HANDOFF, Ordering::Relaxed);
+        if self.lease_pid.load(Ordering::Relaxed) != me.pid {
+            return; // a copy inherited from an ancestor: its frames are not this process's
+        }
+        let held: Vec<(usize, u32)> = self
+            .local
+            .iter()
+            .enumerate()
+            .map(|(slot, n)| (slot, n.load(Ordering::Acquire)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        let file = self.file;
+        if let Ok(i) =
+            self.shared
+                .lease_table()
+                .register_with(me, pidns, ENTRY_INHERITED, &held, |owner| {
+                    crate::fork::still_maps(owner, file)
+                })
+        {
+            self.handoff.store(i, Ordering::Relaxed);
+        }
+    }
+
+    /// Fork *parent* handler: the entry now belongs to the child.
+    fn forget_handoff(&self) {
+        self.handoff.store(NO_HANDOFF, Ordering::Relaxed);
+    }
+
+    /// Fork *child* handler: take over the entry registered for us; our frames release their leases there.
+    fn complete_handoff(&self, me: ProcessIdentity) {
+        let i = self.handoff.swap(NO_HANDOFF, Ordering::Relaxed);
+        if i == NO_HANDOFF {
+            return;
+        }
+        let Some(e) = self.shared.entries().get(i) else {
+            return;
+        };
+        let Some(parent) = e.identity() else { return };
+        if e.hand_over(parent, me) {
+            self.lease_entry.store(i, Ordering::Release);
+            self.lease_pid.store(me.pid, Ordering::Release);
         }
     }
 }

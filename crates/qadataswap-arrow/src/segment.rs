@@ -20,8 +20,6 @@ use crate::control::{Header, SlotDesc};
 use crate::error::{Error, Result};
 use crate::layout::{self, state, Geometry, Mode, HEADER_SIZE};
 
-pub use crate::status::{classify, SegmentStatus};
-
 pub use crate::control::HeaderCopy;
 
 impl HeaderCopy {
