@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    qadataswap_arrow::fuzzing::follower_bytes(data);
+    qadataswap_stream::fuzzing::follower_bytes(data);
 });

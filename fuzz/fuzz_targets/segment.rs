@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    qadataswap_arrow::fuzzing::segment_bytes(data);
+    qadataswap_stream::fuzzing::segment_bytes(data);
 });

@@ -3,7 +3,7 @@
 //! buffer it got points into the segment.
 //!
 //! A language takes part through a "role" program with a fixed command line (see
-//! `crates/qadataswap-arrow/examples/crosslang.rs` for the reference):
+//! `crates/qadataswap-stream/examples/crosslang.rs` for the reference):
 //! `ROLE write NAME IN.arrows` (prints a line starting with `READY`, closes when stdin gets a line) and
 //! `ROLE read NAME OUT.arrows` (dumps what it read as an Arrow IPC stream, exits non-zero unless zero-copy).
 //!
@@ -43,7 +43,7 @@ fn rust_role(ws: &Workspace) -> Result<PathBuf> {
         "build",
         "--release",
         "-p",
-        "qadataswap-arrow",
+        "qadataswap-stream",
         "--example",
         "crosslang",
     ]))?;

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::shell::{self, Workspace};
 use crate::summary::{Outcome, Steps};
 
-/// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`, `qadataswap_arrow::fuzzing::TARGETS`) and the largest input
+/// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`, `qadataswap_stream::fuzzing::TARGETS`) and the largest input
 /// each gets.
 const TARGETS: &[(&str, usize)] = &[
     ("segment", 1 << 20),
@@ -28,7 +28,7 @@ const TARGETS: &[(&str, usize)] = &[
 const SEEDED_FROM_SEGMENT: &[&str] = &["stream", "follower"];
 
 /// Where crashes are kept after the fix; `tests/fuzz_replay.rs` replays them in every `cargo test`.
-const KEPT: &str = "crates/qadataswap-arrow/tests/fuzz-corpus";
+const KEPT: &str = "crates/qadataswap-stream/tests/fuzz-corpus";
 
 /// Options of `cargo xtask fuzz`.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +47,7 @@ struct FuzzRun {
 
 /// Builds and runs every target for `opts.seconds` (cargo fuzz with `--sanitizer none`: stable Rust), starting
 /// from generated seeds plus the kept crashes. A crash stops its target; its input is copied into
-/// `crates/qadataswap-arrow/tests/fuzz-corpus/<target>/`, and the command fails at the end.
+/// `crates/qadataswap-stream/tests/fuzz-corpus/<target>/`, and the command fails at the end.
 pub fn fuzz(ws: &Workspace, opts: FuzzOptions) -> Result<()> {
     ensure_cargo_fuzz(ws)?;
     let mut steps = Steps::new("xtask fuzz");
@@ -60,7 +60,7 @@ pub fn fuzz(ws: &Workspace, opts: FuzzOptions) -> Result<()> {
                     "--release",
                     "-q",
                     "-p",
-                    "qadataswap-arrow",
+                    "qadataswap-stream",
                     "--example",
                     "fuzz_seeds",
                     "--",
@@ -119,7 +119,7 @@ pub fn fuzz(ws: &Workspace, opts: FuzzOptions) -> Result<()> {
         return Err(Error::Unexpected {
             message: format!(
                 "{crashes} crashing input(s) found and kept under {KEPT}/: fix them, then `cargo test -p \
-                 qadataswap-arrow --test fuzz_replay` replays them"
+                 qadataswap-stream --test fuzz_replay` replays them"
             ),
         });
     }
@@ -232,7 +232,7 @@ const VALGRIND_TESTS: &[(&str, &str)] = &[
     ("qadataswap-arrow", "--lib"),
     ("qadataswap-arrow", "snapshot"),
     ("qadataswap-arrow", "hostile"),
-    ("qadataswap-arrow", "fuzz_replay"),
+    ("qadataswap-stream", "fuzz_replay"),
 ];
 
 /// Tests skipped under valgrind because they assert on wall-clock time, which valgrind's slowed-down, serialised

@@ -56,7 +56,7 @@ commands:
   fuzz [--seconds N]  build the libFuzzer targets under fuzz/ (cargo fuzz, --sanitizer none: stable Rust;
                       installs cargo-fuzz with cargo install if missing, saying so) and run each for N
                       seconds (default 60) from generated seeds; crashes are kept under
-                      crates/qadataswap-arrow/tests/fuzz-corpus/, which `cargo test` replays
+                      crates/qadataswap-stream/tests/fuzz-corpus/, which `cargo test` replays
   valgrind            the shm, sync and arrow test binaries under valgrind memcheck
                       (--error-exitcode=1); installs the Debian package if missing
   cross-lang          writers and readers in Rust, Python and C++ exchanging frames (the 9 pairs)

@@ -1,5 +1,5 @@
 // The C++ role of the cross-language matrix (`cargo xtask cross-lang`); same command line as the Rust role
-// (crates/qadataswap-arrow/examples/crosslang.rs):
+// (crates/qadataswap-stream/examples/crosslang.rs):
 //   crosslang_role write NAME IN.arrows   publish IN's batches as one frame, print READY, close on a stdin line
 //   crosslang_role read NAME OUT.arrows   read the newest frame, check every buffer is in the segment, dump to OUT
 //   crosslang_role stream-write NAME N [SLOTS]  create stream NAME, print READY, wait for 3 readers, write N chunks

@@ -1,5 +1,5 @@
 """The Python role of the cross-language matrix (`cargo xtask cross-lang`); same command line as the Rust role
-(crates/qadataswap-arrow/examples/crosslang.rs):
+(crates/qadataswap-stream/examples/crosslang.rs):
 
     crosslang_role.py write NAME IN.arrows   publish IN's batches as one frame, print READY, close on a stdin line
     crosslang_role.py read NAME OUT.arrows   read the newest frame as pyarrow, check zero-copy, dump it to OUT

@@ -302,10 +302,9 @@ impl Header {
 
     /// A private, zeroed header (for copies).
     fn zeroed() -> Box<Header> {
-        let b = Box::<Header>::new_zeroed();
         // SAFETY: every field of Header is an atomic integer (or an array of them), for which all-zero bytes are a
         // valid value.
-        unsafe { b.assume_init() }
+        Box::new(unsafe { std::mem::zeroed::<Header>() })
     }
 
     getters! {

@@ -55,7 +55,7 @@ impl From<ArrowError> for DecodeError {
 }
 
 /// What a reader keeps from one frame to the next (`None` until its first frame).
-pub(crate) type SchemaCache = Option<DecodeCache>;
+pub type SchemaCache = Option<DecodeCache>;
 
 /// How many verified metadata copies a [`DecodeCache`] keeps (a stream of uniform chunks needs two: the schema
 /// message and the record batch message).

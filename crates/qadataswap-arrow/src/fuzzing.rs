@@ -1,6 +1,6 @@
-//! Fuzz targets, shared by the libFuzzer harness under `fuzz/`, the in-process mutation harness that `cargo test`
-//! runs on a time budget (`tests/fuzz_mutate.rs`) and the corpus replay test (`tests/fuzz_replay.rs`). Not a
-//! stable API.
+//! The snapshot fuzz targets and the building blocks of every target (the stream crate's `fuzzing` module adds the
+//! stream ones and dispatches all four for the libFuzzer harness under `fuzz/`, the in-process mutation harness
+//! `cargo test` runs on a time budget and the corpus replay test). Not a stable API.
 //!
 //! Each target feeds hostile bytes through the same code a reader runs and panics only when the library did
 //! something it promises never to do: let a panic escape, or need the last-resort `catch_unwind` in
@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_buffer::{Buffer, MutableBuffer};
@@ -23,13 +23,7 @@ use crate::layout::Mode;
 use crate::options::{Compression, ReaderOptions, Validation, WriterOptions};
 use crate::reader::SnapshotReader;
 use crate::status::classify;
-use crate::stream::{
-    FollowEvent, Poll, StartAt, StreamFollower, StreamReaderCore, StreamWriterCore,
-};
 use crate::writer::SnapshotWriter;
-
-/// Every target, by name (`fuzz/fuzz_targets/<name>.rs`, `tests/fuzz-corpus/<name>/`).
-pub const TARGETS: &[&str] = &["segment", "frame", "stream", "follower"];
 
 /// Numbers the segments the targets create, so that threads of one process never share a name.
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -37,17 +31,17 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// Largest input the segment targets write to a file.
 const MAX_SEGMENT_INPUT: usize = 4 << 20;
 
-/// Most steps a stream target takes through one input's chunks (a hostile `stream_head` can claim 2^64 chunks).
-const MAX_STREAM_STEPS: usize = 256;
-
 /// An input written to a fresh file under `/dev/shm`, removed on drop (also when a target panics).
-struct InputFile {
-    name: String,
+#[derive(Debug)]
+pub struct InputFile {
+    /// The segment name.
+    pub name: String,
     path: String,
 }
 
 impl InputFile {
-    fn write(tag: &str, data: &[u8]) -> Option<InputFile> {
+    /// Write `data` (at most 4 MiB of it) to a fresh file; `None` if it cannot be created.
+    pub fn write(tag: &str, data: &[u8]) -> Option<InputFile> {
         let data = &data[..data.len().min(MAX_SEGMENT_INPUT)];
         let name = format!(
             "qads-fuzz-{}-{tag}-{}",
@@ -75,7 +69,7 @@ impl Drop for InputFile {
 }
 
 /// Panics when `decode_frame`'s last-resort `catch_unwind` fired since `before`.
-fn assert_no_caught_panic(before: u64) {
+pub fn assert_no_caught_panic(before: u64) {
     assert_eq!(
         decode::caught_panics(),
         before,
@@ -84,7 +78,7 @@ fn assert_no_caught_panic(before: u64) {
 }
 
 /// Reader options of the targets: never wait (a hostile segment may claim a live writer that never writes).
-fn no_wait(validation: Validation) -> ReaderOptions {
+pub fn no_wait(validation: Validation) -> ReaderOptions {
     ReaderOptions {
         timeout: Some(Duration::ZERO),
         open_timeout: Duration::ZERO,
@@ -95,27 +89,17 @@ fn no_wait(validation: Validation) -> ReaderOptions {
 }
 
 /// Whether `data` says it is a stream-mode segment (the header's mode word).
-fn is_stream_mode(data: &[u8]) -> bool {
+pub fn is_stream_mode(data: &[u8]) -> bool {
     let mode = crate::control::header_field("mode").map_or(0, |f| f.offset);
     data.get(mode..mode + 4) == Some(&Mode::Stream.to_u32().to_le_bytes()[..])
 }
 
-/// Target 1: `data` is the whole content of a segment file (header, reader table, descriptors, schema area,
-/// slots). Writes it to `/dev/shm`, classifies and inspects it, opens it at both validation levels, reads the newest
-/// frame, copies it out and reads the schema area; a stream-mode file is also driven through [`stream_bytes`]'s and
-/// [`follower_bytes`]'s paths.
-///
-/// Returns how many frames (or chunks) were read and copied out (for checking that seeds exercise the whole path).
-///
-/// # Panics
-/// When the library panicked or its last-resort `catch_unwind` fired.
-pub fn segment_bytes(data: &[u8]) -> usize {
-    let Some(file) = InputFile::write("segment", data) else {
-        return 0;
-    };
-    let name = file.name.as_str();
+/// The snapshot half of the segment target: segment file `name` (already written) is classified, inspected and
+/// opened at both validation levels; the newest frame is read and copied out, and the schema area read. Returns how
+/// many frames were read and copied out. The stream crate's `fuzzing::segment_bytes` runs this and, on a stream-mode
+/// file, its stream reader and follower paths.
+pub fn drive_snapshot(name: &str) -> usize {
     let mut read = 0;
-    let before = decode::caught_panics();
     let _ = classify(name);
     let _ = crate::inspect::inspect(name);
     for validation in [Validation::Trusted, Validation::Full] {
@@ -131,101 +115,9 @@ pub fn segment_bytes(data: &[u8]) -> usize {
         let _ = reader.read_copied();
         let _ = reader.schema();
     }
-    if is_stream_mode(data) {
-        read += drive_stream_reader(name) + drive_follower(name);
-    }
-    assert_no_caught_panic(before);
     read
 }
 
-/// Target 3: `data` is a stream-mode segment file. A [`StreamReaderCore`] at each validation level reads every
-/// chunk from the oldest on (the `Full` one keeps its chunks alive, so its leases pile up as a slow consumer's do),
-/// copies each out, then makes one blocking call whose deadline has already passed.
-///
-/// Returns how many chunks were read and copied out.
-///
-/// # Panics
-/// When the library panicked or its last-resort `catch_unwind` fired.
-pub fn stream_bytes(data: &[u8]) -> usize {
-    let Some(file) = InputFile::write("stream", data) else {
-        return 0;
-    };
-    let before = decode::caught_panics();
-    let read = drive_stream_reader(&file.name);
-    assert_no_caught_panic(before);
-    read
-}
-
-/// Target 4: `data` is a stream-mode segment file. A [`StreamFollower`] at each validation level follows it from
-/// the oldest chunk (at `Full`) or the newest (at `Trusted`) through every chunk, skip and end, then makes one
-/// blocking call with a zero timeout.
-///
-/// Returns how many chunks were copied out.
-///
-/// # Panics
-/// When the library panicked or its last-resort `catch_unwind` fired.
-pub fn follower_bytes(data: &[u8]) -> usize {
-    let Some(file) = InputFile::write("follower", data) else {
-        return 0;
-    };
-    let before = decode::caught_panics();
-    let read = drive_follower(&file.name);
-    assert_no_caught_panic(before);
-    read
-}
-
-/// Every chunk of stream segment `name` through two stream readers; see [`stream_bytes`].
-fn drive_stream_reader(name: &str) -> usize {
-    let mut read = 0;
-    for (validation, keep) in [(Validation::Trusted, false), (Validation::Full, true)] {
-        let Ok(mut reader) = StreamReaderCore::open(name, &no_wait(validation), StartAt::Oldest)
-        else {
-            continue;
-        };
-        let mut kept = Vec::new();
-        for _ in 0..MAX_STREAM_STEPS {
-            match reader.try_next() {
-                Ok(Poll::Chunk(chunk)) => {
-                    read += usize::from(chunk.to_owned().is_ok());
-                    if keep {
-                        kept.push(chunk);
-                    }
-                }
-                // Pending, the end, a dead or closed writer, a held ring, lost chunks, errors: the stream crate
-                // turns each into a return or an error, never into another look.
-                _ => break,
-            }
-        }
-        // The blocking form, bounded by a deadline that has already passed.
-        let _ = reader.wait(Some(Instant::now()));
-        drop(kept);
-    }
-    read
-}
-
-/// Every chunk of stream segment `name` through two followers; see [`follower_bytes`].
-fn drive_follower(name: &str) -> usize {
-    let mut read = 0;
-    for (validation, start) in [
-        (Validation::Full, StartAt::Oldest),
-        (Validation::Trusted, StartAt::Newest),
-    ] {
-        let Ok(mut follower) = StreamFollower::open(name, &no_wait(validation), start) else {
-            continue;
-        };
-        for _ in 0..MAX_STREAM_STEPS {
-            match follower.poll() {
-                Ok(Some(FollowEvent::Chunk(chunk))) => {
-                    read += usize::from(chunk.to_owned().is_ok());
-                }
-                Ok(Some(FollowEvent::Skipped { .. })) => {}
-                _ => break,
-            }
-        }
-        let _ = follower.next(Some(Duration::ZERO));
-    }
-    read
-}
 /// A writer and two readers (Trusted and Full) on one private segment, reused across inputs.
 struct FrameFixture {
     writer: SnapshotWriter,
@@ -331,7 +223,7 @@ pub fn frame_bytes(data: &[u8]) -> usize {
 
 /// The frames the seeds hold: every Arrow type the golden batch has (dictionaries included), with and without
 /// nulls, several batch sizes, several batches per frame (the second replacing the first's dictionaries).
-fn seed_frames() -> Vec<Vec<RecordBatch>> {
+pub fn seed_frames() -> Vec<Vec<RecordBatch>> {
     let golden =
         |rows: usize, nulls: bool, seed: u64| all_types_batch(GoldenOptions { rows, seed, nulls });
     let mut frames: Vec<Vec<RecordBatch>> = Vec::new();
@@ -344,7 +236,7 @@ fn seed_frames() -> Vec<Vec<RecordBatch>> {
 }
 
 /// A unique name for a seed segment.
-fn seed_name(tag: &str) -> String {
+pub fn seed_name(tag: &str) -> String {
     format!(
         "qads-fuzz-seed-{}-{tag}-{}",
         std::process::id(),
@@ -353,7 +245,7 @@ fn seed_name(tag: &str) -> String {
 }
 
 /// The writer options of a seed segment of `size` data bytes: small, so that the seeds (whole files) stay small.
-fn seed_options(size: usize, slots: usize, compression: Option<Compression>) -> WriterOptions {
+pub fn seed_options(size: usize, slots: usize, compression: Option<Compression>) -> WriterOptions {
     WriterOptions {
         size,
         num_buffers: slots,
@@ -366,7 +258,7 @@ fn seed_options(size: usize, slots: usize, compression: Option<Compression>) -> 
 }
 
 /// Data sizes tried for a seed segment, smallest first (the smallest whose slots hold every frame wins).
-const SEED_SIZES: [usize; 5] = [8 << 10, 32 << 10, 128 << 10, 1 << 20, 8 << 20];
+pub const SEED_SIZES: [usize; 5] = [8 << 10, 32 << 10, 128 << 10, 1 << 20, 8 << 20];
 
 /// A snapshot segment of `slots` slots holding `frames` (written in order, so the ring wraps when there are more
 /// frames than slots), read back as (file bytes, the newest frame's bytes). The writer is still alive when the
@@ -412,96 +304,32 @@ fn snapshot_seed(
     panic!("a seed frame fits in 8 MiB");
 }
 
-/// A stream segment of 3 slots holding `chunks` (more chunks than slots: the ring wraps and `stream_tail` moves),
-/// copied while its writer is alive, and again after `finish()` when `finish` is set.
-fn stream_seed(
-    chunks: &[Vec<RecordBatch>],
-    compression: Option<Compression>,
-    finish: bool,
-) -> Vec<u8> {
-    for size in SEED_SIZES {
-        let name = seed_name("stream");
-        let mut w = StreamWriterCore::create(&name, seed_options(size * 3, 3, compression))
-            .expect("seed stream segment");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let fits = chunks.iter().all(|batches| {
-            match w.write_chunk(&batches[0].schema(), batches, deadline) {
-                Ok(_) => true,
-                Err(crate::Error::SlotTooSmall { .. }) => false,
-                Err(e) => panic!("seed chunk: {e}"),
-            }
-        });
-        let path = format!("{}/{name}", qadataswap_shm::SHM_DIR);
-        if fits && finish {
-            w.finish().expect("finish the seed stream");
-        }
-        let bytes = std::fs::read(&path).expect("read the seed stream segment");
-        drop(w);
-        let _ = std::fs::remove_file(&path);
-        if fits {
-            return bytes;
-        }
-    }
-    panic!("a seed chunk fits in 8 MiB");
-}
-
-/// Seed inputs for a target (one of [`TARGETS`]): real segments and frames written by the writer, holding every
-/// Arrow type the golden batch has, dictionaries (and their replacement in a later batch), several batch sizes,
-/// several batches per frame, LZ4 and ZSTD bodies; for the stream targets, stream segments whose ring wrapped,
-/// with a live and a finished writer. The segment target's seeds include the stream targets' seeds.
+/// The snapshot seeds: segment files (`"segment"`) or the newest frame's bytes (`"frame"`): every Arrow type the
+/// golden batch has, dictionaries (and their replacement in a later batch), several batch sizes, several batches per
+/// frame, LZ4 and ZSTD bodies, a ring that wrapped. The stream crate adds its stream segments to the segment seeds.
 ///
 /// # Panics
-/// On an unknown target or when a seed segment cannot be created (a broken environment).
-pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+/// On another target, or when a seed segment cannot be created (a broken environment).
+pub fn snapshot_seeds(target: &str) -> Vec<Vec<u8>> {
     let frames = seed_frames();
-    match target {
-        "segment" | "frame" => {
-            let mut segments = Vec::new();
-            let mut out_frames = Vec::new();
-            for f in &frames {
-                let (s, fr) = snapshot_seed(std::slice::from_ref(f), 1, None);
-                segments.push(s);
-                out_frames.push(fr);
-            }
-            for compression in [Compression::Lz4, Compression::Zstd] {
-                let (s, fr) = snapshot_seed(&frames[2..3], 1, Some(compression));
-                segments.push(s);
-                out_frames.push(fr);
-            }
-            // Three slots, five frames: the ring wrapped, every slot holds a committed frame.
-            let (s, _) = snapshot_seed(&frames[1..6], 3, None);
-            segments.push(s);
-            if target == "frame" {
-                return out_frames;
-            }
-            segments.extend(seeds("stream"));
-            segments
-        }
-        "stream" | "follower" => {
-            let chunks = [&frames[1], &frames[2], &frames[4], &frames[5], &frames[3]];
-            let chunks: Vec<Vec<RecordBatch>> = chunks.into_iter().cloned().collect();
-            vec![
-                stream_seed(&chunks, None, false),
-                stream_seed(&chunks, None, true),
-                stream_seed(&chunks[..2], Some(Compression::Lz4), true),
-            ]
-        }
-        other => panic!("unknown fuzz target {other:?} (one of {TARGETS:?})"),
+    let mut segments = Vec::new();
+    let mut out_frames = Vec::new();
+    for f in &frames {
+        let (s, fr) = snapshot_seed(std::slice::from_ref(f), 1, None);
+        segments.push(s);
+        out_frames.push(fr);
     }
-}
-
-/// Run `target` (one of [`TARGETS`]) on `data`.
-///
-/// Returns how many frames were read and copied out.
-///
-/// # Panics
-/// As the targets do, and on an unknown target.
-pub fn run(target: &str, data: &[u8]) -> usize {
+    for compression in [Compression::Lz4, Compression::Zstd] {
+        let (s, fr) = snapshot_seed(&frames[2..3], 1, Some(compression));
+        segments.push(s);
+        out_frames.push(fr);
+    }
+    // Three slots, five frames: the ring wrapped, every slot holds a committed frame.
+    let (s, _) = snapshot_seed(&frames[1..6], 3, None);
+    segments.push(s);
     match target {
-        "segment" => segment_bytes(data),
-        "frame" => frame_bytes(data),
-        "stream" => stream_bytes(data),
-        "follower" => follower_bytes(data),
-        other => panic!("unknown fuzz target {other:?} (one of {TARGETS:?})"),
+        "segment" => segments,
+        "frame" => out_frames,
+        other => panic!("no snapshot seeds for target {other:?}"),
     }
 }

@@ -59,7 +59,6 @@ pub mod reader;
 pub mod segment;
 pub mod stats;
 pub mod status;
-pub mod stream;
 pub mod writer;
 
 pub use config::{Config, ConfigError};

@@ -80,7 +80,7 @@ fn open_when_created(name: &SegmentName, opts: &OpenOptions, timeout: Duration) 
 
 /// Frees dead readers' entries in `s` (and those of fork children that no longer map it): what the writer and
 /// registration do before waiting for leases.
-pub(crate) fn reclaim_dead_readers(s: &Shared) -> Vec<ProcessIdentity> {
+pub fn reclaim_dead_readers(s: &Shared) -> Vec<ProcessIdentity> {
     let file = s.segment.file_id().ok();
     s.lease_table()
         .reclaim_dead_where(|owner| crate::fork::still_maps(owner, file))

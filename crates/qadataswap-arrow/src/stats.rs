@@ -57,4 +57,24 @@ impl StatsCounters {
             retries: l(&self.retries),
         }
     }
+
+    /// Count a wait for a slot (a lease, or a stream reader a whole ring behind).
+    pub fn count_lease_wait(&self) {
+        self.lease_waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count a blocking call that reached its deadline.
+    pub fn count_timeout(&self) {
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count a read that had to look again (the slot changed under it).
+    pub fn count_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count `n` buffers copied into private memory.
+    pub fn count_copies(&self, n: u64) {
+        self.copies.fetch_add(n, Ordering::Relaxed);
+    }
 }

@@ -357,7 +357,16 @@ impl RawWriter {
         self.stats.snapshot()
     }
 
-    pub(crate) fn check_owner(&self) -> Result<()> {
+    /// The live counters behind [`RawWriter::stats`] (for the stream writer built on this one).
+    pub fn counters(&self) -> &StatsCounters {
+        &self.stats
+    }
+
+    /// [`Error::Forked`] unless called by the process that created this writer.
+    ///
+    /// # Errors
+    /// [`Error::Forked`].
+    pub fn check_owner(&self) -> Result<()> {
         let pid = qadataswap_sync::process::current_pid();
         if pid != self.me.pid {
             return Err(Error::Forked {
@@ -371,7 +380,10 @@ impl RawWriter {
     }
 
     /// Check a frame's (or a stream chunk's) batches against one schema.
-    pub(crate) fn check_frame(schema: &Schema, batches: &[RecordBatch]) -> Result<()> {
+    ///
+    /// # Errors
+    /// [`Error::InvalidFrame`] naming the batch whose schema differs.
+    pub fn check_frame(schema: &Schema, batches: &[RecordBatch]) -> Result<()> {
         for (i, b) in batches.iter().enumerate() {
             if b.schema_ref().fields() != schema.fields() {
                 return Err(Error::InvalidFrame {
@@ -456,7 +468,10 @@ impl RawWriter {
     /// Claim `slot` for frame `seq`, encode the frame into it and commit. On any error the slot is restored and
     /// nothing becomes visible. Does not publish (the caller decides how: snapshot word or stream head). `None`: a
     /// reader leased the slot between the caller's check and the claim (pick a slot again).
-    pub(crate) fn write_slot(
+    ///
+    /// # Errors
+    /// [`Error::SlotTooSmall`], [`Error::SchemaTooLarge`], [`Error::Protocol`], Arrow encoding errors.
+    pub fn write_slot(
         &mut self,
         slot: usize,
         seq: u64,
@@ -543,7 +558,10 @@ impl RawWriter {
     ///
     /// The name goes first, while this writer still holds the role: nobody can take the segment over in between
     /// and lose its name to this close. A name that another process re-created since is left alone.
-    pub(crate) fn close_with(&mut self, final_state: u32) -> Result<()> {
+    ///
+    /// # Errors
+    /// An unlink failure other than the name being gone or replaced.
+    pub fn close_with(&mut self, final_state: u32) -> Result<()> {
         if self.closed {
             return Ok(());
         }

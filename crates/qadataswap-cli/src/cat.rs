@@ -9,8 +9,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
-use qadataswap_arrow::stream::{FollowEvent, StartAt, StreamFollower};
 use qadataswap_arrow::{Error as A, Frame, Mode, ReaderOptions, SnapshotReader};
+use qadataswap_stream::protocol::{FollowEvent, StartAt, StreamFollower};
 
 use crate::error::{CliError, Result};
 use crate::listing::refusal;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use qadataswap_arrow::stream::{ChunkWrite, StreamWriterCore};
 use qadataswap_arrow::{SnapshotReader, SnapshotWriter, WriterOptions};
+use qadataswap_stream::protocol::{ChunkWrite, StreamWriterCore};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_qadataswap");
@@ -557,7 +557,7 @@ fn write_now(w: &mut StreamWriterCore, rows: i64) {
     let b = batch(rows);
     match w.write_chunk(&b.schema(), &[b], Instant::now()).unwrap() {
         ChunkWrite::Written(_) => {}
-        ChunkWrite::Blocked { blockers, .. } => panic!("the writer was held back by {blockers:?}"),
+        ChunkWrite::Blocked { laggards, .. } => panic!("the writer was held back by {laggards:?}"),
     }
 }
 

@@ -5,16 +5,7 @@ use std::time::Duration;
 
 use qadataswap_arrow::config::ConfigError;
 
-/// A reader that held the writer back when its wait ran out.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Laggard {
-    /// The reader's pid.
-    pub pid: u32,
-    /// The next chunk it will read.
-    pub next_chunk: u64,
-    /// Chunks it still holds (leases on the slot the writer needs).
-    pub leases: u32,
-}
+pub use crate::protocol::Laggard;
 
 /// Formats a list of laggards for people.
 pub(crate) struct Laggards<'a>(pub &'a [Laggard]);

@@ -62,18 +62,21 @@
 /// `qadataswap.yaml` (it lives in `qadataswap_arrow::config`: snapshot and stream builders share it).
 pub use qadataswap_arrow::config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod protocol;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use qadataswap_arrow::stream::{ChunkWrite, Poll, StreamReaderCore, StreamWriterCore};
+use protocol::{ChunkWrite, Poll, StreamReaderCore, StreamWriterCore};
 use qadataswap_arrow::{ReaderOptions, WriterOptions};
 
 pub use config::{Algorithm, Config, ConfigError};
 pub use error::{Error, Laggard, Result};
-pub use qadataswap_arrow::stream::StartAt;
+pub use protocol::StartAt;
 pub use qadataswap_arrow::{Compression, Frame, Stats, Validation, WriteInfo};
 
 /// Spin iterations a stream *writer* makes before parking, unless set with [`StreamBuilder::spin`]: 0. A writer
@@ -385,21 +388,14 @@ impl StreamWriter {
             match self.core.write_chunk(schema, batches, deadline)? {
                 ChunkWrite::Written(info) => return Ok(info),
                 ChunkWrite::Blocked {
-                    chunk, blockers, ..
+                    chunk, laggards, ..
                 } if attempt == attempts => {
                     return Err(Error::ReadersBehind {
                         name: self.name.clone(),
                         chunk,
                         waited: start.elapsed(),
                         attempts,
-                        laggards: blockers
-                            .into_iter()
-                            .map(|b| Laggard {
-                                pid: b.pid,
-                                next_chunk: b.cursor,
-                                leases: b.leases,
-                            })
-                            .collect(),
+                        laggards,
                     })
                 }
                 ChunkWrite::Blocked { .. } => {}
@@ -625,9 +621,6 @@ impl StreamReader {
                 expected,
                 oldest,
             }),
-            other => Err(Error::Arrow(qadataswap_arrow::Error::InvalidConfig {
-                what: format!("unexpected stream state {other:?}"),
-            })),
         }
     }
 

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::SchemaRef;
-use qadataswap_arrow::stream::{
+use qadataswap_arrow::{Error, ReaderOptions, WriterOptions};
+use qadataswap_stream::protocol::{
     ChunkWrite, FollowEvent, StartAt, StreamFollower, StreamWriterCore,
 };
-use qadataswap_arrow::{Error, ReaderOptions, WriterOptions};
 
 fn name(tag: &str) -> String {
     format!("qads-follow-{}-{tag}", std::process::id())
@@ -38,8 +38,8 @@ fn write_now(w: &mut StreamWriterCore, k: i64) {
     let (schema, b) = chunk(k);
     match w.write_chunk(&schema, &[b], Instant::now()).unwrap() {
         ChunkWrite::Written(_) => {}
-        ChunkWrite::Blocked { blockers, .. } => {
-            panic!("chunk {k} was held back by {blockers:?}; a follower must never hold the writer back")
+        ChunkWrite::Blocked { laggards, .. } => {
+            panic!("chunk {k} was held back by {laggards:?}; a follower must never hold the writer back")
         }
     }
 }
@@ -55,7 +55,7 @@ fn a_follower_that_never_reads_does_not_hold_the_writer_back_and_later_reports_t
     let mut f = StreamFollower::open(&n, &ReaderOptions::default(), StartAt::Oldest).unwrap();
     assert_eq!(f.cursor(), 1);
     for k in 1..=10 {
-        assert!(w.blockers(w.next_chunk_seq()).is_empty());
+        assert!(w.laggards(w.next_chunk_seq()).is_empty());
         write_now(&mut w, k);
     }
     assert_eq!(w.stats().lease_waits, 0, "the writer never waited");
@@ -107,7 +107,7 @@ fn a_slow_follower_sees_every_chunk_once_or_as_skipped_in_order_and_then_the_end
                 .unwrap()
             {
                 ChunkWrite::Written(_) => {}
-                ChunkWrite::Blocked { blockers, .. } => panic!("held back by {blockers:?}"),
+                ChunkWrite::Blocked { laggards, .. } => panic!("held back by {laggards:?}"),
             }
         }
         w.finish().unwrap();

@@ -1,5 +1,5 @@
 //! R9, R10 (and the stream paths): a bounded, in-process, libFuzzer-style mutation fuzzer over every target of
-//! `qadataswap_arrow::fuzzing`, run by every `cargo test` in the normal test profile (no instrumented build, no
+//! `qadataswap_stream::fuzzing`, run by every `cargo test` in the normal test profile (no instrumented build, no
 //! nightly, nothing outside the registry). `cargo xtask fuzz` runs the same targets under libFuzzer for longer.
 //!
 //! Each target starts from its kept crashes (`tests/fuzz-corpus/<target>/`) and from seeds the library writes
@@ -36,9 +36,9 @@ use std::time::{Duration, Instant};
 use arrow_ipc::{root_as_message, MessageHeader};
 use flatbuffers::Table;
 use qadataswap_arrow::format;
-use qadataswap_arrow::fuzzing;
 use qadataswap_arrow::golden::Lcg;
 use qadataswap_arrow::layout::{fnv1a64, READER_ENTRY_SIZE, SLOT_DESC_SIZE};
+use qadataswap_stream::fuzzing;
 
 /// Default budget per target; with the test harness's two threads, the four targets take about two minutes of
 /// CPU and one of wall time on the 2-core development machine.
@@ -904,7 +904,7 @@ fn fuzz(target: &'static str) {
             .collect();
         panic!(
             "fuzz {target} (seed {seed}): {} input(s) made the target panic:\n{}\nreplay: cargo test -p \
-             qadataswap-arrow --test fuzz_replay; once fixed, move them to tests/fuzz-corpus/{target}/",
+             qadataswap-stream --test fuzz_replay; once fixed, move them to tests/fuzz-corpus/{target}/",
             crashes.len(),
             list.join("\n")
         );

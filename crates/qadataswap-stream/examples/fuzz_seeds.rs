@@ -2,7 +2,7 @@
 //! `DIR/segment/seed-N` and `DIR/frame/seed-N`.
 //!
 //! ```text
-//! cargo run -p qadataswap-arrow --example fuzz_seeds -- DIR
+//! cargo run -p qadataswap-stream --example fuzz_seeds -- DIR
 //! ```
 
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ fn main() -> std::io::Result<()> {
     for target in ["segment", "frame"] {
         let out = dir.join(target);
         std::fs::create_dir_all(&out)?;
-        let seeds = qadataswap_arrow::fuzzing::seeds(target);
+        let seeds = qadataswap_stream::fuzzing::seeds(target);
         for (i, seed) in seeds.iter().enumerate() {
             std::fs::write(out.join(format!("seed-{i}")), seed)?;
         }

@@ -11,8 +11,8 @@
 //!                                        `STREAM chunks=N ok`
 //! ```
 //!
-//! The stream roles use the stream core of this crate (the `SharedDataStream` crate builds on it and depends on this
-//! one, so it cannot be used from here); the Python and C++ roles use their `SharedDataStream` APIs.
+//! The stream roles use this crate's protocol halves (`qadataswap_stream::protocol`, what `SharedDataStream` is built
+//! on); the Python and C++ roles use their `SharedDataStream` APIs.
 
 use std::fs::File;
 use std::io::{BufRead, Write};
@@ -28,10 +28,10 @@ use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::SchemaRef;
 use qadataswap_arrow::golden::{all_types_batch, GoldenOptions};
-use qadataswap_arrow::stream::{ChunkWrite, Poll, StartAt, StreamReaderCore, StreamWriterCore};
 use qadataswap_arrow::{
     buffer_ranges, ReaderOptions, SnapshotReader, SnapshotWriter, WriterOptions,
 };
+use qadataswap_stream::protocol::{ChunkWrite, Poll, StartAt, StreamReaderCore, StreamWriterCore};
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
 

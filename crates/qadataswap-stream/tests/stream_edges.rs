@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::SchemaRef;
-use qadataswap_arrow::stream::{ChunkWrite, Poll, StartAt, StreamReaderCore, StreamWriterCore};
 use qadataswap_arrow::{ReaderOptions, WriterOptions};
+use qadataswap_stream::protocol::{ChunkWrite, Poll, StartAt, StreamReaderCore, StreamWriterCore};
 
 fn name(tag: &str) -> String {
     format!("qads-edges-{}-{tag}", std::process::id())
@@ -92,7 +92,7 @@ fn a_polling_reader_holding_most_of_the_ring_still_gets_every_chunk_in_order() {
         for k in 1..=total {
             match write(&mut w, k, Duration::from_secs(30)) {
                 ChunkWrite::Written(_) => {}
-                ChunkWrite::Blocked { blockers, .. } => panic!("chunk {k} blocked by {blockers:?}"),
+                ChunkWrite::Blocked { laggards, .. } => panic!("chunk {k} blocked by {laggards:?}"),
             }
         }
         w.finish().unwrap();

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use qadataswap_arrow::fuzzing;
+use qadataswap_stream::fuzzing;
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -1,0 +1,35 @@
+//! What the stream's writer, reader and follower share: how often they look at `/proc`, and how they spin.
+
+use std::time::Duration;
+
+use qadataswap_arrow::segment::Shared;
+use qadataswap_sync::primitive::Ordering;
+use qadataswap_sync::ring::CURSOR_DETACHED;
+
+/// How often a waiting writer looks for dead readers (each look reads `/proc` once per registered reader).
+pub(crate) const RECLAIM_EVERY: Duration = Duration::from_millis(10);
+/// How often a waiting reader checks that the writer is alive.
+pub(crate) const LIVENESS_EVERY: Duration = Duration::from_millis(20);
+
+/// The spin budget to use: spinning only pays when every party (the writer and each reader) has a core of its own;
+/// on an oversubscribed machine a spinning waiter takes the CPU from the process it waits for, so park at once.
+pub(crate) fn effective_spin(s: &Shared, spin: u32) -> u32 {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let parties = s.lease_table().registered_entries().count() + 1;
+    if parties > cores {
+        0
+    } else {
+        spin
+    }
+}
+
+pub(crate) fn count_positioned(s: &Shared) -> usize {
+    s.lease_table()
+        .registered_entries()
+        .filter(|(_, e)| {
+            let c = e.cursor().load(Ordering::Acquire);
+            c != 0 && c != CURSOR_DETACHED
+        })
+        .count()
+}
