@@ -262,7 +262,7 @@ pub unsafe extern "C" fn qds_stream_writer_create(
         }
         // SAFETY: per this function's contract.
         let name = unsafe { str_arg(name, "name") }?;
-        let mut b = SharedDataStream::builder(name).size(size_bytes);
+        let mut b = SharedDataStream::writer(name).size(size_bytes);
         // SAFETY: per this function's contract `opts` is null or valid.
         if let Some(c) = unsafe { opts.as_ref() } {
             b = b
@@ -275,7 +275,7 @@ pub unsafe extern "C" fn qds_stream_writer_create(
                 .min_readers(c.min_readers as usize)
                 .linger(std::time::Duration::from_millis(c.linger_ms));
         }
-        let w = b.create_writer()?;
+        let w = b.create()?;
         let h = Box::new(QdsStreamWriter {
             inner: Mutex::new(Some(w)),
         });
@@ -510,7 +510,7 @@ pub unsafe extern "C" fn qds_stream_reader_open(
         }
         // SAFETY: per this function's contract.
         let name = unsafe { str_arg(name, "name") }?;
-        let mut b = SharedDataStream::builder(name);
+        let mut b = SharedDataStream::reader(name);
         // SAFETY: per this function's contract `opts` is null or valid.
         if let Some(c) = unsafe { opts.as_ref() } {
             let start = match c.start {
@@ -529,7 +529,7 @@ pub unsafe extern "C" fn qds_stream_reader_open(
                 .spin(c.spin)
                 .validation(validation(c.validation)?);
         }
-        let r = b.create_reader()?;
+        let r = b.open()?;
         let h = Box::new(QdsStreamReader {
             inner: Mutex::new(Some(r)),
         });

@@ -129,7 +129,7 @@ impl PyStreamWriter {
         config: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         guarded(py, || {
-            let mut b = SharedDataStream::builder(&name);
+            let mut b = SharedDataStream::writer(&name);
             if let Some(path) = config {
                 b = b.config_file(path);
             }
@@ -160,9 +160,7 @@ impl PyStreamWriter {
             if let Some(n) = spin {
                 b = b.spin(n);
             }
-            let w = py
-                .detach(|| b.create_writer())
-                .map_err(|e| stream_to_py(py, e))?;
+            let w = py.detach(|| b.create()).map_err(|e| stream_to_py(py, e))?;
             Ok(PyStreamWriter {
                 inner: Mutex::new(Some(w)),
                 name,
@@ -302,7 +300,7 @@ impl PyStreamReader {
                     ))
                 }
             };
-            let mut b = SharedDataStream::builder(&name)
+            let mut b = SharedDataStream::reader(&name)
                 .start_at(start)
                 .validation(validation)
                 .retry_count(0)
@@ -313,7 +311,7 @@ impl PyStreamReader {
             let r = crate::snapshot::open_waiting(
                 py,
                 open_timeout,
-                |slice| b.clone().open_timeout(Some(slice)).create_reader(),
+                |slice| b.clone().open_timeout(Some(slice)).open(),
                 |e| matches!(e, qadataswap_stream::Error::Arrow(a) if crate::snapshot::not_created_yet(a)),
                 |e, waited| match e {
                     qadataswap_stream::Error::Arrow(a) => {

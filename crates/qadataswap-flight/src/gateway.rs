@@ -582,11 +582,11 @@ async fn open_source(
         }
         Mode::Stream => {
             let reader = tokio::task::spawn_blocking(move || {
-                SharedDataStream::builder(&name)
+                SharedDataStream::reader(&name)
                     .open_timeout(Some(Duration::ZERO))
                     .timeout(None)
                     .start_at(StartAt::Oldest)
-                    .create_reader()
+                    .open()
             })
             .await
             .map_err(join_status)?
@@ -694,16 +694,14 @@ pub(crate) fn create_sink(
             b.create().map(Sink::Snapshot).map_err(|e| arrow_status(&e))
         }
         Mode::Stream => {
-            let mut b = SharedDataStream::builder(name);
+            let mut b = SharedDataStream::writer(name);
             if let Some(s) = size {
                 b = b.size(s);
             }
             if let Some(n) = slots {
                 b = b.slots(n);
             }
-            b.create_writer()
-                .map(Sink::Stream)
-                .map_err(|e| stream_status(&e))
+            b.create().map(Sink::Stream).map_err(|e| stream_status(&e))
         }
     }
 }

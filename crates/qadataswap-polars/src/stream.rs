@@ -32,7 +32,9 @@ use std::time::Duration;
 
 use polars_core::frame::DataFrame;
 use qadataswap_arrow::{Compression, Config, Frame, Stats, Validation, WriteInfo};
-use qadataswap_stream::{StartAt, StreamBuilder, StreamReader, StreamWriter};
+use qadataswap_stream::{
+    StartAt, StreamReader, StreamReaderBuilder, StreamWriter, StreamWriterBuilder,
+};
 
 use crate::error::Result;
 use crate::ffi::{dataframe_to_record_batches, import_copy_reason, record_batches_to_dataframe};
@@ -63,7 +65,7 @@ impl SharedDataStream {
     /// (`SharedDataStream::writer(name).size(..).slots(4).create()`).
     pub fn writer(name: &str) -> DataFrameStreamWriterBuilder {
         DataFrameStreamWriterBuilder {
-            inner: qadataswap_stream::SharedDataStream::builder(name),
+            inner: qadataswap_stream::SharedDataStream::writer(name),
         }
     }
 
@@ -71,16 +73,16 @@ impl SharedDataStream {
     /// (`SharedDataStream::reader(name).start_at(StartAt::Newest).open()`).
     pub fn reader(name: &str) -> DataFrameStreamReaderBuilder {
         DataFrameStreamReaderBuilder {
-            inner: qadataswap_stream::SharedDataStream::builder(name),
+            inner: qadataswap_stream::SharedDataStream::reader(name),
         }
     }
 }
 
 /// Options of a [`DataFrameStreamWriter`], from [`SharedDataStream::writer`]: only what a writer
-/// uses (each as in [`StreamBuilder`]).
+/// uses (each as in [`StreamWriterBuilder`]).
 #[derive(Debug, Clone)]
 pub struct DataFrameStreamWriterBuilder {
-    inner: StreamBuilder,
+    inner: StreamWriterBuilder,
 }
 
 impl DataFrameStreamWriterBuilder {
@@ -150,16 +152,16 @@ impl DataFrameStreamWriterBuilder {
     /// As [`SharedDataStream::create_writer`].
     pub fn create(self) -> Result<DataFrameStreamWriter> {
         Ok(DataFrameStreamWriter {
-            inner: self.inner.create_writer()?,
+            inner: self.inner.create()?,
         })
     }
 }
 
 /// Options of a [`DataFrameStreamReader`], from [`SharedDataStream::reader`]: only what a reader
-/// uses (each as in [`StreamBuilder`]).
+/// uses (each as in [`StreamReaderBuilder`]).
 #[derive(Debug, Clone)]
 pub struct DataFrameStreamReaderBuilder {
-    inner: StreamBuilder,
+    inner: StreamReaderBuilder,
 }
 
 impl DataFrameStreamReaderBuilder {
@@ -209,7 +211,7 @@ impl DataFrameStreamReaderBuilder {
     /// As [`SharedDataStream::create_reader`].
     pub fn open(self) -> Result<DataFrameStreamReader> {
         Ok(DataFrameStreamReader {
-            inner: self.inner.create_reader()?,
+            inner: self.inner.open()?,
             polars_copied_columns: 0,
         })
     }

@@ -107,12 +107,12 @@ fn run_shm(case: &Case) -> Res<Row> {
     let sample = batch(case.rows, 0);
     let slots = 4;
     let size = slots * (data_bytes(&sample) + (64 << 10));
-    let mut w = SharedDataStream::builder(&name)
+    let mut w = SharedDataStream::writer(&name)
         .config(Config::default())
         .size(size)
         .slots(slots)
         .timeout(Some(Duration::from_secs(60)))
-        .create_writer()?;
+        .create()?;
     let (mut child, mut out) = spawn_reader(&[
         "--role".into(),
         "shm".into(),
@@ -143,10 +143,10 @@ fn run_shm(case: &Case) -> Res<Row> {
 }
 
 fn read_shm(name: &str, chunks: usize) -> Res<()> {
-    let mut r = SharedDataStream::builder(name)
+    let mut r = SharedDataStream::reader(name)
         .config(Config::default())
         .timeout(Some(Duration::from_secs(60)))
-        .create_reader()?;
+        .open()?;
     println!("READY");
     std::io::stdout().flush()?;
     let mut n = 0;
@@ -318,14 +318,14 @@ fn per_side() -> Res<()> {
     let sample = batch(1_000, 0);
     let slots = 4;
     let size = slots * (data_bytes(&sample) + (64 << 10));
-    let mut w = SharedDataStream::builder(&name)
+    let mut w = SharedDataStream::writer(&name)
         .config(Config::default())
         .size(size)
         .slots(slots)
-        .create_writer()?;
-    let mut r = SharedDataStream::builder(&name)
+        .create()?;
+    let mut r = SharedDataStream::reader(&name)
         .config(Config::default())
-        .create_reader()?;
+        .open()?;
     let batches: Vec<_> = (0..16).map(|i| batch(1_000, i as i64)).collect();
     let n = 200_000;
     let (mut tw, mut tr) = (Duration::ZERO, Duration::ZERO);

@@ -79,14 +79,14 @@ pub use error::{Error, Laggard, Result};
 pub use protocol::StartAt;
 pub use qadataswap_arrow::{Compression, Frame, Stats, Validation, WriteInfo};
 
-/// Spin iterations a stream *writer* makes before parking, unless set with [`StreamBuilder::spin`]: 0. A writer
+/// Spin iterations a stream *writer* makes before parking, unless set with [`StreamWriterBuilder::spin`]: 0. A writer
 /// waits only when the ring is full, i.e. for a slower reader; it parks at once, and readers wake it with
 /// hysteresis (once half the ring is free), so it neither burns the CPU the slow reader needs nor pays a wake-up
 /// per chunk. (Measured on a 2-core machine shared with other work, a spinning writer made small-chunk throughput
 /// several times worse.)
 pub const DEFAULT_SPIN: u32 = 0;
 
-/// Spin iterations a stream *reader* makes before parking, unless set with [`StreamBuilder::spin`]: 50 polls
+/// Spin iterations a stream *reader* makes before parking, unless set with [`StreamReaderBuilder::spin`]: 50 polls
 /// (a few microseconds, then a short back-off), about the time a writer takes to produce a small chunk. A reader
 /// waits when it has caught up with the writer; parking at once would cost a futex wake-up and a context switch
 /// per chunk (1000-row chunks, 2 cores: 4 slots ~0.6x the throughput of an Arrow IPC Unix socket without the
@@ -94,8 +94,8 @@ pub const DEFAULT_SPIN: u32 = 0;
 /// than cores.
 pub const DEFAULT_READER_SPIN: u32 = 50;
 
-/// Entry point: `SharedDataStream::create_writer(name, size)`, `SharedDataStream::create_reader(name)`, or
-/// `SharedDataStream::builder(name)` for everything optional.
+/// Entry point: `SharedDataStream::create_writer(name, size)`, `SharedDataStream::create_reader(name)`, or for
+/// everything optional `SharedDataStream::writer(name)` / `SharedDataStream::reader(name)`.
 #[derive(Debug)]
 pub struct SharedDataStream;
 
@@ -107,7 +107,7 @@ impl SharedDataStream {
     /// [`Error::Config`] for a bad configuration; name, permission and space errors; a live writer already owns
     /// the name.
     pub fn create_writer(name: &str, size: usize) -> Result<StreamWriter> {
-        Self::builder(name).size(size).create_writer()
+        Self::writer(name).size(size).create()
     }
 
     /// Attach a reader to the stream `name`, starting at the oldest retained chunk.
@@ -115,138 +115,56 @@ impl SharedDataStream {
     /// # Errors
     /// [`Error::Config`]; the stream does not exist, is not a stream, or has no free reader entry.
     pub fn create_reader(name: &str) -> Result<StreamReader> {
-        Self::builder(name).create_reader()
+        Self::reader(name).open()
     }
 
-    /// A builder for writers and readers of `name`.
-    pub fn builder(name: &str) -> StreamBuilder {
-        StreamBuilder {
-            name: name.to_owned(),
-            config: None,
-            config_file: None,
+    /// A builder for the writer of `name`: writer options only.
+    pub fn writer(name: &str) -> StreamWriterBuilder {
+        StreamWriterBuilder {
+            common: Common::new(name),
             size: None,
             slots: None,
-            timeout: None,
-            retry_count: None,
             compression: None,
             reader_capacity: None,
             persistent: None,
-            spin: None,
-            start: StartAt::Oldest,
-            validation: Validation::Trusted,
-            open_timeout: None,
             min_readers: None,
             linger: None,
         }
     }
+
+    /// A builder for a reader of `name`: reader options only.
+    pub fn reader(name: &str) -> StreamReaderBuilder {
+        StreamReaderBuilder {
+            common: Common::new(name),
+            start: StartAt::Oldest,
+            validation: Validation::Trusted,
+            open_timeout: None,
+        }
+    }
 }
 
-/// Builder for [`StreamWriter`] and [`StreamReader`]. Unset options come from the [`Config`] (loaded at create time
-/// unless one was given with [`StreamBuilder::config`]).
+/// What both ends' builders hold: the name, where the configuration comes from, one attempt's timeout, the retries,
+/// the spin.
 #[derive(Clone, Debug)]
-pub struct StreamBuilder {
+struct Common {
     name: String,
     config: Option<Config>,
     config_file: Option<std::path::PathBuf>,
-    size: Option<usize>,
-    slots: Option<usize>,
     timeout: Option<Option<Duration>>,
     retry_count: Option<u32>,
-    compression: Option<Option<Compression>>,
-    reader_capacity: Option<usize>,
-    persistent: Option<bool>,
     spin: Option<u32>,
-    start: StartAt,
-    validation: Validation,
-    open_timeout: Option<Option<Duration>>,
-    min_readers: Option<usize>,
-    linger: Option<Duration>,
 }
 
-impl StreamBuilder {
-    /// Writer: readers that must be attached before the first chunk is written (default 1: nothing written is lost
-    /// for want of a reader). The first write waits for them up to the timeout (all attempts), then fails with
-    /// [`Error::NoReaders`]. 0: broadcast to whoever is attached (late readers learn what they missed:
-    /// [`Error::JoinedLate`]).
-    pub fn min_readers(mut self, n: usize) -> Self {
-        self.min_readers = Some(n);
-        self
-    }
-
-    /// Writer: how long [`StreamWriter::finish`] keeps a finished stream's name for attached readers that have not
-    /// read its end yet (default: the timeout, `sync.timeout_ms`). Readers already attached read on regardless;
-    /// the name only matters to readers still attaching.
-    pub fn linger(mut self, d: Duration) -> Self {
-        self.linger = Some(d);
-        self
-    }
-    /// Reader: how long opening waits for the stream to be created, when the reader starts before its writer
-    /// (default: the timeout, i.e. `sync.timeout_ms`; `Some(ZERO)` fails at once, `None` waits without limit).
-    pub fn open_timeout(mut self, t: Option<Duration>) -> Self {
-        self.open_timeout = Some(t);
-        self
-    }
-    /// Use this configuration instead of loading `qadataswap.yaml` and the environment.
-    pub fn config(mut self, cfg: Config) -> Self {
-        self.config = Some(cfg);
-        self
-    }
-    /// Load the configuration from this file (which must exist) instead of the usual search
-    /// (`$QADATASWAP_CONFIG`, then `./qadataswap.yaml`); the `QADATASWAP_*` variables still apply.
-    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.config_file = Some(path.into());
-        self
-    }
-    /// Writer: total data capacity in bytes.
-    pub fn size(mut self, bytes: usize) -> Self {
-        self.size = Some(bytes);
-        self
-    }
-    /// Writer: slots in the ring (`num_buffers`).
-    pub fn slots(mut self, n: usize) -> Self {
-        self.slots = Some(n);
-        self
-    }
-    /// Both: one attempt of a blocking call (`None`: wait without limit; death and end still end the wait).
-    pub fn timeout(mut self, t: Option<Duration>) -> Self {
-        self.timeout = Some(t);
-        self
-    }
-    /// Both: attempts after the first before a timeout error.
-    pub fn retry_count(mut self, n: u32) -> Self {
-        self.retry_count = Some(n);
-        self
-    }
-    /// Writer: body compression (chunks then cost a copy to read).
-    pub fn compression(mut self, c: Option<Compression>) -> Self {
-        self.compression = Some(c);
-        self
-    }
-    /// Writer: reader-table entries (default 64).
-    pub fn reader_capacity(mut self, n: usize) -> Self {
-        self.reader_capacity = Some(n);
-        self
-    }
-    /// Writer: keep the segment after `finish()` (then a reader can still attach and read the retained chunks).
-    pub fn persistent(mut self, yes: bool) -> Self {
-        self.persistent = Some(yes);
-        self
-    }
-    /// Both: spin iterations before parking (defaults: [`DEFAULT_SPIN`] for the writer, [`DEFAULT_READER_SPIN`]
-    /// for readers).
-    pub fn spin(mut self, n: u32) -> Self {
-        self.spin = Some(n);
-        self
-    }
-    /// Reader: where to start.
-    pub fn start_at(mut self, s: StartAt) -> Self {
-        self.start = s;
-        self
-    }
-    /// Reader: body validation level.
-    pub fn validation(mut self, v: Validation) -> Self {
-        self.validation = v;
-        self
+impl Common {
+    fn new(name: &str) -> Common {
+        Common {
+            name: name.to_owned(),
+            config: None,
+            config_file: None,
+            timeout: None,
+            retry_count: None,
+            spin: None,
+        }
     }
 
     fn resolve(&self) -> Result<(Config, Option<Duration>, u32)> {
@@ -258,13 +176,106 @@ impl StreamBuilder {
         let retries = self.retry_count.unwrap_or(cfg.retry_count);
         Ok((cfg, timeout, retries))
     }
+}
+
+/// The setters both builders have (the options of [`Common`]).
+macro_rules! common_setters {
+    ($builder:ident, $spin_default:literal) => {
+        impl $builder {
+            /// Use this configuration instead of loading `qadataswap.yaml` and the environment.
+            pub fn config(mut self, cfg: Config) -> Self {
+                self.common.config = Some(cfg);
+                self
+            }
+            /// Load the configuration from this file (which must exist) instead of the usual search
+            /// (`$QADATASWAP_CONFIG`, then `./qadataswap.yaml`); the `QADATASWAP_*` variables still apply.
+            pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+                self.common.config_file = Some(path.into());
+                self
+            }
+            /// One attempt of a blocking call (`None`: wait without limit; death and end still end the wait).
+            pub fn timeout(mut self, t: Option<Duration>) -> Self {
+                self.common.timeout = Some(t);
+                self
+            }
+            /// Attempts after the first before a timeout error.
+            pub fn retry_count(mut self, n: u32) -> Self {
+                self.common.retry_count = Some(n);
+                self
+            }
+            #[doc = concat!("Spin iterations before parking (default [`", $spin_default, "`]).")]
+            pub fn spin(mut self, n: u32) -> Self {
+                self.common.spin = Some(n);
+                self
+            }
+        }
+    };
+}
+
+/// Builder for a [`StreamWriter`] ([`SharedDataStream::writer`]). Unset options come from the [`Config`] (loaded at
+/// create time unless one was given with [`StreamWriterBuilder::config`]).
+#[derive(Clone, Debug)]
+pub struct StreamWriterBuilder {
+    common: Common,
+    size: Option<usize>,
+    slots: Option<usize>,
+    compression: Option<Option<Compression>>,
+    reader_capacity: Option<usize>,
+    persistent: Option<bool>,
+    min_readers: Option<usize>,
+    linger: Option<Duration>,
+}
+
+common_setters!(StreamWriterBuilder, "DEFAULT_SPIN");
+
+impl StreamWriterBuilder {
+    /// Readers that must be attached before the first chunk is written (default 1: nothing written is lost for want
+    /// of a reader). The first write waits for them up to the timeout (all attempts), then fails with
+    /// [`Error::NoReaders`]. 0: broadcast to whoever is attached (late readers learn what they missed:
+    /// [`Error::JoinedLate`]).
+    pub fn min_readers(mut self, n: usize) -> Self {
+        self.min_readers = Some(n);
+        self
+    }
+    /// How long [`StreamWriter::finish`] keeps a finished stream's name for attached readers that have not read its
+    /// end yet (default: the timeout, `sync.timeout_ms`). Readers already attached read on regardless; the name only
+    /// matters to readers still attaching.
+    pub fn linger(mut self, d: Duration) -> Self {
+        self.linger = Some(d);
+        self
+    }
+    /// Total data capacity in bytes.
+    pub fn size(mut self, bytes: usize) -> Self {
+        self.size = Some(bytes);
+        self
+    }
+    /// Slots in the ring (`num_buffers`).
+    pub fn slots(mut self, n: usize) -> Self {
+        self.slots = Some(n);
+        self
+    }
+    /// Body compression (chunks then cost a copy to read).
+    pub fn compression(mut self, c: Option<Compression>) -> Self {
+        self.compression = Some(c);
+        self
+    }
+    /// Reader-table entries (default 64).
+    pub fn reader_capacity(mut self, n: usize) -> Self {
+        self.reader_capacity = Some(n);
+        self
+    }
+    /// Keep the segment after `finish()` (then a reader can still attach and read the retained chunks).
+    pub fn persistent(mut self, yes: bool) -> Self {
+        self.persistent = Some(yes);
+        self
+    }
 
     /// Create the stream (or take over one whose writer died: numbering continues).
     ///
     /// # Errors
     /// As [`SharedDataStream::create_writer`].
-    pub fn create_writer(self) -> Result<StreamWriter> {
-        let (cfg, timeout, retries) = self.resolve()?;
+    pub fn create(self) -> Result<StreamWriter> {
+        let (cfg, timeout, retries) = self.common.resolve()?;
         let mut opts: WriterOptions = cfg.writer_options();
         if let Some(s) = self.size {
             opts.size = s;
@@ -281,10 +292,10 @@ impl StreamBuilder {
         if let Some(p) = self.persistent {
             opts.persistent = p;
         }
-        opts.spin = self.spin.unwrap_or(DEFAULT_SPIN);
-        let core = StreamWriterCore::create(&self.name, opts)?;
+        opts.spin = self.common.spin.unwrap_or(DEFAULT_SPIN);
+        let core = StreamWriterCore::create(&self.common.name, opts)?;
         Ok(StreamWriter {
-            name: self.name,
+            name: self.common.name,
             core,
             timeout,
             retries,
@@ -293,13 +304,44 @@ impl StreamBuilder {
             audience_checked: false,
         })
     }
+}
 
-    /// Attach a reader.
+/// Builder for a [`StreamReader`] ([`SharedDataStream::reader`]). Unset options come from the [`Config`] (loaded at
+/// open time unless one was given with [`StreamReaderBuilder::config`]).
+#[derive(Clone, Debug)]
+pub struct StreamReaderBuilder {
+    common: Common,
+    start: StartAt,
+    validation: Validation,
+    open_timeout: Option<Option<Duration>>,
+}
+
+common_setters!(StreamReaderBuilder, "DEFAULT_READER_SPIN");
+
+impl StreamReaderBuilder {
+    /// How long opening waits for the stream to be created, when the reader starts before its writer (default: the
+    /// timeout, i.e. `sync.timeout_ms`; `Some(ZERO)` fails at once, `None` waits without limit).
+    pub fn open_timeout(mut self, t: Option<Duration>) -> Self {
+        self.open_timeout = Some(t);
+        self
+    }
+    /// Where to start.
+    pub fn start_at(mut self, s: StartAt) -> Self {
+        self.start = s;
+        self
+    }
+    /// Body validation level.
+    pub fn validation(mut self, v: Validation) -> Self {
+        self.validation = v;
+        self
+    }
+
+    /// Attach the reader.
     ///
     /// # Errors
     /// As [`SharedDataStream::create_reader`].
-    pub fn create_reader(self) -> Result<StreamReader> {
-        let (_, timeout, retries) = self.resolve()?;
+    pub fn open(self) -> Result<StreamReader> {
+        let (_, timeout, retries) = self.common.resolve()?;
         let mut opts = ReaderOptions {
             timeout,
             validation: self.validation,
@@ -309,13 +351,13 @@ impl StreamBuilder {
                 .unwrap_or(Duration::MAX),
             ..ReaderOptions::default()
         };
-        opts.spin = self.spin.unwrap_or(DEFAULT_READER_SPIN);
-        let core = StreamReaderCore::open(&self.name, &opts, self.start)?;
+        opts.spin = self.common.spin.unwrap_or(DEFAULT_READER_SPIN);
+        let core = StreamReaderCore::open(&self.common.name, &opts, self.start)?;
         // Starting at the oldest retained chunk: if the ring no longer holds chunk 1, say which ones are gone.
         let missed =
             (self.start == StartAt::Oldest && core.cursor() > 1).then(|| (1, core.cursor() - 1));
         Ok(StreamReader {
-            name: self.name,
+            name: self.common.name,
             core,
             timeout,
             retries,
@@ -459,7 +501,7 @@ impl StreamWriter {
     }
 
     /// End the stream cleanly: readers drain every chunk written and then see the end. The name stays until every
-    /// attached reader has read the end, or the linger time ([`StreamBuilder::linger`], default the timeout) has
+    /// attached reader has read the end, or the linger time ([`StreamWriterBuilder::linger`], default the timeout) has
     /// passed; then it is unlinked (unless persistent) and no new reader can attach. Further writes fail with
     /// [`Error::Finished`]. Idempotent.
     ///

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch};
 use futures_core::Stream;
-use qadataswap_stream::{Config, Error, SharedDataStream, StreamBuilder};
+use qadataswap_stream::{
+    Config, Error, SharedDataStream, StreamReaderBuilder, StreamWriterBuilder,
+};
 
 struct Unpark(std::thread::Thread, AtomicBool);
 impl Wake for Unpark {
@@ -43,12 +45,19 @@ fn next<S: Stream + Unpin>(s: &mut S) -> impl Future<Output = Option<S::Item>> +
     std::future::poll_fn(move |cx| Pin::new(&mut *s).poll_next(cx))
 }
 
-fn builder(name: &str) -> StreamBuilder {
-    SharedDataStream::builder(name)
+fn writer(name: &str) -> StreamWriterBuilder {
+    SharedDataStream::writer(name)
         .config(Config::default())
         .timeout(Some(Duration::from_secs(30)))
         .retry_count(0)
         .min_readers(0)
+}
+
+fn reader(name: &str) -> StreamReaderBuilder {
+    SharedDataStream::reader(name)
+        .config(Config::default())
+        .timeout(Some(Duration::from_secs(30)))
+        .retry_count(0)
 }
 
 fn unique(tag: &str) -> String {
@@ -93,12 +102,8 @@ fn leases(r: &qadataswap_stream::StreamReader) -> u32 {
 #[test]
 fn an_async_reader_gets_every_chunk_in_order_while_a_writer_thread_is_held_back_by_it() {
     let name = unique("order");
-    let mut w = builder(&name)
-        .size(1 << 16)
-        .slots(3)
-        .create_writer()
-        .unwrap();
-    let mut r = builder(&name).create_reader().unwrap();
+    let mut w = writer(&name).size(1 << 16).slots(3).create().unwrap();
+    let mut r = reader(&name).open().unwrap();
     let writer = std::thread::spawn(move || {
         for seq in 1..=500 {
             w.write_chunk(&chunk(seq)).unwrap();
@@ -130,12 +135,9 @@ fn many_pending_async_reads_share_one_reactor_thread_and_all_complete() {
     let names: Vec<String> = (0..40).map(|_| unique("many")).collect();
     let mut writers: Vec<_> = names
         .iter()
-        .map(|n| builder(n).size(1 << 16).create_writer().unwrap())
+        .map(|n| writer(n).size(1 << 16).create().unwrap())
         .collect();
-    let mut readers: Vec<_> = names
-        .iter()
-        .map(|n| builder(n).create_reader().unwrap())
-        .collect();
+    let mut readers: Vec<_> = names.iter().map(|n| reader(n).open().unwrap()).collect();
     // All 40 reads pending at once in one task (a join by hand), then every writer publishes.
     let publish = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50)); // lets the reads register first (either order is correct)
@@ -187,8 +189,8 @@ fn many_pending_async_reads_share_one_reactor_thread_and_all_complete() {
 #[test]
 fn a_dropped_pending_read_holds_nothing_and_the_next_read_gets_the_chunk() {
     let name = unique("drop");
-    let mut w = builder(&name).size(1 << 16).create_writer().unwrap();
-    let mut r = builder(&name).create_reader().unwrap();
+    let mut w = writer(&name).size(1 << 16).create().unwrap();
+    let mut r = reader(&name).open().unwrap();
     {
         let mut f = Box::pin(r.next_chunk_async());
         let waker = Waker::noop();
@@ -206,15 +208,15 @@ fn a_dropped_pending_read_holds_nothing_and_the_next_read_gets_the_chunk() {
 #[test]
 fn the_async_stream_reports_a_timeout_and_a_closed_writer_as_errors_and_then_ends() {
     let name = unique("timeout");
-    let w = builder(&name).size(1 << 16).create_writer().unwrap();
-    let mut r = builder(&name)
+    let w = writer(&name).size(1 << 16).create().unwrap();
+    let mut r = reader(&name)
         .timeout(Some(Duration::from_millis(150)))
-        .create_reader()
+        .open()
         .unwrap();
     let (e, _) = block_on(r.next_chunk_async());
     assert!(matches!(e, Err(Error::Timeout { .. })), "{e:?}");
 
-    let mut r = builder(&name).create_reader().unwrap();
+    let mut r = reader(&name).open().unwrap();
     let closer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(30));
         drop(w); // a close without finish()

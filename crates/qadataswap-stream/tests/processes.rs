@@ -7,15 +7,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch};
-use qadataswap_stream::{Config, Error, SharedDataStream, StreamBuilder};
+use qadataswap_stream::{
+    Config, Error, SharedDataStream, StreamReaderBuilder, StreamWriterBuilder,
+};
 
 const ROLE: &str = "QADS_STREAM_ROLE";
 const NAME: &str = "QADS_STREAM_NAME";
 const ARG: &str = "QADS_STREAM_ARG";
 const WATCHDOG: Duration = Duration::from_secs(90);
 
-fn builder(name: &str) -> StreamBuilder {
-    SharedDataStream::builder(name)
+fn writer(name: &str) -> StreamWriterBuilder {
+    SharedDataStream::writer(name)
+        .config(Config::default())
+        .timeout(Some(Duration::from_secs(20)))
+        .retry_count(0)
+}
+
+fn reader(name: &str) -> StreamReaderBuilder {
+    SharedDataStream::reader(name)
         .config(Config::default())
         .timeout(Some(Duration::from_secs(20)))
         .retry_count(0)
@@ -124,7 +133,7 @@ fn read_all(name: &str, arg: &str) {
     let mut parts = arg.split(',');
     let expected: u64 = parts.next().unwrap().parse().unwrap();
     let sleep_us: u64 = parts.next().unwrap_or("0").parse().unwrap();
-    let mut r = builder(name).create_reader().unwrap();
+    let mut r = reader(name).open().unwrap();
     println!("ATTACHED");
     let mut next = 1;
     for c in r.iter_chunks() {
@@ -166,11 +175,7 @@ fn eight_reader_processes_each_get_all_10000_chunks_once_and_in_order() {
     }
     let name = format!("qads-stp-8r-{}", std::process::id());
     let _u = Unlink(name.clone());
-    let mut w = builder(&name)
-        .size(1 << 20)
-        .slots(8)
-        .create_writer()
-        .unwrap();
+    let mut w = writer(&name).size(1 << 20).slots(8).create().unwrap();
     let mut kids = spawn_readers(TEST, &name, 8, "10000,0");
     assert_eq!(w.wait_for_readers(8, WATCHDOG).unwrap(), 8);
     let t0 = Instant::now();
@@ -194,11 +199,7 @@ fn slow_reader_process_exerts_back_pressure_and_still_gets_every_chunk() {
     }
     let name = format!("qads-stp-slow-{}", std::process::id());
     let _u = Unlink(name.clone());
-    let mut w = builder(&name)
-        .size(1 << 20)
-        .slots(3)
-        .create_writer()
-        .unwrap();
+    let mut w = writer(&name).size(1 << 20).slots(3).create().unwrap();
     let mut kids = spawn_readers(TEST, &name, 1, "300,2000");
     kids.extend(spawn_readers(TEST, &name, 1, "300,0"));
     w.wait_for_readers(2, WATCHDOG).unwrap();
@@ -219,7 +220,7 @@ fn reader_process_killed_mid_stream_stops_holding_the_writer_back() {
     const TEST: &str = "reader_process_killed_mid_stream_stops_holding_the_writer_back";
     if let Some((_, name, _)) = role() {
         // Read one chunk, keep it, never read again.
-        let mut r = builder(&name).create_reader().unwrap();
+        let mut r = reader(&name).open().unwrap();
         let kept = r.next_chunk(None).unwrap().unwrap();
         println!("STALLED at {}", kept.seq());
         loop {
@@ -228,11 +229,7 @@ fn reader_process_killed_mid_stream_stops_holding_the_writer_back() {
     }
     let name = format!("qads-stp-killr-{}", std::process::id());
     let _u = Unlink(name.clone());
-    let mut w = builder(&name)
-        .size(1 << 20)
-        .slots(3)
-        .create_writer()
-        .unwrap();
+    let mut w = writer(&name).size(1 << 20).slots(3).create().unwrap();
     let mut stalled = spawn(TEST, "stall", &name, "");
     w.wait_for_readers(1, WATCHDOG).unwrap();
     w.write_chunk(&chunk(1, 8)).unwrap();
@@ -261,11 +258,11 @@ fn writer_process_killed_mid_stream_is_reported_as_writer_died_after_the_drain()
         "writer_process_killed_mid_stream_is_reported_as_writer_died_after_the_drain";
     if let Some((_, name, _)) = role() {
         // Written before any reader attaches (the ring holds all 5): a broadcast, min_readers 0.
-        let mut w = builder(&name)
+        let mut w = writer(&name)
             .size(1 << 20)
             .slots(8)
             .min_readers(0)
-            .create_writer()
+            .create()
             .unwrap();
         for seq in 1..=5 {
             w.write_chunk(&chunk(seq, 8)).unwrap();
@@ -279,7 +276,7 @@ fn writer_process_killed_mid_stream_is_reported_as_writer_died_after_the_drain()
     let _u = Unlink(name.clone());
     let mut writer = spawn(TEST, "write", &name, "");
     assert_eq!(expect_line(&mut writer, "WROTE"), "WROTE 5");
-    let mut r = builder(&name).create_reader().unwrap();
+    let mut r = reader(&name).open().unwrap();
     let pid = writer.child.id();
     // SAFETY: plain kill(2) of our own child's pid.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
@@ -314,9 +311,9 @@ fn a_finished_stream_keeps_its_name_until_readers_of_other_processes_have_read_i
     }
     let name = format!("qads-stp-linger-{}", std::process::id());
     let _u = Unlink(name.clone());
-    let mut w = builder(&name)
+    let mut w = writer(&name)
         .linger(Duration::from_secs(60))
-        .create_writer()
+        .create()
         .unwrap();
     let mut child = spawn(TEST, "read", &name, "3");
     expect_line(&mut child, "ATTACHED");
@@ -357,9 +354,9 @@ fn a_finished_stream_keeps_its_name_until_readers_of_other_processes_have_read_i
     }
     // Finished, the reader has not read the end: the name is still there, and a late reader attaching by name now
     // drains what the ring holds.
-    let mut late = builder(&name)
+    let mut late = reader(&name)
         .open_timeout(Some(Duration::ZERO))
-        .create_reader()
+        .open()
         .unwrap();
     let got: Vec<u64> = late.iter_chunks().map(|c| c.unwrap().seq()).collect();
     assert_eq!(got, [1, 2, 3]);

@@ -6,7 +6,8 @@ use std::time::Duration;
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
 use qadataswap_arrow::{SnapshotReader, SnapshotWriter};
 use qadataswap_stream::{
-    Compression, Config, Error, SharedDataStream, StartAt, StreamBuilder, StreamReader,
+    Compression, Config, Error, SharedDataStream, StartAt, StreamReader, StreamReaderBuilder,
+    StreamWriterBuilder,
 };
 
 fn name(tag: &str) -> String {
@@ -41,11 +42,18 @@ fn tag(c: &RecordBatch) -> i64 {
 }
 
 /// Tests do not depend on a qadataswap.yaml lying around: defaults, short timeouts.
-fn builder(n: &str) -> StreamBuilder {
-    SharedDataStream::builder(n)
+fn writer(n: &str) -> StreamWriterBuilder {
+    SharedDataStream::writer(n)
         .config(Config::default())
         .size(1 << 20)
         .slots(3)
+        .timeout(Some(Duration::from_millis(200)))
+        .retry_count(1)
+}
+
+fn reader(n: &str) -> StreamReaderBuilder {
+    SharedDataStream::reader(n)
+        .config(Config::default())
         .timeout(Some(Duration::from_millis(200)))
         .retry_count(1)
 }
@@ -58,8 +66,8 @@ fn seqs(r: &mut StreamReader) -> Vec<u64> {
 fn every_chunk_arrives_in_order_and_the_iteration_ends_at_finish() {
     let n = name("order");
     let _u = Unlink(n.clone());
-    let mut w = builder(&n).create_writer().unwrap();
-    let mut r = builder(&n).create_reader().unwrap();
+    let mut w = writer(&n).create().unwrap();
+    let mut r = reader(&n).open().unwrap();
     let mut got = Vec::new();
     for i in 1..=10 {
         w.write_chunk(&batch(i, 10)).unwrap();
@@ -79,8 +87,8 @@ fn every_chunk_arrives_in_order_and_the_iteration_ends_at_finish() {
 fn reader_drains_what_was_written_before_finish_then_ends() {
     let n = name("drain");
     let _u = Unlink(n.clone());
-    let mut w = builder(&n).create_writer().unwrap();
-    let mut r = builder(&n).create_reader().unwrap();
+    let mut w = writer(&n).create().unwrap();
+    let mut r = reader(&n).open().unwrap();
     w.write_chunk(&batch(1, 3)).unwrap();
     w.write_chunk(&batch(2, 3)).unwrap();
     w.finish().unwrap();
@@ -95,8 +103,8 @@ fn reader_drains_what_was_written_before_finish_then_ends() {
 fn a_frame_of_several_batches_is_one_chunk_and_is_not_rechunked() {
     let n = name("frame");
     let _u = Unlink(n.clone());
-    let mut w = builder(&n).create_writer().unwrap();
-    let mut r = builder(&n).create_reader().unwrap();
+    let mut w = writer(&n).create().unwrap();
+    let mut r = reader(&n).open().unwrap();
     let parts = [batch(1, 5), batch(2, 7)];
     w.write_frame(parts[0].schema_ref(), &parts).unwrap();
     let c = r.next_chunk(None).unwrap().unwrap();
@@ -109,12 +117,12 @@ fn late_reader_learns_which_chunks_it_missed_then_starts_at_the_oldest_still_in_
     let n = name("late");
     let _u = Unlink(n.clone());
     // A broadcast (min_readers 0): nobody reads, the writer may run over old chunks freely.
-    let mut w = builder(&n).min_readers(0).create_writer().unwrap();
+    let mut w = writer(&n).min_readers(0).create().unwrap();
     for i in 1..=7 {
         w.write_chunk(&batch(i, 2)).unwrap();
     }
-    let mut oldest = builder(&n).create_reader().unwrap();
-    let mut next = builder(&n).start_at(StartAt::Next).create_reader().unwrap();
+    let mut oldest = reader(&n).open().unwrap();
+    let mut next = reader(&n).start_at(StartAt::Next).open().unwrap();
     assert_eq!(oldest.cursor(), 5, "3 slots: chunks 5, 6, 7 are retained");
     assert_eq!(oldest.missed(), Some((1, 4)));
     assert_eq!(next.cursor(), 8);
@@ -145,8 +153,8 @@ fn late_reader_learns_which_chunks_it_missed_then_starts_at_the_oldest_still_in_
 fn writer_blocked_by_a_reader_a_whole_ring_behind_names_it_in_the_timeout_error() {
     let n = name("behind");
     let _u = Unlink(n.clone());
-    let mut w = builder(&n).create_writer().unwrap();
-    let mut r = builder(&n).create_reader().unwrap();
+    let mut w = writer(&n).create().unwrap();
+    let mut r = reader(&n).open().unwrap();
     for i in 1..=3 {
         w.write_chunk(&batch(i, 2)).unwrap();
     }
@@ -180,8 +188,8 @@ fn writer_blocked_by_a_reader_a_whole_ring_behind_names_it_in_the_timeout_error(
 fn reader_that_keeps_a_whole_ring_of_chunks_gets_ring_held_instead_of_a_deadlock() {
     let n = name("held");
     let _u = Unlink(n.clone());
-    let mut w = builder(&n).create_writer().unwrap();
-    let mut r = builder(&n).create_reader().unwrap();
+    let mut w = writer(&n).create().unwrap();
+    let mut r = reader(&n).open().unwrap();
     for i in 1..=3 {
         w.write_chunk(&batch(i, 2)).unwrap();
     }
@@ -212,8 +220,8 @@ fn reader_that_keeps_a_whole_ring_of_chunks_gets_ring_held_instead_of_a_deadlock
 fn try_next_chunk_returns_none_when_nothing_is_ready() {
     let n = name("try");
     let _u = Unlink(n.clone());
-    let mut w = builder(&n).create_writer().unwrap();
-    let mut r = builder(&n).create_reader().unwrap();
+    let mut w = writer(&n).create().unwrap();
+    let mut r = reader(&n).open().unwrap();
     assert!(r.try_next_chunk().unwrap().is_none());
     w.write_chunk(&batch(1, 1)).unwrap();
     assert_eq!(r.try_next_chunk().unwrap().unwrap().seq(), 1);
@@ -228,8 +236,8 @@ fn try_next_chunk_returns_none_when_nothing_is_ready() {
 fn writer_dropped_without_finish_is_reported_as_closed_after_the_drain() {
     let n = name("closed");
     let _u = Unlink(n.clone());
-    let mut w = builder(&n).create_writer().unwrap();
-    let mut r = builder(&n).create_reader().unwrap();
+    let mut w = writer(&n).create().unwrap();
+    let mut r = reader(&n).open().unwrap();
     w.write_chunk(&batch(1, 1)).unwrap();
     drop(w);
     assert_eq!(r.next_chunk(None).unwrap().unwrap().seq(), 1);
@@ -241,13 +249,13 @@ fn writer_dropped_without_finish_is_reported_as_closed_after_the_drain() {
 fn wait_for_readers_counts_attached_readers_and_times_out_when_too_few() {
     let n = name("audience");
     let _u = Unlink(n.clone());
-    let w = builder(&n).create_writer().unwrap();
+    let w = writer(&n).create().unwrap();
     let e = w
         .wait_for_readers(1, Duration::from_millis(30))
         .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
-    let _r1 = builder(&n).create_reader().unwrap();
-    let _r2 = builder(&n).create_reader().unwrap();
+    let _r1 = reader(&n).open().unwrap();
+    let _r2 = reader(&n).open().unwrap();
     assert_eq!(w.wait_for_readers(2, Duration::from_secs(10)).unwrap(), 2);
     assert_eq!(w.readers(), 2);
 }
@@ -257,8 +265,8 @@ fn compressed_chunks_round_trip_and_are_counted_as_copies() {
     for c in [Compression::Lz4, Compression::Zstd] {
         let n = name(&format!("{c:?}").to_lowercase());
         let _u = Unlink(n.clone());
-        let mut w = builder(&n).compression(Some(c)).create_writer().unwrap();
-        let mut r = builder(&n).create_reader().unwrap();
+        let mut w = writer(&n).compression(Some(c)).create().unwrap();
+        let mut r = reader(&n).open().unwrap();
         let b = batch(1, 1000);
         let info = w.write_chunk(&b).unwrap();
         let chunk = r.next_chunk(None).unwrap().unwrap();
@@ -309,18 +317,18 @@ fn config_sets_the_ring_and_explicit_arguments_win() {
     let n = name("cfg");
     let _u = Unlink(n.clone());
     let cfg = Config::from_yaml("memory:\n  size_mb: 2\n  num_buffers: 5\n", "test").unwrap();
-    let w = SharedDataStream::builder(&n)
+    let w = SharedDataStream::writer(&n)
         .config(cfg.clone())
-        .create_writer()
+        .create()
         .unwrap();
     let geo = *w.core().shared().geometry();
     assert_eq!(geo.slot_count, 5);
     assert_eq!(geo.slot_capacity, (2 << 20) / 5 / 64 * 64);
     drop(w);
-    let w = SharedDataStream::builder(&n)
+    let w = SharedDataStream::writer(&n)
         .config(cfg)
         .slots(2)
-        .create_writer()
+        .create()
         .unwrap();
     assert_eq!(w.core().shared().geometry().slot_count, 2);
 }
@@ -329,8 +337,8 @@ fn config_sets_the_ring_and_explicit_arguments_win() {
 fn a_reader_handle_dropped_while_its_chunks_live_no_longer_holds_the_writer_back_by_position() {
     let n = name("detach");
     let _u = Unlink(n.clone());
-    let mut w = builder(&n).create_writer().unwrap();
-    let mut r = builder(&n).create_reader().unwrap();
+    let mut w = writer(&n).create().unwrap();
+    let mut r = reader(&n).open().unwrap();
     w.write_chunk(&batch(1, 1)).unwrap();
     let kept = r.next_chunk(None).unwrap().unwrap();
     drop(r);
@@ -349,7 +357,7 @@ fn a_reader_handle_dropped_while_its_chunks_live_no_longer_holds_the_writer_back
 fn the_first_write_waits_for_a_reader_and_without_one_says_so_and_writes_nothing() {
     let n = name("min-readers");
     let _u = Unlink(n.clone());
-    let mut w = builder(&n).create_writer().unwrap();
+    let mut w = writer(&n).create().unwrap();
     // No reader within the timeout (200 ms x 2 attempts): a clear error, and nothing was written.
     match w.write_chunk(&batch(1, 2)) {
         Err(e @ Error::NoReaders { min_readers: 1, .. }) => {
@@ -362,18 +370,18 @@ fn the_first_write_waits_for_a_reader_and_without_one_says_so_and_writes_nothing
     // A reader attaching while the first write waits (either order) gets every chunk from the first.
     let n2 = n.clone();
     let reader = std::thread::spawn(move || {
-        let mut r = builder(&n2)
+        let mut r = reader(&n2)
             .open_timeout(Some(Duration::from_secs(30)))
-            .create_reader()
+            .open()
             .unwrap();
         seqs(&mut r)
     });
-    let mut w = SharedDataStream::builder(&n)
+    let mut w = SharedDataStream::writer(&n)
         .config(Config::default())
         .size(1 << 20)
         .slots(3)
         .timeout(None)
-        .create_writer()
+        .create()
         .unwrap();
     for i in 1..=5 {
         w.write_chunk(&batch(i, 2)).unwrap();
@@ -390,9 +398,9 @@ fn the_first_write_waits_for_a_reader_and_without_one_says_so_and_writes_nothing
 fn a_reader_started_before_its_writer_waits_for_the_name_and_times_out_saying_which() {
     let n = name("reader-first");
     let _u = Unlink(n.clone());
-    match builder(&n)
+    match reader(&n)
         .open_timeout(Some(Duration::from_millis(100)))
-        .create_reader()
+        .open()
     {
         Err(Error::Arrow(e @ qadataswap_arrow::Error::NotCreated { .. })) => {
             let text = e.to_string();
@@ -405,15 +413,15 @@ fn a_reader_started_before_its_writer_waits_for_the_name_and_times_out_saying_wh
     }
     let n2 = n.clone();
     let reader = std::thread::spawn(move || {
-        let mut r = builder(&n2)
+        let mut r = reader(&n2)
             .open_timeout(Some(Duration::from_secs(30)))
-            .create_reader()
+            .open()
             .unwrap();
         seqs(&mut r)
     });
-    let mut w = builder(&n)
+    let mut w = writer(&n)
         .timeout(Some(Duration::from_secs(30)))
-        .create_writer()
+        .create()
         .unwrap();
     w.write_chunk(&batch(1, 2)).unwrap();
     w.finish().unwrap();
