@@ -840,3 +840,57 @@ fn flag_words_are_read_from_commands_not_from_prose() {
     assert_eq!(words_after_flag(text, "--test "), vec!["loom"]);
     assert_eq!(words_after_flag(text, "--package "), vec!["foo_bar"]);
 }
+
+/// Every numbered section of docs/FORMAT.md has a row in CONTRIBUTING.md's "Where each rule of docs/FORMAT.md
+/// lives", and every file a row names exists.
+#[test]
+fn every_section_of_the_format_names_files_that_exist() {
+    let format = fs::read_to_string(root().join("docs/FORMAT.md")).expect("docs/FORMAT.md");
+    let contributing = fs::read_to_string(root().join("CONTRIBUTING.md")).expect("CONTRIBUTING.md");
+    let start = contributing
+        .find("### Where each rule of docs/FORMAT.md lives")
+        .expect("CONTRIBUTING.md has a section 'Where each rule of docs/FORMAT.md lives'");
+    let rows: Vec<&str> = contributing[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with("| FORMAT.md"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let mut problems = Vec::new();
+    for heading in format.lines().filter(|l| l.starts_with("## ")) {
+        let Some(number) = heading[3..]
+            .split('.')
+            .next()
+            .filter(|n| n.parse::<u32>().is_ok())
+        else {
+            continue;
+        };
+        let tag = format!("| §{number} ");
+        if !rows.iter().any(|r| r.starts_with(&tag)) {
+            problems.push(format!(
+                "FORMAT.md's '{heading}' has no row (add '{tag}...')"
+            ));
+        }
+    }
+    for row in &rows {
+        let files: Vec<&str> = row
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|w| w.contains('/') && w.ends_with(".rs"))
+            .collect();
+        if files.is_empty() {
+            problems.push(format!("row names no file: {row}"));
+        }
+        for f in files {
+            if !root().join(f).is_file() {
+                problems.push(format!("{f} does not exist (row: {row})"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "CONTRIBUTING.md's map of FORMAT.md:\n  {}",
+        problems.join("\n  ")
+    );
+}

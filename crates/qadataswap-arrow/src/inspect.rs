@@ -32,7 +32,6 @@ use qadataswap_sync::process::{Liveness, ProcessIdentity};
 
 use crate::error::{Error, Result};
 use crate::layout::{self, state, unpack_published, Geometry, Mode, HEADER_SIZE};
-use crate::reader::read_schema_area;
 use crate::segment::{HeaderCopy, Shared};
 
 /// A process named in the header or the reader table, and whether it is running now.
@@ -402,7 +401,7 @@ fn read_body(s: &Shared, published: Option<(u64, usize)>) -> BodyInfo {
             }
         })
         .collect();
-    let schema = read_schema_area(s).map_err(|e| e.to_string());
+    let schema = crate::schema_area::read(s).map_err(|e| e.to_string());
     BodyInfo {
         geometry: geo,
         slots,

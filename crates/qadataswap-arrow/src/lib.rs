@@ -56,6 +56,7 @@ mod mode;
 mod onecopy;
 pub mod options;
 pub mod reader;
+mod schema_area;
 pub mod segment;
 pub mod stats;
 pub mod status;

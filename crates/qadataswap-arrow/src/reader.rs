@@ -879,57 +879,8 @@ impl SnapshotReader {
     /// # Errors
     /// [`Error::CorruptHeader`] if the schema area does not decode.
     pub fn schema(&self) -> Result<Option<SchemaRef>> {
-        read_schema_area(&self.att.shared)
+        crate::schema_area::read(&self.att.shared)
     }
-}
-
-/// Copy the schema area out under its seqlock and decode it.
-pub fn read_schema_area(s: &Shared) -> Result<Option<SchemaRef>> {
-    let header = s.header();
-    let word = header.schema_seq();
-    for _ in 0..1000 {
-        let copied = word.read_consistent(|| {
-            let len = header.schema_len() as usize;
-            if len == 0 || len > s.geo.schema_capacity {
-                return None;
-            }
-            let mut v = vec![0u8; len];
-            // SAFETY: len <= schema_capacity, so the source range lies inside the schema area of the mapping; a
-            // concurrent writer may change the bytes, and the seqlock check discards such a copy.
-            unsafe { std::ptr::copy_nonoverlapping(s.schema_ptr(), v.as_mut_ptr(), len) };
-            let checksum = header.schema_checksum();
-            Some((v, checksum))
-        });
-        match copied {
-            Some((_, None)) => return Ok(None),
-            Some((_, Some((bytes, checksum)))) => {
-                let corrupt = |what: String| Error::CorruptHeader {
-                    name: s.name.clone(),
-                    what,
-                };
-                if bytes.len() < 8 {
-                    return Err(corrupt("schema area too short".into()));
-                }
-                // Version 2 checksums the area, so a flipped byte is an error, not another valid schema.
-                let version = header.format_version();
-                if version >= 2 && layout::fnv1a64(&bytes) != checksum {
-                    return Err(corrupt(format!(
-                        "the schema area's checksum {:#018x} does not match its bytes",
-                        checksum
-                    )));
-                }
-                let schema = arrow_ipc::convert::try_schema_from_ipc_buffer(&bytes)
-                    .map_err(|e| corrupt(format!("schema area does not decode: {e}")))?;
-                return Ok(Some(Arc::new(schema)));
-            }
-            None => std::thread::yield_now(),
-        }
-    }
-    Err(Error::Timeout {
-        name: s.name.clone(),
-        what: "reading the schema area",
-        waited: Duration::ZERO,
-    })
 }
 
 /// Builder for readers. The open timeout, if not set here, is the configuration's `sync.timeout_ms`

@@ -526,29 +526,10 @@ impl RawWriter {
         .map(Some)
     }
 
-    /// Store the schema message in the header's schema area under its seqlock and bump the schema version.
+    /// Store the schema message in the schema area ([`crate::schema_area::publish`]) and bump the schema version.
     pub(crate) fn publish_schema(&mut self, schema: &SchemaRef) -> Result<()> {
-        let shared = &self.shared;
-        let msg = encode::schema_message(schema);
-        if msg.len() > shared.geo.schema_capacity {
-            return Err(Error::SchemaTooLarge {
-                name: shared.name.clone(),
-                needed: msg.len(),
-                capacity: shared.geo.schema_capacity,
-            });
-        }
-        let word = shared.header().schema_seq();
-        let cur = word.load();
-        let cur = cur + (cur & 1);
-        word.begin_write(cur + 1);
-        // SAFETY: the schema area (schema_capacity bytes, checked above) belongs to the writer; readers copy it
-        // only under the seqlock and discard copies taken while the word was odd or changed.
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), shared.schema_ptr(), msg.len()) };
+        crate::schema_area::publish(&self.shared, schema, self.schema_version + 1)?;
         self.schema_version += 1;
-        shared
-            .header()
-            .store_schema(self.schema_version, msg.len() as u64, layout::fnv1a64(&msg));
-        word.commit(cur + 2);
         self.last_schema = Some(Arc::clone(schema));
         Ok(())
     }
