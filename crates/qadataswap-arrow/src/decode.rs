@@ -652,19 +652,8 @@ fn validate_layout(data: &ArrayData) -> Result<(), DecodeError> {
 
 /// Whether a dictionary is anywhere in `dt` (children, map entries, union members and run-end values included).
 pub fn has_dictionary(dt: &DataType) -> bool {
-    match dt {
-        DataType::Dictionary(_, _) => true,
-        DataType::List(f)
-        | DataType::LargeList(f)
-        | DataType::ListView(f)
-        | DataType::LargeListView(f)
-        | DataType::FixedSizeList(f, _)
-        | DataType::Map(f, _) => has_dictionary(f.data_type()),
-        DataType::Struct(fields) => fields.iter().any(|f| has_dictionary(f.data_type())),
-        DataType::Union(fields, _) => fields.iter().any(|(_, f)| has_dictionary(f.data_type())),
-        DataType::RunEndEncoded(_, values) => has_dictionary(values.data_type()),
-        _ => false,
-    }
+    matches!(dt, DataType::Dictionary(_, _))
+        || arrow_layout::of(dt).children.types().any(has_dictionary)
 }
 
 /// Every key of every dictionary in `data` (at any depth) indexes its dictionary: the one part of a dictionary
