@@ -57,7 +57,7 @@ pub struct ReaderEntry {
     leases: [AtomicU32; MAX_SLOTS],
 }
 
-/// [`ReaderEntry::entry_flags`] bit: the entry was registered for a `fork()` child with the leases it inherited.
+/// `entry_flags` bit: the entry was registered for a `fork()` child with the leases it inherited.
 /// Such an owner counts as alive only while it still maps the segment (an `exec` drops the mapping but keeps the
 /// pid and start time); the reclaimer checks that.
 pub const ENTRY_INHERITED: u64 = 1;
