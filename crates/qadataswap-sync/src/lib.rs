@@ -1,5 +1,6 @@
 //! Cross-process synchronisation for QADataSwap: futex wait/wake, a spin-then-park
-//! [`Notifier`], seqlock commit words ([`SeqWord`]) and the reader [`LeaseTable`].
+//! [`Notifier`], seqlock commit words ([`SeqWord`]), the reader [`LeaseTable`], and the ring's rules
+//! ([`ring`]: the snapshot slot choice, and the stream's back-pressure, wake-ups and start handshake).
 //!
 //! Every type here works on *references* to atomics that normally live in a shared mapping;
 //! nothing owns memory or knows about segment names or Arrow.
@@ -49,6 +50,7 @@
 //! | [`Notifier`] | yes | yes | `Copy`; borrows two `AtomicU32` |
 //! | [`SeqWord`] | yes | yes | `Copy`; borrows one `AtomicU64` |
 //! | [`LeaseTable`] | yes | yes | `Copy`; borrows `[ReaderEntry]` |
+//! | [`StreamRing`] | yes | yes | `Copy`; borrows the stream's words, table and notifiers |
 //! | [`ReaderEntry`] | yes | yes | all atomics; `#[repr(C, align(64))]`, 320 bytes |
 //! | [`ProcessIdentity`] | yes | yes | plain data |
 //! | [`WaitOptions`], [`SpinBudget`] | yes | yes | plain data |
@@ -61,11 +63,13 @@
 //!
 //! The protocols are model-checked with loom (`tests/loom.rs`, build with
 //! `RUSTFLAGS="--cfg qadataswap_loom"`): the [`primitive`] module swaps in loom's atomics and
-//! the futex is stood in by a mutex + condition variable model.
+//! the futex is stood in by a mutex + condition variable model. The stream and snapshot models drive
+//! [`ring`]'s functions themselves, the ones `qadataswap-arrow` and `qadataswap-stream` call.
 //!
 //! [`Notifier`]: notify::Notifier
 //! [`SeqWord`]: seqlock::SeqWord
 //! [`LeaseTable`]: lease::LeaseTable
+//! [`StreamRing`]: ring::StreamRing
 //! [`ReaderEntry`]: lease::ReaderEntry
 //! [`ProcessIdentity`]: process::ProcessIdentity
 //! [`WaitOptions`]: notify::WaitOptions
