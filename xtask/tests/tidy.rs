@@ -22,6 +22,7 @@ fn root() -> PathBuf {
 const LAYERS: &[(&str, &str, u32)] = &[
     ("crates/qadataswap-shm", "qadataswap-shm", 0),
     ("crates/qadataswap-sync", "qadataswap-sync", 0),
+    ("bindings/handle", "qadataswap-handle", 0),
     ("crates/qadataswap-arrow", "qadataswap-arrow", 1),
     ("crates/qadataswap-stream", "qadataswap-stream", 2),
     ("crates/qadataswap-polars", "qadataswap-polars", 3),

@@ -170,6 +170,12 @@ impl From<qadataswap_stream::Error> for Failure {
     }
 }
 
+impl From<qadataswap_handle::Closed> for Failure {
+    fn from(c: qadataswap_handle::Closed) -> Failure {
+        Failure::new(QdsStatus::Closed, c.to_string())
+    }
+}
+
 impl From<arrow_schema::ArrowError> for Failure {
     fn from(e: arrow_schema::ArrowError) -> Failure {
         Failure::new(QdsStatus::Arrow, format!("arrow: {e}"))

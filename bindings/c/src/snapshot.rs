@@ -1,7 +1,7 @@
 //! Snapshot writers and readers behind opaque handles.
 
 use std::ffi::{c_char, c_int, CStr};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
@@ -11,6 +11,7 @@ use arrow_schema::{DataType, Schema};
 use qadataswap_arrow::{
     Frame, ReaderOptions, SnapshotReader, SnapshotWriter, Validation, WriteInfo, WriterOptions,
 };
+use qadataswap_handle::{Closable, RwClosable};
 
 use crate::error::{boundary, Failure, QdsStatus};
 use crate::export::export_stream;
@@ -91,12 +92,12 @@ pub struct QdsFrameInfo {
 
 /// A snapshot writer (`qds_snapshot_writer`, opaque in C).
 pub struct QdsSnapshotWriter {
-    inner: Mutex<Option<SnapshotWriter>>,
+    inner: Closable<SnapshotWriter>,
 }
 
 /// A snapshot reader (`qds_snapshot_reader`, opaque in C).
 pub struct QdsSnapshotReader {
-    inner: RwLock<Option<SnapshotReader>>,
+    inner: RwClosable<SnapshotReader>,
 }
 
 // ---- argument helpers ----
@@ -118,13 +119,6 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str
 pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> Result<&'a T, Failure> {
     // SAFETY: per the caller's contract a non-null `p` is a live handle.
     unsafe { p.as_ref() }.ok_or_else(|| Failure::invalid(format!("{what} is NULL")))
-}
-
-pub(crate) fn closed(what: &str) -> Failure {
-    Failure::new(
-        QdsStatus::Closed,
-        format!("this {what} was closed; open a new one"),
-    )
 }
 
 fn ms(v: u64) -> Duration {
@@ -233,7 +227,7 @@ pub unsafe extern "C" fn qds_snapshot_writer_create(
         }
         let w = b.create()?;
         let h = Box::new(QdsSnapshotWriter {
-            inner: Mutex::new(Some(w)),
+            inner: Closable::new("writer", w),
         });
         // SAFETY: `out` is non-null and writable per the contract.
         unsafe { out.write(Box::into_raw(h)) };
@@ -246,9 +240,7 @@ fn with_writer(
     f: impl FnOnce(&mut SnapshotWriter) -> Result<WriteInfo, Failure>,
     info: *mut QdsWriteInfo,
 ) -> Result<(), Failure> {
-    let mut guard = w.inner.lock().unwrap_or_else(|p| p.into_inner());
-    let writer = guard.as_mut().ok_or_else(|| closed("writer"))?;
-    let i = f(writer)?;
+    let i = w.inner.with_mut(f)??;
     // SAFETY: callers pass null or a writable `qds_write_info` (checked by the public functions' contracts).
     if let Some(out) = unsafe { info.as_mut() } {
         *out = QdsWriteInfo {
@@ -354,8 +346,7 @@ pub unsafe extern "C" fn qds_snapshot_writer_close(w: *mut QdsSnapshotWriter) ->
     boundary(|| {
         // SAFETY: per the contract.
         let w = unsafe { handle(w, "writer") }?;
-        let taken = w.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match taken {
+        match w.inner.close() {
             Some(writer) => Ok(writer.close()?),
             None => Ok(()),
         }
@@ -437,7 +428,7 @@ pub unsafe extern "C" fn qds_snapshot_reader_open(
         }
         let r = SnapshotReader::builder(name).options(o).open()?;
         let h = Box::new(QdsSnapshotReader {
-            inner: RwLock::new(Some(r)),
+            inner: RwClosable::new("reader", r),
         });
         // SAFETY: `out` is non-null and writable per the contract.
         unsafe { out.write(Box::into_raw(h)) };
@@ -463,11 +454,10 @@ unsafe fn read_into(
     unsafe { out.write(FFI_ArrowArrayStream::empty()) };
     // SAFETY: per the contract.
     let r = unsafe { handle(r, "reader") }?;
-    let guard = r.inner.read().unwrap_or_else(|p| p.into_inner());
-    let reader = guard.as_ref().ok_or_else(|| closed("reader"))?;
-    let frame = read(reader)?
+    let frame = r
+        .inner
+        .with(read)??
         .ok_or_else(|| Failure::new(QdsStatus::NoFrame, "no frame has been published yet"))?;
-    drop(guard);
     // SAFETY: `info` is null or writable per the contract.
     if let Some(i) = unsafe { info.as_mut() } {
         *i = QdsFrameInfo {
@@ -590,10 +580,9 @@ pub unsafe extern "C" fn qds_snapshot_reader_schema(
         }
         // SAFETY: per the contract.
         let r = unsafe { handle(r, "reader") }?;
-        let guard = r.inner.read().unwrap_or_else(|p| p.into_inner());
-        let reader = guard.as_ref().ok_or_else(|| closed("reader"))?;
-        let schema = reader
-            .schema()?
+        let schema = r
+            .inner
+            .with(SnapshotReader::schema)??
             .ok_or_else(|| Failure::new(QdsStatus::NoFrame, "no frame has been published yet"))?;
         let c = FFI_ArrowSchema::try_from(schema.as_ref())?;
         // SAFETY: `out` is non-null and writable.
@@ -618,13 +607,13 @@ pub unsafe extern "C" fn qds_snapshot_reader_lease_count(
         }
         // SAFETY: per the contract.
         let r = unsafe { handle(r, "reader") }?;
-        let guard = r.inner.read().unwrap_or_else(|p| p.into_inner());
-        let reader = guard.as_ref().ok_or_else(|| closed("reader"))?;
-        let att = reader.attachment();
-        let slots = att.shared().geometry().slot_count;
-        let n: u64 = (0..slots)
-            .map(|s| u64::from(att.entry().lease_count(s)))
-            .sum();
+        let n = r.inner.with(|reader| {
+            let att = reader.attachment();
+            let slots = att.shared().geometry().slot_count;
+            (0..slots)
+                .map(|s| u64::from(att.entry().lease_count(s)))
+                .sum::<u64>()
+        })?;
         // SAFETY: `out` is non-null and writable.
         unsafe { out.write(n) };
         Ok(())
@@ -646,10 +635,9 @@ pub unsafe extern "C" fn qds_snapshot_reader_last_seq(
         }
         // SAFETY: per the contract.
         let r = unsafe { handle(r, "reader") }?;
-        let guard = r.inner.read().unwrap_or_else(|p| p.into_inner());
-        let reader = guard.as_ref().ok_or_else(|| closed("reader"))?;
+        let seq = r.inner.with(SnapshotReader::last_seq)?;
         // SAFETY: `out` is non-null and writable.
-        unsafe { out.write(reader.last_seq()) };
+        unsafe { out.write(seq) };
         Ok(())
     })
 }
@@ -664,8 +652,7 @@ pub unsafe extern "C" fn qds_snapshot_reader_close(r: *mut QdsSnapshotReader) ->
     boundary(|| {
         // SAFETY: per the contract.
         let r = unsafe { handle(r, "reader") }?;
-        let taken = r.inner.write().unwrap_or_else(|p| p.into_inner()).take();
-        drop(taken);
+        drop(r.inner.close());
         Ok(())
     })
 }

@@ -51,11 +51,11 @@
 //! ```
 
 use std::ffi::c_char;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
+use qadataswap_handle::Closable;
 use qadataswap_stream::{
     Chunk, Config, SharedDataStream, StartAt, StreamReader, StreamWriter, Validation, WriteInfo,
 };
@@ -63,7 +63,7 @@ use qadataswap_stream::{
 use crate::error::{boundary, Failure, QdsStatus};
 use crate::export::export_stream;
 use crate::snapshot::{
-    closed, handle, import_batch, read_timeout, str_arg, QdsFrameInfo, QdsWriteInfo, FOREVER,
+    handle, import_batch, read_timeout, str_arg, QdsFrameInfo, QdsWriteInfo, FOREVER,
     QDS_TIMEOUT_INFINITE,
 };
 
@@ -151,12 +151,12 @@ impl From<qadataswap_stream::Stats> for QdsStreamStats {
 
 /// A stream writer (`qds_stream_writer`, opaque in C).
 pub struct QdsStreamWriter {
-    inner: Mutex<Option<StreamWriter>>,
+    inner: Closable<StreamWriter>,
 }
 
 /// A stream reader (`qds_stream_reader`, opaque in C).
 pub struct QdsStreamReader {
-    inner: Mutex<Option<StreamReader>>,
+    inner: Closable<StreamReader>,
 }
 
 /// The configuration (file and environment), or the defaults if it cannot be loaded (the error then comes back
@@ -277,21 +277,12 @@ pub unsafe extern "C" fn qds_stream_writer_create(
         }
         let w = b.create()?;
         let h = Box::new(QdsStreamWriter {
-            inner: Mutex::new(Some(w)),
+            inner: Closable::new("stream writer", w),
         });
         // SAFETY: `out` is non-null and writable per the contract.
         unsafe { out.write(Box::into_raw(h)) };
         Ok(())
     })
-}
-
-fn with_stream_writer<T>(
-    w: &QdsStreamWriter,
-    f: impl FnOnce(&mut StreamWriter) -> Result<T, Failure>,
-) -> Result<T, Failure> {
-    let mut guard = w.inner.lock().unwrap_or_else(|p| p.into_inner());
-    let writer = guard.as_mut().ok_or_else(|| closed("stream writer"))?;
-    f(writer)
 }
 
 /// # Safety
@@ -331,7 +322,7 @@ pub unsafe extern "C" fn qds_stream_writer_write_stream(
         let w = unsafe { handle(w, "stream writer") }?;
         let schema = arrow_array::RecordBatchReader::schema(&reader);
         let batches = reader.collect::<Result<Vec<_>, _>>()?;
-        let i = with_stream_writer(w, |wr| Ok(wr.write_frame(&schema, &batches)?))?;
+        let i = w.inner.with_mut(|wr| wr.write_frame(&schema, &batches))??;
         // SAFETY: per the contract.
         unsafe { put_write_info(info, &i) };
         Ok(())
@@ -364,7 +355,7 @@ pub unsafe extern "C" fn qds_stream_writer_write_batch(
         // SAFETY: per the contract `w` is null or live.
         let w = unsafe { handle(w, "stream writer") }?;
         let batch = import_batch(array, schema)?;
-        let i = with_stream_writer(w, |wr| Ok(wr.write_chunk(&batch)?))?;
+        let i = w.inner.with_mut(|wr| wr.write_chunk(&batch))??;
         // SAFETY: per the contract.
         unsafe { put_write_info(info, &i) };
         Ok(())
@@ -387,13 +378,14 @@ pub unsafe extern "C" fn qds_stream_writer_wait_for_readers(
         let t = option_timeout(timeout_ms)?.unwrap_or(FOREVER);
         // SAFETY: per the contract.
         let w = unsafe { handle(w, "stream writer") }?;
-        let guard = w.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let writer = guard.as_ref().ok_or_else(|| closed("stream writer"))?;
-        let r = writer.wait_for_readers(n, t);
-        let have = match &r {
-            Ok(have) => *have,
-            Err(_) => writer.readers(),
-        };
+        let (r, have) = w.inner.with(|writer| {
+            let r = writer.wait_for_readers(n, t);
+            let have = match &r {
+                Ok(have) => *have,
+                Err(_) => writer.readers(),
+            };
+            (r, have)
+        })?;
         // SAFETY: per the contract.
         if let Some(a) = unsafe { attached.as_mut() } {
             *a = have;
@@ -417,7 +409,7 @@ pub unsafe extern "C" fn qds_stream_writer_readers(
         }
         // SAFETY: per the contract.
         let w = unsafe { handle(w, "stream writer") }?;
-        let n = with_stream_writer(w, |wr| Ok(wr.readers()))?;
+        let n = w.inner.with(StreamWriter::readers)?;
         // SAFETY: `out` is non-null and writable.
         unsafe { out.write(n) };
         Ok(())
@@ -439,7 +431,7 @@ pub unsafe extern "C" fn qds_stream_writer_stats(
         }
         // SAFETY: per the contract.
         let w = unsafe { handle(w, "stream writer") }?;
-        let st = with_stream_writer(w, |wr| Ok(wr.stats()))?;
+        let st = w.inner.with(StreamWriter::stats)?;
         // SAFETY: `out` is non-null and writable.
         unsafe { out.write(st.into()) };
         Ok(())
@@ -456,7 +448,7 @@ pub unsafe extern "C" fn qds_stream_writer_finish(w: *mut QdsStreamWriter) -> Qd
     boundary(|| {
         // SAFETY: per the contract.
         let w = unsafe { handle(w, "stream writer") }?;
-        with_stream_writer(w, |wr| Ok(wr.finish()?))
+        Ok(w.inner.with_mut(StreamWriter::finish)??)
     })
 }
 
@@ -471,8 +463,7 @@ pub unsafe extern "C" fn qds_stream_writer_close(w: *mut QdsStreamWriter) -> Qds
     boundary(|| {
         // SAFETY: per the contract.
         let w = unsafe { handle(w, "stream writer") }?;
-        let taken = w.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(taken);
+        drop(w.inner.close());
         Ok(())
     })
 }
@@ -531,7 +522,7 @@ pub unsafe extern "C" fn qds_stream_reader_open(
         }
         let r = b.open()?;
         let h = Box::new(QdsStreamReader {
-            inner: Mutex::new(Some(r)),
+            inner: Closable::new("stream reader", r),
         });
         // SAFETY: `out` is non-null and writable per the contract.
         unsafe { out.write(Box::into_raw(h)) };
@@ -557,24 +548,17 @@ unsafe fn chunk_into(
     unsafe { out.write(FFI_ArrowArrayStream::empty()) };
     // SAFETY: per the contract.
     let r = unsafe { handle(r, "stream reader") }?;
-    let mut guard = r.inner.lock().unwrap_or_else(|p| p.into_inner());
-    let reader = guard.as_mut().ok_or_else(|| closed("stream reader"))?;
-    let chunk = match read(reader)? {
-        Some(c) => c,
-        None if reader.is_finished() => {
-            return Err(Failure::new(
-                QdsStatus::EndOfStream,
-                "the stream was finished and every chunk was read",
-            ))
-        }
-        None => {
-            return Err(Failure::new(
-                QdsStatus::NoFrame,
-                "no new chunk is ready yet",
-            ))
-        }
-    };
-    drop(guard);
+    let chunk = r.inner.with_mut(|reader| match read(reader)? {
+        Some(c) => Ok(c),
+        None if reader.is_finished() => Err(Failure::new(
+            QdsStatus::EndOfStream,
+            "the stream was finished and every chunk was read",
+        )),
+        None => Err(Failure::new(
+            QdsStatus::NoFrame,
+            "no new chunk is ready yet",
+        )),
+    })??;
     // SAFETY: `info` is null or writable per the contract.
     if let Some(i) = unsafe { info.as_mut() } {
         *i = QdsFrameInfo {
@@ -632,15 +616,6 @@ pub unsafe extern "C" fn qds_stream_reader_try_next_chunk(
     boundary(|| unsafe { chunk_into(r, out, info, |rd| Ok(rd.try_next_chunk()?)) })
 }
 
-fn with_stream_reader<T>(
-    r: &QdsStreamReader,
-    f: impl FnOnce(&StreamReader) -> T,
-) -> Result<T, Failure> {
-    let guard = r.inner.lock().unwrap_or_else(|p| p.into_inner());
-    let reader = guard.as_ref().ok_or_else(|| closed("stream reader"))?;
-    Ok(f(reader))
-}
-
 /// The number of the next chunk this reader will return (`*next`) and how many it returned so far
 /// (`*delivered`); either pointer may be NULL.
 ///
@@ -655,7 +630,7 @@ pub unsafe extern "C" fn qds_stream_reader_position(
     boundary(|| {
         // SAFETY: per the contract.
         let r = unsafe { handle(r, "stream reader") }?;
-        let (c, d) = with_stream_reader(r, |rd| (rd.cursor(), rd.delivered()))?;
+        let (c, d) = r.inner.with(|rd| (rd.cursor(), rd.delivered()))?;
         // SAFETY: per the contract.
         if let Some(p) = unsafe { next.as_mut() } {
             *p = c;
@@ -683,7 +658,7 @@ pub unsafe extern "C" fn qds_stream_reader_stats(
         }
         // SAFETY: per the contract.
         let r = unsafe { handle(r, "stream reader") }?;
-        let st = with_stream_reader(r, |rd| rd.stats())?;
+        let st = r.inner.with(StreamReader::stats)?;
         // SAFETY: `out` is non-null and writable.
         unsafe { out.write(st.into()) };
         Ok(())
@@ -706,7 +681,7 @@ pub unsafe extern "C" fn qds_stream_reader_lease_count(
         }
         // SAFETY: per the contract.
         let r = unsafe { handle(r, "stream reader") }?;
-        let n = with_stream_reader(r, |rd| {
+        let n = r.inner.with(|rd| {
             let att = rd.core().attachment();
             let slots = rd.core().shared().geometry().slot_count;
             (0..slots)
@@ -729,8 +704,7 @@ pub unsafe extern "C" fn qds_stream_reader_close(r: *mut QdsStreamReader) -> Qds
     boundary(|| {
         // SAFETY: per the contract.
         let r = unsafe { handle(r, "stream reader") }?;
-        let taken = r.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(taken);
+        drop(r.inner.close());
         Ok(())
     })
 }

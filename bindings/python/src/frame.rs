@@ -3,13 +3,14 @@
 //! object and everything imported from it are gone (or `release()` was called and the imports are gone).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 use qadataswap_arrow::Frame;
+use qadataswap_handle::Closable;
 
 use crate::boundary::guarded;
 use crate::capsule;
@@ -24,7 +25,7 @@ pub struct PyFrame {
     bytes: usize,
     write_ns: u64,
     schema: SchemaRef,
-    batches: Mutex<Option<Vec<RecordBatch>>>,
+    batches: Closable<Vec<RecordBatch>>,
     /// Where the data lives: "shared" (zero-copy, leased) or "private" (a copy).
     location: &'static str,
     /// The reader's count of columns copied on the way to Polars (decimals widened).
@@ -40,7 +41,7 @@ impl PyFrame {
             bytes: f.num_bytes(),
             write_ns: f.write_time_ns(),
             schema: f.schema().clone(),
-            batches: Mutex::new(Some(f.into_batches())),
+            batches: Closable::new("frame", f.into_batches()),
             location,
             polars_copies: None,
         }
@@ -60,7 +61,7 @@ impl PyFrame {
             bytes,
             write_ns,
             schema,
-            batches: Mutex::new(Some(batches)),
+            batches: Closable::new("frame", batches),
             location: "shared",
             polars_copies: None,
         }
@@ -73,18 +74,14 @@ impl PyFrame {
     }
 
     fn batches(&self, py: Python<'_>) -> PyResult<Vec<RecordBatch>> {
-        self.batches
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| {
-                raise(
-                    py,
-                    "ReleasedError",
-                    format!("frame {} was released; read a new one", self.seq),
-                    &[],
-                )
-            })
+        self.batches.with(Vec::clone).map_err(|_| {
+            raise(
+                py,
+                "ReleasedError",
+                format!("frame {} was released; read a new one", self.seq),
+                &[],
+            )
+        })
     }
 }
 
@@ -186,7 +183,7 @@ impl PyFrame {
                 bytes: self.bytes,
                 write_ns: self.write_ns,
                 schema: self.schema.clone(),
-                batches: Mutex::new(Some(batches)),
+                batches: Closable::new("frame", batches),
                 location: "private",
                 polars_copies: self.polars_copies.clone(),
             })
@@ -212,7 +209,7 @@ impl PyFrame {
                 bytes: self.bytes,
                 write_ns: self.write_ns,
                 schema: ready.schema,
-                batches: Mutex::new(Some(ready.batches)),
+                batches: Closable::new("frame", ready.batches),
                 location: self.location,
                 polars_copies: self.polars_copies.clone(),
             })
@@ -221,12 +218,7 @@ impl PyFrame {
 
     /// Drop this object's hold on the batches (capsules already exported keep theirs).
     fn release(&self) {
-        let taken = self
-            .batches
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        drop(taken);
+        drop(self.batches.close());
     }
 
     fn __repr__(&self) -> String {

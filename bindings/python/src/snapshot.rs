@@ -1,7 +1,7 @@
 //! Native snapshot writer and reader. The Python layer (`qadataswap/__init__.py`) wraps them into the seed's API.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -10,6 +10,7 @@ use pyo3::types::PyDict;
 use qadataswap_arrow::{
     Error, Frame, SnapshotReader, SnapshotWriter, Stats, Validation, WriteInfo,
 };
+use qadataswap_handle::Closable;
 
 use crate::boundary::guarded;
 use crate::capsule;
@@ -124,7 +125,7 @@ pub fn check_pid(py: Python<'_>, what: &'static str, name: &str, owner_pid: u32)
 /// The native snapshot writer.
 #[pyclass(module = "qadataswap._native", name = "SnapshotWriter", frozen)]
 pub struct PyWriter {
-    inner: Mutex<Option<SnapshotWriter>>,
+    inner: Closable<SnapshotWriter>,
     name: String,
     pid: u32,
     range: (usize, usize),
@@ -142,12 +143,9 @@ impl PyWriter {
         R: Send,
     {
         check_pid(py, "writer", &self.name, self.pid)?;
-        py.detach(|| {
-            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            g.as_mut().map(f)
-        })
-        .ok_or_else(|| released(py, "writer", &self.name))?
-        .map_err(|e| to_py(py, e))
+        py.detach(|| self.inner.with_mut(f))
+            .map_err(|c| released(py, c.what, &self.name))?
+            .map_err(|e| to_py(py, e))
     }
 }
 
@@ -206,7 +204,7 @@ impl PyWriter {
                 range: (start, start + map.len()),
                 slot_capacity: geo.slot_capacity,
                 slots: geo.slot_count,
-                inner: Mutex::new(Some(w)),
+                inner: Closable::new("writer", w),
                 name,
                 pid: std::process::id(),
             })
@@ -236,8 +234,7 @@ impl PyWriter {
     /// Close: readers finish what they hold, then get WriterClosedError; unlinks unless persistent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         guarded(py, || {
-            let w = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-            match w {
+            match self.inner.close() {
                 Some(w) if std::process::id() == self.pid => {
                     py.detach(|| w.close()).map_err(|e| to_py(py, e))
                 }
@@ -254,10 +251,7 @@ impl PyWriter {
     /// Whether `close` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.inner.is_closed()
     }
 
     /// The segment's name.
@@ -313,7 +307,7 @@ enum Kind {
 /// The native snapshot reader.
 #[pyclass(module = "qadataswap._native", name = "SnapshotReader", frozen)]
 pub struct PyReader {
-    inner: Arc<Mutex<Option<Arc<SnapshotReader>>>>,
+    inner: Closable<Arc<SnapshotReader>>,
     name: String,
     pid: u32,
     timeout: Option<Duration>,
@@ -329,10 +323,8 @@ impl PyReader {
     fn get(&self, py: Python<'_>) -> PyResult<Arc<SnapshotReader>> {
         check_pid(py, "reader", &self.name, self.pid)?;
         self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| released(py, "reader", &self.name))
+            .with(Arc::clone)
+            .map_err(|c| released(py, c.what, &self.name))
     }
 
     /// Wait in slices of at most [`SLICE`], checking signals (main thread) and `cancel` in between.
@@ -490,7 +482,7 @@ impl PyReader {
             let start = map.as_ptr() as usize;
             Ok(PyReader {
                 range: (start, start + map.len()),
-                inner: Arc::new(Mutex::new(Some(Arc::new(r)))),
+                inner: Closable::new("reader", Arc::new(r)),
                 name,
                 pid: std::process::id(),
                 timeout,
@@ -623,17 +615,13 @@ impl PyReader {
 
     /// Detach. Frames already read stay valid (they keep the mapping) until they are dropped.
     fn close(&self) {
-        let r = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(r);
+        drop(self.inner.close());
     }
 
     /// Whether `close` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.inner.is_closed()
     }
 }
 

@@ -10,6 +10,7 @@ use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, Schema, SchemaRef};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
+use qadataswap_handle::{Closable, Closed};
 use qadataswap_stream::{
     Chunk, Error as StreamError, SharedDataStream, StartAt, StreamReader, StreamWriter,
 };
@@ -86,7 +87,7 @@ pub fn stream_to_py(py: Python<'_>, e: StreamError) -> PyErr {
 /// The native stream writer.
 #[pyclass(module = "qadataswap._native", name = "StreamWriter", frozen)]
 pub struct PyStreamWriter {
-    inner: Mutex<Option<StreamWriter>>,
+    inner: Closable<StreamWriter>,
     name: String,
     pid: u32,
 }
@@ -98,12 +99,9 @@ impl PyStreamWriter {
         f: impl FnOnce(&mut StreamWriter) -> Result<R, StreamError> + Send,
     ) -> PyResult<R> {
         check_pid(py, "stream writer", &self.name, self.pid)?;
-        py.detach(|| {
-            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            g.as_mut().map(f)
-        })
-        .ok_or_else(|| released(py, "stream writer", &self.name))?
-        .map_err(|e| stream_to_py(py, e))
+        py.detach(|| self.inner.with_mut(f))
+            .map_err(|c| released(py, c.what, &self.name))?
+            .map_err(|e| stream_to_py(py, e))
     }
 }
 
@@ -162,7 +160,7 @@ impl PyStreamWriter {
             }
             let w = py.detach(|| b.create()).map_err(|e| stream_to_py(py, e))?;
             Ok(PyStreamWriter {
-                inner: Mutex::new(Some(w)),
+                inner: Closable::new("stream writer", w),
                 name,
                 pid: std::process::id(),
             })
@@ -208,17 +206,14 @@ impl PyStreamWriter {
 
     /// Close (without finishing, readers see WriterClosedError after draining, unless finish() was called).
     fn close(&self, py: Python<'_>) {
-        let w = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let w = self.inner.close();
         py.detach(move || drop(w));
     }
 
     /// Whether `close` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.inner.is_closed()
     }
 
     /// The stream's name.
@@ -245,7 +240,7 @@ impl PyStreamWriter {
 /// The native stream reader.
 #[pyclass(module = "qadataswap._native", name = "StreamReader", frozen)]
 pub struct PyStreamReader {
-    inner: Arc<Mutex<Option<StreamReader>>>,
+    inner: Arc<Closable<StreamReader>>,
     /// A chunk taken from `inner` and not handed out yet: waited for by `wait_chunk` (asyncio), peeked at by
     /// `__arrow_c_stream__` for the schema, or left unread when an exported stream was dropped. Lock order:
     /// `pending` before `inner`.
@@ -321,7 +316,7 @@ impl PyStreamReader {
                 },
             )?;
             Ok(PyStreamReader {
-                inner: Arc::new(Mutex::new(Some(r))),
+                inner: Arc::new(Closable::new("stream reader", r)),
                 pending: Arc::new(Mutex::new(None)),
                 name,
                 pid: std::process::id(),
@@ -367,11 +362,11 @@ impl PyStreamReader {
                     p.into_frame().counting_polars_copies(&self.polars_copies),
                 ));
             }
-            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            let r = g
-                .as_mut()
-                .ok_or_else(|| released(py, "stream reader", &self.name))?;
-            let c = r.try_next_chunk().map_err(|e| stream_to_py(py, e))?;
+            let c = self
+                .inner
+                .with_mut(StreamReader::try_next_chunk)
+                .map_err(|c| released(py, c.what, &self.name))?
+                .map_err(|e| stream_to_py(py, e))?;
             Ok(c.map(|c| {
                 PyFrame::new(c.frame().clone(), "shared")
                     .counting_polars_copies(&self.polars_copies)
@@ -482,21 +477,13 @@ impl PyStreamReader {
     /// Whether the stream was finished and every chunk read.
     #[getter]
     fn finished(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|r| r.is_finished())
+        self.inner.with(StreamReader::is_finished).unwrap_or(false)
     }
 
     /// Chunks returned so far.
     #[getter]
     fn delivered(&self) -> u64 {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(0, |r| r.delivered())
+        self.inner.with(StreamReader::delivered).unwrap_or(0)
     }
 
     /// The stream's name.
@@ -508,11 +495,10 @@ impl PyStreamReader {
     /// Counters of this reader (`timeouts` counts only waits that reached the caller's timeout).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         guarded(py, || {
-            let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            let r = g
-                .as_ref()
-                .ok_or_else(|| released(py, "stream reader", &self.name))?;
-            let mut s = r.stats();
+            let mut s = self
+                .inner
+                .with(StreamReader::stats)
+                .map_err(|c| released(py, c.what, &self.name))?;
             s.timeouts = s
                 .timeouts
                 .saturating_sub(self.slice_timeouts.load(Ordering::Relaxed));
@@ -529,17 +515,13 @@ impl PyStreamReader {
     fn close(&self) {
         let p = lock(&self.pending).take();
         drop(p);
-        let r = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(r);
+        drop(self.inner.close());
     }
 
     /// Whether `close` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.inner.is_closed()
     }
 }
 
@@ -588,22 +570,19 @@ enum Step {
 
 /// Wait up to `slice` for the next chunk, the pending one first. Needs no GIL.
 fn step(
-    inner: &Mutex<Option<StreamReader>>,
+    inner: &Closable<StreamReader>,
     pending: &Mutex<Option<Pending>>,
     slice: Duration,
 ) -> Result<Step, StreamError> {
     if let Some(p) = lock(pending).take() {
         return Ok(Step::Chunk(p));
     }
-    let mut g = lock(inner);
-    let Some(r) = g.as_mut() else {
-        return Ok(Step::Closed);
-    };
-    match r.next_chunk(Some(slice)) {
-        Ok(Some(c)) => Ok(Step::Chunk(Pending::of(c))),
-        Ok(None) => Ok(Step::End),
-        Err(StreamError::Timeout { .. }) => Ok(Step::Wait),
-        Err(e) => Err(e),
+    match inner.with_mut(|r| r.next_chunk(Some(slice)).map(|c| c.map(Pending::of))) {
+        Err(Closed { .. }) => Ok(Step::Closed),
+        Ok(Ok(Some(p))) => Ok(Step::Chunk(p)),
+        Ok(Ok(None)) => Ok(Step::End),
+        Ok(Err(StreamError::Timeout { .. })) => Ok(Step::Wait),
+        Ok(Err(e)) => Err(e),
     }
 }
 
@@ -656,7 +635,7 @@ impl PyStreamReader {
 /// takes the GIL: a consumer thread that holds it while another waits for it would deadlock. Waits end at the
 /// reader's timeout, or when the reader is closed.
 struct ChunkBatches {
-    inner: Arc<Mutex<Option<StreamReader>>>,
+    inner: Arc<Closable<StreamReader>>,
     pending: Arc<Mutex<Option<Pending>>>,
     name: String,
     timeout: Option<Duration>,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import multiprocessing as mp
 import os
+import re
 
 import polars as pl
 import pytest
@@ -126,6 +127,27 @@ def test_a_closed_reader_raises_released(name):
     reader.close()
     with pytest.raises(qadataswap.ReleasedError):
         reader.try_read()
+
+
+def test_every_handle_closes_twice_and_then_raises_released_naming_itself(name):
+    stream = f"{name}-s"
+    writer = SharedDataFrame.create_writer(name, size_mb=1)
+    reader = SharedDataFrame.create_reader(name)
+    stream_writer = qadataswap.SharedDataStream.create_writer(stream, size_mb=1)
+    stream_reader = qadataswap.SharedDataStream.create_reader(stream)
+    frame = pl.DataFrame({"a": [1]})
+    for handle, what, segment, use in [
+        (reader, "reader", name, reader.try_read),
+        (writer, "writer", name, lambda: writer.write(frame)),
+        (stream_reader, "stream reader", stream, stream_reader.stats),
+        (stream_writer, "stream writer", stream, lambda: stream_writer.write_chunk(frame)),
+    ]:
+        assert not handle._native.closed
+        handle.close()
+        handle.close()
+        assert handle._native.closed
+        with pytest.raises(qadataswap.ReleasedError, match=re.escape(f"this {what} of '{segment}' is closed")):
+            use()
 
 
 def test_a_negative_timeout_is_refused(name):
