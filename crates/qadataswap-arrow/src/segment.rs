@@ -240,7 +240,7 @@ impl Shared {
     }
 
     /// The commit word of slot `slot`.
-    pub fn slot_seq(&self, slot: usize) -> SeqWord<'_> {
+    pub(crate) fn slot_seq(&self, slot: usize) -> SeqWord<'_> {
         self.desc(slot).seq()
     }
 
@@ -283,7 +283,7 @@ impl Shared {
     }
 
     /// Start of the schema area.
-    pub fn schema_ptr(&self) -> *mut u8 {
+    pub(crate) fn schema_ptr(&self) -> *mut u8 {
         // SAFETY: schema_offset + schema_capacity <= data_offset <= mapping length.
         unsafe { self.map.as_mut_ptr().add(self.geo.schema_offset) }
     }
@@ -301,7 +301,7 @@ impl Shared {
 
     /// After the reader owning `entry` released a lease: wake a writer parked on the release futex. A snapshot
     /// writer is woken at once; a stream writer by the ring's hysteresis rule (`StreamRing::release_wake`).
-    pub fn lease_released(&self, entry: &ReaderEntry) {
+    pub(crate) fn lease_released(&self, entry: &ReaderEntry) {
         match self.geo.mode {
             Mode::Snapshot => self.release_notifier().notify(),
             Mode::Stream => self.stream_ring().release_wake(entry),
@@ -309,7 +309,7 @@ impl Shared {
     }
 
     /// The writer's role word (format version 2; always 0 in a version-1 segment).
-    pub fn writer_role(&self) -> OwnerWord<'_> {
+    pub(crate) fn writer_role(&self) -> OwnerWord<'_> {
         self.header().writer_role()
     }
 
@@ -326,7 +326,7 @@ impl Shared {
     }
 
     /// The header's writer identity (pid 0 = none).
-    pub fn writer_identity(&self) -> Option<ProcessIdentity> {
+    pub(crate) fn writer_identity(&self) -> Option<ProcessIdentity> {
         self.header().writer_identity()
     }
 
