@@ -136,64 +136,33 @@ pub struct DataFrameWriterBuilder {
 }
 
 impl DataFrameWriterBuilder {
-    /// Total data size of the segment in bytes, split across the slots (default: the
-    /// configuration's `memory.size_mb`, 64 MiB).
-    pub fn size(mut self, bytes: usize) -> Self {
-        self.inner = self.inner.size(bytes);
-        self
-    }
-    /// Number of slots (default: `memory.num_buffers`, 3; 1 makes the writer wait for readers to
-    /// let go).
-    pub fn slots(mut self, n: usize) -> Self {
-        self.inner = self.inner.slots(n);
-        self
-    }
-    /// Reader-table capacity (default 64).
-    pub fn reader_capacity(mut self, n: usize) -> Self {
-        self.inner = self.inner.reader_capacity(n);
-        self
-    }
-    /// Schema-area capacity in bytes (default 64 KiB).
-    pub fn schema_capacity(mut self, bytes: usize) -> Self {
-        self.inner = self.inner.schema_capacity(bytes);
-        self
-    }
-    /// File permissions of the segment (default 0o600).
-    pub fn permissions(mut self, mode: u32) -> Self {
-        self.inner = self.inner.permissions(mode);
-        self
-    }
-    /// Keep the segment after the writer closes (default false).
-    pub fn persistent(mut self, yes: bool) -> Self {
-        self.inner = self.inner.persistent(yes);
-        self
-    }
-    /// How long a write waits for a slot leased by readers (default: the configuration's
-    /// `sync.timeout_ms`, 5 s).
-    pub fn lease_timeout(mut self, d: Duration) -> Self {
-        self.inner = self.inner.lease_timeout(d);
-        self
-    }
-    /// Body compression (default: the configuration's `compression.*`, none).
-    pub fn compression(mut self, c: Option<qadataswap_arrow::Compression>) -> Self {
-        self.inner = self.inner.compression(c);
-        self
-    }
-    /// Spin iterations before parking on the futex (default 1000).
-    pub fn spin(mut self, n: u32) -> Self {
-        self.inner = self.inner.spin(n);
-        self
-    }
-    /// Take unset options from this configuration file (which must exist) instead of the usual
-    /// search (`$QADATASWAP_CONFIG`, then `./qadataswap.yaml`).
-    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.inner = self.inner.config_file(path);
-        self
-    }
-    /// Take unset options from this configuration instead of loading one.
-    pub fn config(mut self, cfg: qadataswap_arrow::Config) -> Self {
-        self.inner = self.inner.config(cfg);
-        self
+    forward! {
+        /// Total data size of the segment in bytes, split across the slots (default: the
+        /// configuration's `memory.size_mb`, 64 MiB).
+        size(bytes: usize);
+        /// Number of slots (default: `memory.num_buffers`, 3; 1 makes the writer wait for readers to
+        /// let go).
+        slots(n: usize);
+        /// Reader-table capacity (default 64).
+        reader_capacity(n: usize);
+        /// Schema-area capacity in bytes (default 64 KiB).
+        schema_capacity(bytes: usize);
+        /// File permissions of the segment (default 0o600).
+        permissions(mode: u32);
+        /// Keep the segment after the writer closes (default false).
+        persistent(yes: bool);
+        /// How long a write waits for a slot leased by readers (default: the configuration's
+        /// `sync.timeout_ms`, 5 s).
+        lease_timeout(d: Duration);
+        /// Body compression (default: the configuration's `compression.*`, none).
+        compression(c: Option<qadataswap_arrow::Compression>);
+        /// Spin iterations before parking on the futex (default 1000).
+        spin(n: u32);
+        /// Take unset options from this configuration file (which must exist) instead of the usual
+        /// search (`$QADATASWAP_CONFIG`, then `./qadataswap.yaml`).
+        config_file(path: impl Into<std::path::PathBuf>);
+        /// Take unset options from this configuration instead of loading one.
+        config(cfg: qadataswap_arrow::Config);
     }
 
     /// Create the segment and become its writer.
@@ -216,38 +185,22 @@ pub struct DataFrameReaderBuilder {
 }
 
 impl DataFrameReaderBuilder {
-    /// Default timeout of blocking reads (default `None`: until a frame arrives or the writer goes
-    /// away).
-    pub fn timeout(mut self, t: Option<Duration>) -> Self {
-        self.inner = self.inner.timeout(t);
-        self
-    }
-    /// How long to wait for the segment to be created (default: the configuration's
-    /// `sync.timeout_ms`, 5 s).
-    pub fn open_timeout(mut self, t: Duration) -> Self {
-        self.inner = self.inner.open_timeout(t);
-        self
-    }
-    /// Body validation level (default [`Validation::Trusted`]).
-    pub fn validation(mut self, v: Validation) -> Self {
-        self.inner = self.inner.validation(v);
-        self
-    }
-    /// Accept a segment whose mode lets group/others in (default false).
-    pub fn allow_shared_mode(mut self, yes: bool) -> Self {
-        self.inner = self.inner.allow_shared_mode(yes);
-        self
-    }
-    /// Spin iterations before parking on the futex (default 1000).
-    pub fn spin(mut self, n: u32) -> Self {
-        self.inner = self.inner.spin(n);
-        self
-    }
-    /// Take unset options from this configuration file (which must exist) instead of the usual
-    /// search (`$QADATASWAP_CONFIG`, then `./qadataswap.yaml`).
-    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.inner = self.inner.config_file(path);
-        self
+    forward! {
+        /// Default timeout of blocking reads (default `None`: until a frame arrives or the writer goes
+        /// away).
+        timeout(t: Option<Duration>);
+        /// How long to wait for the segment to be created (default: the configuration's
+        /// `sync.timeout_ms`, 5 s).
+        open_timeout(t: Duration);
+        /// Body validation level (default [`Validation::Trusted`]).
+        validation(v: Validation);
+        /// Accept a segment whose mode lets group/others in (default false).
+        allow_shared_mode(yes: bool);
+        /// Spin iterations before parking on the futex (default 1000).
+        spin(n: u32);
+        /// Take unset options from this configuration file (which must exist) instead of the usual
+        /// search (`$QADATASWAP_CONFIG`, then `./qadataswap.yaml`).
+        config_file(path: impl Into<std::path::PathBuf>);
     }
 
     /// Attach as a reader.

@@ -76,6 +76,21 @@
 //! writes a `LazyFrame`. The crate does not depend on `polars-lazy` itself (its query engine
 //! would more than double the adapter's build time).
 
+/// Builder setters that hand their argument to the wrapped builder of the layer below (`self.inner`): the Polars
+/// builders add nothing to an option but the type they create.
+#[cfg(feature = "polars")]
+macro_rules! forward {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $t:ty);)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, $arg: $t) -> Self {
+                self.inner = self.inner.$name($arg);
+                self
+            }
+        )*
+    };
+}
+
 #[cfg(feature = "polars")]
 pub mod error;
 #[cfg(feature = "polars")]

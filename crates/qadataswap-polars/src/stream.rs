@@ -86,65 +86,31 @@ pub struct DataFrameStreamWriterBuilder {
 }
 
 impl DataFrameStreamWriterBuilder {
-    /// Total data size of the segment in bytes, split across the slots.
-    pub fn size(mut self, bytes: usize) -> Self {
-        self.inner = self.inner.size(bytes);
-        self
-    }
-    /// Slots in the ring.
-    pub fn slots(mut self, n: usize) -> Self {
-        self.inner = self.inner.slots(n);
-        self
-    }
-    /// The timeout of one wait attempt (for room in the ring, for readers).
-    pub fn timeout(mut self, t: Option<Duration>) -> Self {
-        self.inner = self.inner.timeout(t);
-        self
-    }
-    /// How many times a timed-out wait is retried.
-    pub fn retry_count(mut self, n: u32) -> Self {
-        self.inner = self.inner.retry_count(n);
-        self
-    }
-    /// Reader-table capacity.
-    pub fn reader_capacity(mut self, n: usize) -> Self {
-        self.inner = self.inner.reader_capacity(n);
-        self
-    }
-    /// Keep the segment after the writer closes.
-    pub fn persistent(mut self, yes: bool) -> Self {
-        self.inner = self.inner.persistent(yes);
-        self
-    }
-    /// Spin iterations before parking.
-    pub fn spin(mut self, n: u32) -> Self {
-        self.inner = self.inner.spin(n);
-        self
-    }
-    /// Body compression (chunks then cost a copy to read).
-    pub fn compression(mut self, c: Option<Compression>) -> Self {
-        self.inner = self.inner.compression(c);
-        self
-    }
-    /// Readers that must be attached before the first chunk is written (default 1).
-    pub fn min_readers(mut self, n: usize) -> Self {
-        self.inner = self.inner.min_readers(n);
-        self
-    }
-    /// How long `finish` keeps a finished stream's name for readers still attaching.
-    pub fn linger(mut self, d: Duration) -> Self {
-        self.inner = self.inner.linger(d);
-        self
-    }
-    /// Take unset options from this configuration file instead of the usual search.
-    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.inner = self.inner.config_file(path);
-        self
-    }
-    /// Take unset options from this configuration instead of loading one.
-    pub fn config(mut self, cfg: Config) -> Self {
-        self.inner = self.inner.config(cfg);
-        self
+    forward! {
+        /// Total data size of the segment in bytes, split across the slots.
+        size(bytes: usize);
+        /// Slots in the ring.
+        slots(n: usize);
+        /// The timeout of one wait attempt (for room in the ring, for readers).
+        timeout(t: Option<Duration>);
+        /// How many times a timed-out wait is retried.
+        retry_count(n: u32);
+        /// Reader-table capacity.
+        reader_capacity(n: usize);
+        /// Keep the segment after the writer closes.
+        persistent(yes: bool);
+        /// Spin iterations before parking.
+        spin(n: u32);
+        /// Body compression (chunks then cost a copy to read).
+        compression(c: Option<Compression>);
+        /// Readers that must be attached before the first chunk is written (default 1).
+        min_readers(n: usize);
+        /// How long `finish` keeps a finished stream's name for readers still attaching.
+        linger(d: Duration);
+        /// Take unset options from this configuration file instead of the usual search.
+        config_file(path: impl Into<std::path::PathBuf>);
+        /// Take unset options from this configuration instead of loading one.
+        config(cfg: Config);
     }
     /// Create the stream and become its writer.
     ///
@@ -165,45 +131,23 @@ pub struct DataFrameStreamReaderBuilder {
 }
 
 impl DataFrameStreamReaderBuilder {
-    /// The timeout of one wait attempt for the next chunk.
-    pub fn timeout(mut self, t: Option<Duration>) -> Self {
-        self.inner = self.inner.timeout(t);
-        self
-    }
-    /// How many times a timed-out wait is retried.
-    pub fn retry_count(mut self, n: u32) -> Self {
-        self.inner = self.inner.retry_count(n);
-        self
-    }
-    /// How long opening waits for the stream to be created (`None`: without limit).
-    pub fn open_timeout(mut self, t: Option<Duration>) -> Self {
-        self.inner = self.inner.open_timeout(t);
-        self
-    }
-    /// Spin iterations before parking.
-    pub fn spin(mut self, n: u32) -> Self {
-        self.inner = self.inner.spin(n);
-        self
-    }
-    /// Where the reader starts.
-    pub fn start_at(mut self, start: StartAt) -> Self {
-        self.inner = self.inner.start_at(start);
-        self
-    }
-    /// Body validation level.
-    pub fn validation(mut self, v: Validation) -> Self {
-        self.inner = self.inner.validation(v);
-        self
-    }
-    /// Take unset options from this configuration file instead of the usual search.
-    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.inner = self.inner.config_file(path);
-        self
-    }
-    /// Take unset options from this configuration instead of loading one.
-    pub fn config(mut self, cfg: Config) -> Self {
-        self.inner = self.inner.config(cfg);
-        self
+    forward! {
+        /// The timeout of one wait attempt for the next chunk.
+        timeout(t: Option<Duration>);
+        /// How many times a timed-out wait is retried.
+        retry_count(n: u32);
+        /// How long opening waits for the stream to be created (`None`: without limit).
+        open_timeout(t: Option<Duration>);
+        /// Spin iterations before parking.
+        spin(n: u32);
+        /// Where the reader starts.
+        start_at(start: StartAt);
+        /// Body validation level.
+        validation(v: Validation);
+        /// Take unset options from this configuration file instead of the usual search.
+        config_file(path: impl Into<std::path::PathBuf>);
+        /// Take unset options from this configuration instead of loading one.
+        config(cfg: Config);
     }
     /// Attach as a reader.
     ///

@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use qadataswap_arrow::layout::state;
 use qadataswap_arrow::segment::Shared;
+use qadataswap_arrow::{Error, Result};
 use qadataswap_sync::primitive::Ordering;
+use qadataswap_sync::process::Liveness;
 use qadataswap_sync::ring::CURSOR_DETACHED;
 
 /// How often a waiting writer looks for dead readers (each look reads `/proc` once per registered reader).
@@ -32,4 +35,34 @@ pub(crate) fn count_positioned(s: &Shared) -> usize {
             c != 0 && c != CURSOR_DETACHED
         })
         .count()
+}
+
+/// Why no more chunks will come from the writer of `s`, if so.
+pub(crate) enum Gone {
+    /// It closed the segment without finishing the stream.
+    Closed,
+    /// It died (pid).
+    Died(u32),
+}
+
+/// Whether the writer of `s` is gone: the state word says closed, or the recorded writer is dead. Reads `/proc`
+/// once.
+///
+/// # Errors
+/// [`Error::CorruptHeader`] if the state word holds a value no writer stores.
+pub(crate) fn writer_gone(s: &Shared) -> Result<Option<Gone>> {
+    match s.state() {
+        state::CLOSED => return Ok(Some(Gone::Closed)),
+        st if st > state::FINISHED => {
+            return Err(Error::CorruptHeader {
+                name: s.name().to_owned(),
+                what: format!("unknown state {st}"),
+            })
+        }
+        _ => {}
+    }
+    Ok(match s.writer_liveness() {
+        Some((pid, Liveness::Dead)) => Some(Gone::Died(pid)),
+        _ => None,
+    })
 }

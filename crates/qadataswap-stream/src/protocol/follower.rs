@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qadataswap_arrow::decode::SchemaCache;
-use qadataswap_arrow::layout::{state, Mode};
+use qadataswap_arrow::layout::Mode;
 use qadataswap_arrow::reader::{Attachment, Frame};
 use qadataswap_arrow::segment::Shared;
 use qadataswap_arrow::stats::StatsCounters;
@@ -13,7 +13,7 @@ use qadataswap_arrow::{Error, ReaderOptions, Result, Stats, Validation};
 use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
 use qadataswap_sync::ring::{StartAt, CURSOR_DETACHED};
 
-use super::common::{effective_spin, LIVENESS_EVERY};
+use super::common::{effective_spin, writer_gone, Gone, LIVENESS_EVERY};
 
 /// What [`StreamFollower::next`] found.
 #[derive(Debug)]
@@ -173,27 +173,11 @@ impl StreamFollower {
             return Ok(p);
         }
         self.last_liveness = Instant::now();
-        let s = Arc::clone(self.att.shared());
-        let st = s.state();
-        if st > state::FINISHED {
-            return Err(Error::CorruptHeader {
-                name: s.name().to_owned(),
-                what: format!("unknown state {st}"),
-            });
-        }
-        let gone = if st == state::CLOSED {
-            Some(Error::WriterClosed {
-                name: s.name().to_owned(),
-            })
-        } else {
-            match s.writer_liveness() {
-                Some((pid, qadataswap_sync::process::Liveness::Dead)) => Some(Error::WriterDied {
-                    name: s.name().to_owned(),
-                    pid,
-                }),
-                _ => None,
-            }
-        };
+        let name = || self.att.shared().name().to_owned();
+        let gone = writer_gone(self.att.shared())?.map(|g| match g {
+            Gone::Closed => Error::WriterClosed { name: name() },
+            Gone::Died(pid) => Error::WriterDied { name: name(), pid },
+        });
         match gone {
             // Drain first: a chunk published just before the writer went is still delivered.
             Some(e) => match self.poll()? {

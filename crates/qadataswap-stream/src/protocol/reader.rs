@@ -6,16 +6,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qadataswap_arrow::decode::SchemaCache;
-use qadataswap_arrow::layout::{state, Mode};
+use qadataswap_arrow::layout::Mode;
 use qadataswap_arrow::reader::{Attachment, Frame};
 use qadataswap_arrow::segment::Shared;
 use qadataswap_arrow::stats::StatsCounters;
-use qadataswap_arrow::{Error, ReaderOptions, Result, Stats, Validation};
+use qadataswap_arrow::{ReaderOptions, Result, Stats, Validation};
 use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
 use qadataswap_sync::primitive::{fence, Ordering};
 use qadataswap_sync::ring::{StartAt, CURSOR_DETACHED};
 
-use super::common::{effective_spin, LIVENESS_EVERY};
+use super::common::{effective_spin, writer_gone, Gone, LIVENESS_EVERY};
 
 /// What a non-blocking look at the stream found.
 #[derive(Debug)]
@@ -206,21 +206,10 @@ impl StreamReaderCore {
     /// # Errors
     /// [`Error::CorruptHeader`] if the state word holds a value no writer stores.
     fn gone(&self) -> Result<Option<Poll>> {
-        let s = self.att.shared();
-        match s.state() {
-            state::CLOSED => return Ok(Some(Poll::Closed)),
-            st if st > state::FINISHED => {
-                return Err(Error::CorruptHeader {
-                    name: s.name().to_owned(),
-                    what: format!("unknown state {st}"),
-                })
-            }
-            _ => {}
-        }
-        Ok(match s.writer_liveness() {
-            Some((pid, qadataswap_sync::process::Liveness::Dead)) => Some(Poll::WriterDied { pid }),
-            _ => None,
-        })
+        Ok(writer_gone(self.att.shared())?.map(|g| match g {
+            Gone::Closed => Poll::Closed,
+            Gone::Died(pid) => Poll::WriterDied { pid },
+        }))
     }
 
     /// [`StreamReaderCore::poll`], and when nothing is pending, a check on the writer at most every 20 ms, so a
