@@ -2,8 +2,10 @@
 //!
 //! Both are `#[repr(C)]` structs of atomics whose field offsets are asserted below against the FORMAT.md tables
 //! (and, in the tests, against the tables parsed from FORMAT.md itself). Their accessors are crate-private and named
-//! for what they do (`publish`, `stream_head`, `give_up_through`, ...): nothing outside this crate stores into a
-//! protocol word, and no code picks a word's width by hand. The public description of the layout, for tools and
+//! for what they do (`publish`, `count_commit`, `record_new_writer`, ...), and no code picks a word's width by hand.
+//! Outside this crate, only the holder of the writer role stores into protocol words, through
+//! `RawWriter`'s methods (the stream ring's writer side, `finish_stream`, the claim and commit of `write_slot`);
+//! a reader's side of the ring reads. The public description of the layout, for tools and
 //! tests that corrupt segments on purpose, is [`crate::format`]: names, offsets and widths, read-only.
 
 use std::mem::offset_of;
@@ -543,9 +545,10 @@ impl std::ops::Deref for HeaderCopy {
 
 impl HeaderCopy {
     fn words(&self) -> &[AtomicU64] {
-        // SAFETY: Header is repr(C), HEADER_SIZE bytes of atomics with no padding between them (every field is
-        // 4- or 8-byte and the offsets are asserted contiguous above), 8-aligned; viewing it as HEADER_SIZE / 8
-        // AtomicU64 covers exactly its bytes, and every access through the view is atomic.
+        // SAFETY: Header is repr(C) and 8-aligned, and holds no padding: its fields' sizes add up to HEADER_SIZE,
+        // which is size_of::<Header>() (asserted above); viewing it as HEADER_SIZE / 8 AtomicU64 covers exactly its
+        // bytes, this private copy is never accessed concurrently through its typed fields, and every access through
+        // the view is atomic.
         unsafe {
             std::slice::from_raw_parts(
                 &*self.h as *const Header as *const AtomicU64,

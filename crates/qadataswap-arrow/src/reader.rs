@@ -226,7 +226,7 @@ impl Attachment {
                 what: format!("published slot {slot} is out of 0..{}", s.geo.slot_count),
             });
         }
-        let expected = frame_seq.wrapping_mul(2);
+        let expected = qadataswap_sync::ring::committed(frame_seq);
         {
             // Taken and counted together, so that a fork never copies this frame without its lease.
             let _gate = crate::fork::LeaseGate::enter();

@@ -13,7 +13,7 @@ use qadataswap_sync::lease::{LeaseTable, ReaderEntry};
 use qadataswap_sync::notify::Notifier;
 use qadataswap_sync::owner::OwnerWord;
 use qadataswap_sync::process::{Liveness, ProcessIdentity};
-use qadataswap_sync::ring::StreamRing;
+use qadataswap_sync::ring::{ReaderSide, StreamRing, WriterSide};
 use qadataswap_sync::seqlock::SeqWord;
 
 use crate::control::{Header, SlotDesc};
@@ -288,8 +288,14 @@ impl Shared {
         unsafe { self.map.as_mut_ptr().add(self.geo.schema_offset) }
     }
 
-    /// The stream ring: its words, reader table and futexes (the rules are `qadataswap_sync::ring`'s).
-    pub fn stream_ring(&self) -> StreamRing<'_> {
+    /// The stream ring, a reader's side of it: the words read, a reader's cursor handshake and wake-ups (the rules
+    /// are `qadataswap_sync::ring`'s). The writer's side is the writer's ([`crate::writer::RawWriter::stream_ring`]).
+    pub fn stream_ring(&self) -> StreamRing<'_, ReaderSide> {
+        self.stream_ring_writer().reader_side()
+    }
+
+    /// The stream ring, its writer's side (stores into `stream_head`, `stream_tail`, `stream_end`).
+    pub(crate) fn stream_ring_writer(&self) -> StreamRing<'_, WriterSide> {
         StreamRing::new(
             self.header().stream_words(),
             self.geo.slot_count,
@@ -341,7 +347,7 @@ impl Shared {
     }
 
     /// Set the state word and wake anyone waiting on it and on the publish word.
-    pub fn set_state(&self, s: u32) {
+    pub(crate) fn set_state(&self, s: u32) {
         let h = self.header();
         h.store_state(s);
         futex::wake(h.state_word(), u32::MAX);

@@ -14,6 +14,8 @@ use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
 use qadataswap_sync::owner::{Holder, Refused, Taken};
 use qadataswap_sync::process::{pid_namespace, Liveness, ProcessIdentity};
 
+use qadataswap_sync::ring::{StreamRing, WriterSide};
+
 use crate::claim::{Claim, Claimed, Committed};
 use crate::control::{Header, HeaderInit};
 use crate::encode::{self, SlotCursor};
@@ -357,6 +359,35 @@ impl RawWriter {
         self.stats.snapshot()
     }
 
+    /// Close the segment as [`RawWriter`]'s drop does (state `closed`: readers learn the writer went without
+    /// finishing a stream): see `close_with`.
+    ///
+    /// # Errors
+    /// An unlink failure other than the name being gone or replaced.
+    pub fn close(&mut self) -> Result<()> {
+        self.close_with(state::CLOSED)
+    }
+
+    /// A stream writer's end: store `stream_end = end` and the state `finished` (readers drain and see the end);
+    /// the name stays until [`RawWriter::close_finished`].
+    pub fn finish_stream(&self, end: u64) {
+        self.shared.stream_ring_writer().finish(end);
+        self.shared.set_state(state::FINISHED);
+    }
+
+    /// Close a finished stream (state `finished`): see `close_with`.
+    ///
+    /// # Errors
+    /// An unlink failure other than the name being gone or replaced.
+    pub fn close_finished(&mut self) -> Result<()> {
+        self.close_with(state::FINISHED)
+    }
+
+    /// The stream ring, its writer's side: only the holder of the writer role stores into its words.
+    pub fn stream_ring(&self) -> StreamRing<'_, WriterSide> {
+        self.shared.stream_ring_writer()
+    }
+
     /// The live counters behind [`RawWriter::stats`] (for the stream writer built on this one).
     pub fn counters(&self) -> &StatsCounters {
         &self.stats
@@ -542,7 +573,7 @@ impl RawWriter {
     ///
     /// # Errors
     /// An unlink failure other than the name being gone or replaced.
-    pub fn close_with(&mut self, final_state: u32) -> Result<()> {
+    pub(crate) fn close_with(&mut self, final_state: u32) -> Result<()> {
         if self.closed {
             return Ok(());
         }

@@ -125,3 +125,46 @@ fn a_polling_reader_holding_most_of_the_ring_still_gets_every_chunk_in_order() {
     assert_eq!(next, total + 1);
     producer.join().unwrap();
 }
+
+/// Writes `value` at header field `field` of segment `name`'s file, as a hostile process would.
+fn poke(name: &str, field: &str, value: u64) {
+    use std::os::unix::fs::FileExt;
+    let at = qadataswap_arrow::format::header_field(field)
+        .expect("a FORMAT.md header field")
+        .offset;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("{}/{name}", qadataswap_shm::SHM_DIR))
+        .unwrap();
+    f.write_all_at(&value.to_le_bytes(), at as u64).unwrap();
+}
+
+#[test]
+fn a_stream_head_and_tail_at_the_top_of_the_range_are_refused_as_a_protocol_error_not_a_panic() {
+    watchdog(Duration::from_secs(60));
+    let n = name("top");
+    let mut w = writer(&n, 2);
+    assert!(matches!(
+        write(&mut w, 1, Duration::from_secs(5)),
+        ChunkWrite::Written(_)
+    ));
+    poke(&n, "stream_head", u64::MAX);
+    poke(&n, "stream_tail", u64::MAX);
+    let opts = ReaderOptions {
+        open_timeout: Duration::ZERO,
+        ..ReaderOptions::default()
+    };
+    let mut r = StreamReaderCore::open(&n, &opts, StartAt::Oldest).unwrap();
+    match r.try_next() {
+        Err(qadataswap_arrow::Error::Protocol { what, .. }) => {
+            assert!(what.contains("chunk number"), "{what}")
+        }
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+    let mut f =
+        qadataswap_stream::protocol::StreamFollower::open(&n, &opts, StartAt::Oldest).unwrap();
+    match f.poll() {
+        Err(qadataswap_arrow::Error::Protocol { .. }) => {}
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+}

@@ -6,6 +6,8 @@
 
 use crate::lease::{LeaseTable, ReaderEntry};
 use crate::notify::Notifier;
+use std::marker::PhantomData;
+
 use crate::primitive::{fence, AtomicU64, Ordering};
 
 /// Cursor value of a reader handle that was dropped while some of its chunks are still alive: it no longer holds
@@ -70,11 +72,28 @@ pub enum StartAt {
     Newest,
 }
 
+/// The writer's side of a [`StreamRing`]: every method, the stores into `stream_head`, `stream_tail` and
+/// `stream_end` included (only the stream's writer holds one).
+#[derive(Clone, Copy, Debug)]
+pub enum WriterSide {}
+
+/// A reader's side of a [`StreamRing`]: it reads the three words, publishes its own cursor and wakes the writer;
+/// it cannot store into the ring's words:
+///
+/// ```compile_fail
+/// use qadataswap_sync::ring::{ReaderSide, StreamRing};
+/// fn a_reader_publishing(ring: StreamRing<'_, ReaderSide>) {
+///     ring.publish(1); // only the writer's side has `publish`
+/// }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub enum ReaderSide {}
+
 /// A stream segment's ring: its three words (`stream_head`, `stream_tail`, `stream_end`), its reader table and its
 /// two futexes (publish: readers park; release: the writer parks). Chunks are numbered from 1; chunk `k` lives in
-/// slot `(k - 1) % slots`.
-#[derive(Clone, Copy)]
-pub struct StreamRing<'a> {
+/// slot `(k - 1) % slots`. `Side` says who holds it: [`WriterSide`] (made by [`StreamRing::new`]) or
+/// [`ReaderSide`] ([`StreamRing::reader_side`]).
+pub struct StreamRing<'a, Side = ReaderSide> {
     head: &'a AtomicU64,
     tail: &'a AtomicU64,
     end: &'a AtomicU64,
@@ -82,9 +101,18 @@ pub struct StreamRing<'a> {
     table: LeaseTable<'a>,
     publish: Notifier<'a>,
     release: Notifier<'a>,
+    side: PhantomData<Side>,
 }
 
-impl std::fmt::Debug for StreamRing<'_> {
+impl<Side> Clone for StreamRing<'_, Side> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Side> Copy for StreamRing<'_, Side> {}
+
+impl<Side> std::fmt::Debug for StreamRing<'_, Side> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamRing")
             .field("head", &self.head())
@@ -95,15 +123,16 @@ impl std::fmt::Debug for StreamRing<'_> {
     }
 }
 
-impl<'a> StreamRing<'a> {
-    /// The ring over these words. `slots` is at least 1 (a caller bug otherwise: the header was validated).
+impl<'a> StreamRing<'a, WriterSide> {
+    /// The ring over these words, for its writer. `slots` is at least 1 (a caller bug otherwise: the header was
+    /// validated).
     pub fn new(
         (head, tail, end): (&'a AtomicU64, &'a AtomicU64, &'a AtomicU64),
         slots: usize,
         table: LeaseTable<'a>,
         publish: Notifier<'a>,
         release: Notifier<'a>,
-    ) -> StreamRing<'a> {
+    ) -> StreamRing<'a, WriterSide> {
         debug_assert!(slots >= 1);
         StreamRing {
             head,
@@ -113,50 +142,23 @@ impl<'a> StreamRing<'a> {
             table,
             publish,
             release,
+            side: PhantomData,
         }
     }
 
-    /// Slots in the ring.
-    pub fn slots(&self) -> u64 {
-        self.slots
+    /// The same ring, for a reader.
+    pub fn reader_side(self) -> StreamRing<'a, ReaderSide> {
+        StreamRing {
+            head: self.head,
+            tail: self.tail,
+            end: self.end,
+            slots: self.slots,
+            table: self.table,
+            publish: self.publish,
+            release: self.release,
+            side: PhantomData,
+        }
     }
-
-    /// The slot chunk `chunk` (>= 1) lives in.
-    pub fn slot_of(&self, chunk: u64) -> usize {
-        (chunk.saturating_sub(1) % self.slots) as usize
-    }
-
-    /// The last published chunk (0 = none yet).
-    pub fn head(&self) -> u64 {
-        self.head.load(Ordering::Acquire)
-    }
-
-    /// The oldest chunk the writer has not given up (at least 1).
-    pub fn tail(&self) -> u64 {
-        self.tail.load(Ordering::Acquire).max(1)
-    }
-
-    /// `stream_end`: 0 while open, else the last chunk + 1.
-    pub fn end(&self) -> u64 {
-        self.end.load(Ordering::Acquire)
-    }
-
-    /// The reader table.
-    pub fn table(&self) -> LeaseTable<'a> {
-        self.table
-    }
-
-    /// The publish notifier (readers park here).
-    pub fn publish_notifier(&self) -> Notifier<'a> {
-        self.publish
-    }
-
-    /// The release notifier (the writer parks here).
-    pub fn release_notifier(&self) -> Notifier<'a> {
-        self.release
-    }
-
-    // ------------------------------------------------------------------ the writer's side
 
     /// A writer taking the ring (fresh or over a dead writer): reopen the end, make the tail at least 1, and return
     /// the chunk it writes next (numbering continues after the last published chunk).
@@ -211,8 +213,75 @@ impl<'a> StreamRing<'a> {
         self.end.store(end, Ordering::Release);
         self.publish.notify();
     }
+}
 
-    // ------------------------------------------------------------------ the reader's side
+/// What both sides do: read the words, a reader's start handshake and its wake-ups of the writer.
+impl<'a, Side> StreamRing<'a, Side> {
+    /// Slots in the ring.
+    pub fn slots(&self) -> u64 {
+        self.slots
+    }
+
+    /// The slot chunk `chunk` (>= 1) lives in.
+    pub fn slot_of(&self, chunk: u64) -> usize {
+        (chunk.saturating_sub(1) % self.slots) as usize
+    }
+
+    /// The last published chunk (0 = none yet).
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// The oldest chunk the writer has not given up (at least 1).
+    pub fn tail(&self) -> u64 {
+        self.tail.load(Ordering::Acquire).max(1)
+    }
+
+    /// `stream_end`: 0 while open, else the last chunk + 1.
+    pub fn end(&self) -> u64 {
+        self.end.load(Ordering::Acquire)
+    }
+
+    /// The reader table.
+    pub fn table(&self) -> LeaseTable<'a> {
+        self.table
+    }
+
+    /// The publish notifier (readers park here).
+    pub fn publish_notifier(&self) -> Notifier<'a> {
+        self.publish
+    }
+
+    /// The release notifier (the writer parks here).
+    pub fn release_notifier(&self) -> Notifier<'a> {
+        self.release
+    }
+
+    /// The registered readers that hold a position, with it: a cursor of 0 is a reader still choosing its start and
+    /// [`CURSOR_DETACHED`] a dropped handle whose chunks live on; neither holds the writer back by position.
+    pub fn positions(&self) -> impl Iterator<Item = (&'a ReaderEntry, u64)> + 'a {
+        self.table.registered_entries().filter_map(|(_, e)| {
+            let c = e.cursor().load(Ordering::Acquire);
+            (c != 0 && c != CURSOR_DETACHED).then_some((e, c))
+        })
+    }
+
+    /// The registered readers that keep chunk `chunk`'s slot from being written, each with its cursor and its leases
+    /// on that slot: a whole ring behind, or holding the chunk the slot has now (what [`StreamRing::slot_free`]
+    /// waits for, named).
+    pub fn holding_back(
+        &self,
+        chunk: u64,
+    ) -> impl Iterator<Item = (&'a ReaderEntry, u64, u32)> + 'a {
+        let slot = self.slot_of(chunk);
+        let limit = chunk.saturating_sub(self.slots);
+        self.table.registered_entries().filter_map(move |(_, e)| {
+            let cursor = e.cursor().load(Ordering::Acquire);
+            let leases = e.lease_count(slot);
+            let behind = cursor != 0 && cursor <= limit;
+            (behind || leases > 0).then_some((e, cursor, leases))
+        })
+    }
 
     /// A new reader (its entry registered, cursor 0) picks its first chunk per `at` and publishes it as its cursor,
     /// then re-checks the tail after a full fence (the pair of [`Self::give_up_before`]): it never starts at a chunk
@@ -295,7 +364,7 @@ mod tests {
         }
     }
 
-    fn ring(w: &Words, slots: usize) -> StreamRing<'_> {
+    fn ring(w: &Words, slots: usize) -> StreamRing<'_, WriterSide> {
         StreamRing::new(
             (&w.w[0], &w.w[1], &w.w[2]),
             slots,

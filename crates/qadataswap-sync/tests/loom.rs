@@ -19,7 +19,7 @@ use qadataswap_sync::lease::{LeaseError, LeaseTable, ReaderEntry};
 use qadataswap_sync::notify::{Notifier, SpinBudget, WaitOptions};
 use qadataswap_sync::primitive::{AtomicU32, AtomicU64, Ordering};
 use qadataswap_sync::process::ProcessIdentity;
-use qadataswap_sync::ring::{self, StartAt, StreamRing};
+use qadataswap_sync::ring::{self, StartAt, StreamRing, WriterSide};
 use qadataswap_sync::seqlock::SeqWord;
 
 fn builder(preemptions: usize) -> loom::model::Builder {
@@ -255,9 +255,18 @@ impl Ring {
     /// Reads the published word, leases the slot it names expecting that frame (retrying when the writer reused the
     /// slot in between), checks the payload twice while leased, releases. Returns the frame read, if any.
     fn read(&self, entry: usize) -> Option<u64> {
+        self.read_from(entry, None)
+    }
+
+    /// [`Ring::read`], whose first look uses `first` instead of loading the published word: a reader delayed
+    /// between its load and its lease.
+    fn read_from(&self, entry: usize, mut first: Option<u64>) -> Option<u64> {
         let me = &self.entries[entry];
         for _ in 0..3 {
-            let (g, slot) = ring::unpack_published(self.published.load(Ordering::Acquire))?;
+            let word = first
+                .take()
+                .unwrap_or_else(|| self.published.load(Ordering::Acquire));
+            let (g, slot) = ring::unpack_published(word)?;
             let seq = SeqWord::new(&self.seq[slot]);
             // (A delayed reader gets here after the writer reused the slot: the lease is refused.)
             if !me.try_lease(slot, &seq, ring::committed(g)) {
@@ -303,17 +312,24 @@ fn r3_writer_never_reuses_a_leased_slot_and_a_late_reader_retries() {
                 thread::spawn(move || r.read(i))
             })
             .collect();
-        ring.publish(2);
-        ring.publish(3);
+        // Frame 2 goes to slot 1, which nobody can lease before it is published; frame 3 to slot 0, unless a
+        // reader holds it.
+        assert!(ring.publish(2), "the unpublished slot was free");
+        let published_3 = ring.publish(3);
         for r in readers {
-            r.join().unwrap();
+            let got = r.join().unwrap();
+            assert!(
+                matches!(got, Some(1) | Some(2)) || (got == Some(3) && published_3),
+                "a reader got {got:?}, a frame that was never published"
+            );
         }
         assert_eq!(ring.table().leases_on(0) + ring.table().leases_on(1), 0);
     });
 }
 
-/// The path the model above may or may not take, forced: a reader holds a published word that went stale (the
-/// writer published twice more, reusing the slot the word names) and must be refused, then read the new frame.
+/// A reader that loaded the published word and was delayed before leasing while the writer published twice more
+/// (reusing the slot the word names): its lease must be refused, and it must look again and read a newer frame.
+/// Loom runs the writer against the delayed reader; then the refusal is forced once more with the stale word.
 #[test]
 fn r3_a_reader_holding_a_stale_published_word_is_refused_and_retries() {
     builder(3).check(|| {
@@ -321,17 +337,35 @@ fn r3_a_reader_holding_a_stale_published_word_is_refused_and_retries() {
         assert_eq!(ring.table().register(id(10)), Ok(0));
         let stale = ring.published.load(Ordering::Acquire);
         let w = Arc::clone(&ring);
-        let writer = thread::spawn(move || {
-            assert!(w.publish(2));
-            assert!(w.publish(3));
-        });
-        writer.join().unwrap();
-        let (g, slot) = ring::unpack_published(stale).unwrap();
-        assert!(
-            !ring.entries[0].try_lease(slot, &SeqWord::new(&ring.seq[slot]), ring::committed(g)),
-            "a lease on a reused slot taken with a stale expectation"
-        );
-        assert_eq!(ring.read(0), Some(3));
+        let writer = thread::spawn(move || (w.publish(2), w.publish(3)));
+        let got = ring.read_from(0, Some(stale));
+        let (published_2, published_3) = writer.join().unwrap();
+        let refused = ring.stale.load(Ordering::Relaxed);
+        match got {
+            // Leased while slot 0 still held frame 1 (at once, or after a refusal met the writer's claim of slot 0
+            // that it then gave up, because of this very lease).
+            Some(1) => {}
+            Some(2) => assert!(
+                published_2 && refused >= 1,
+                "frame 2 read without a refusal"
+            ),
+            Some(3) => assert!(
+                published_3 && refused >= 1,
+                "frame 3 read without a refusal"
+            ),
+            other => panic!("the delayed reader got {other:?}"),
+        }
+        assert!(published_2, "slot 1 was never leased");
+        if published_3 {
+            // Slot 0 now holds frame 3: the stale word's expectation (frame 1) is refused, every time.
+            let before = ring.stale.load(Ordering::Relaxed);
+            assert_eq!(ring.read_from(0, Some(stale)), Some(3));
+            assert_eq!(
+                ring.stale.load(Ordering::Relaxed),
+                before + 1,
+                "one refusal, then the newest frame"
+            );
+        }
     });
 }
 
@@ -440,7 +474,7 @@ impl Stream {
         })
     }
 
-    fn ring(&self) -> StreamRing<'_> {
+    fn ring(&self) -> StreamRing<'_, WriterSide> {
         StreamRing::new(
             (&self.words[0], &self.words[1], &self.words[2]),
             RING,
@@ -483,14 +517,14 @@ impl Stream {
 
     /// Registers a reader and positions it with the real handshake (`start`); returns its entry and first chunk.
     fn join(&self) -> (usize, u64) {
-        let ring = self.ring();
+        let ring = self.ring().reader_side();
         let entry = ring.table().register(id(10)).unwrap();
         (entry, ring.start(&self.entries[entry], StartAt::Oldest))
     }
 
     /// Reads every chunk from `c` to the end; returns the chunks read.
     fn read_all(&self, spin: u32, entry: usize, mut c: u64) -> Vec<u64> {
-        let ring = self.ring();
+        let ring = self.ring().reader_side();
         let me = &self.entries[entry];
         let mut got = Vec::new();
         loop {

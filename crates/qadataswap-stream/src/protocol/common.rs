@@ -5,9 +5,7 @@ use std::time::Duration;
 use qadataswap_arrow::layout::state;
 use qadataswap_arrow::segment::Shared;
 use qadataswap_arrow::{Error, Result};
-use qadataswap_sync::primitive::Ordering;
 use qadataswap_sync::process::Liveness;
-use qadataswap_sync::ring::CURSOR_DETACHED;
 
 /// How often a waiting writer looks for dead readers (each look reads `/proc` once per registered reader).
 pub(crate) const RECLAIM_EVERY: Duration = Duration::from_millis(10);
@@ -27,14 +25,21 @@ pub(crate) fn effective_spin(s: &Shared, spin: u32) -> u32 {
     }
 }
 
-pub(crate) fn count_positioned(s: &Shared) -> usize {
-    s.lease_table()
-        .registered_entries()
-        .filter(|(_, e)| {
-            let c = e.cursor().load(Ordering::Acquire);
-            c != 0 && c != CURSOR_DETACHED
-        })
-        .count()
+/// The largest chunk number a writer can produce (its commit word is `2 * chunk`): a cursor past it comes from a
+/// hostile `stream_head`/`stream_tail`.
+pub(crate) const MAX_CHUNK: u64 = u64::MAX / 2;
+
+/// [`Error::Protocol`] for a chunk number no writer produces (so `chunk + 1` never overflows).
+pub(crate) fn check_chunk(s: &Shared, chunk: u64) -> Result<()> {
+    if chunk == 0 || chunk > MAX_CHUNK {
+        return Err(Error::Protocol {
+            name: s.name().to_owned(),
+            what: format!(
+                "chunk number {chunk} is outside 1..=2^63-1 (stream_head or stream_tail)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Why no more chunks will come from the writer of `s`, if so.

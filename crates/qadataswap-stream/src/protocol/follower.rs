@@ -13,7 +13,7 @@ use qadataswap_arrow::{Error, ReaderOptions, Result, Stats, Validation};
 use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
 use qadataswap_sync::ring::{StartAt, CURSOR_DETACHED};
 
-use super::common::{effective_spin, writer_gone, Gone, LIVENESS_EVERY};
+use super::common::{check_chunk, effective_spin, writer_gone, Gone, LIVENESS_EVERY};
 
 /// What [`StreamFollower::next`] found.
 #[derive(Debug)]
@@ -107,8 +107,7 @@ impl StreamFollower {
 
     /// Lease chunk `c` if its slot still holds it, copy it out and release the lease at once.
     fn copy_chunk(&mut self, c: u64) -> Result<Option<Frame>> {
-        let n = self.shared().geometry().slot_count as u64;
-        let slot = ((c - 1) % n) as usize;
+        let slot = self.shared().stream_ring().slot_of(c);
         let Some(leased) = self.att.lease_frame(slot, c)? else {
             return Ok(None);
         };
@@ -146,6 +145,7 @@ impl StreamFollower {
                     to: tail - 1,
                 }));
             }
+            check_chunk(self.shared(), c)?;
             if let Some(f) = self.copy_chunk(c)? {
                 self.cursor = c + 1;
                 return Ok(Some(FollowEvent::Chunk(f)));

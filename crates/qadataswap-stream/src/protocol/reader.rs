@@ -15,7 +15,7 @@ use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
 use qadataswap_sync::primitive::{fence, Ordering};
 use qadataswap_sync::ring::{StartAt, CURSOR_DETACHED};
 
-use super::common::{effective_spin, writer_gone, Gone, LIVENESS_EVERY};
+use super::common::{check_chunk, effective_spin, writer_gone, Gone, LIVENESS_EVERY};
 
 /// What a non-blocking look at the stream found.
 #[derive(Debug)]
@@ -176,6 +176,7 @@ impl StreamReaderCore {
 
     /// Lease, decode and return chunk `c`, advancing the cursor.
     fn take(&mut self, s: &Shared, c: u64) -> Result<Poll> {
+        check_chunk(s, c)?;
         let slot = s.stream_ring().slot_of(c);
         match self.att.lease_frame(slot, c)? {
             Some(leased) => {

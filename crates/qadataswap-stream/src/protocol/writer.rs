@@ -7,16 +7,14 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use qadataswap_arrow::layout::{state, Mode};
+use qadataswap_arrow::layout::Mode;
 use qadataswap_arrow::reader::reclaim_dead_readers;
 use qadataswap_arrow::segment::Shared;
 use qadataswap_arrow::writer::RawWriter;
 use qadataswap_arrow::{Error, Result, Stats, WriteInfo, WriterOptions};
 use qadataswap_sync::notify::{SpinBudget, WaitError, WaitOptions};
-use qadataswap_sync::primitive::Ordering;
-use qadataswap_sync::ring::CURSOR_DETACHED;
 
-use super::common::{count_positioned, effective_spin, RECLAIM_EVERY};
+use super::common::{effective_spin, RECLAIM_EVERY};
 
 /// A reader that keeps the writer from reusing a slot (what [`ChunkWrite::Blocked`] and the stream's
 /// `Error::ReadersBehind` report).
@@ -76,7 +74,7 @@ impl StreamWriterCore {
     /// As [`RawWriter::create`].
     pub fn create(name: &str, opts: WriterOptions) -> Result<StreamWriterCore> {
         let raw = RawWriter::create(name, Mode::Stream, opts)?;
-        let next = raw.shared().stream_ring().open_for_writer();
+        let next = raw.stream_ring().open_for_writer();
         Ok(StreamWriterCore {
             raw,
             next,
@@ -115,27 +113,20 @@ impl StreamWriterCore {
 
     /// Readers that keep chunk `chunk`'s slot from being written now.
     pub fn laggards(&self, chunk: u64) -> Vec<Laggard> {
-        let s = self.shared();
-        let n = s.geometry().slot_count as u64;
-        let slot = self.slot_of(chunk);
-        let limit = chunk.saturating_sub(n);
-        s.lease_table()
-            .registered_entries()
-            .filter_map(|(_, e)| {
-                let cursor = e.cursor().load(Ordering::Acquire);
-                let leases = e.lease_count(slot);
-                let behind = cursor != 0 && cursor <= limit;
-                (behind || leases > 0).then(|| Laggard {
-                    pid: e.pid(),
-                    next_chunk: cursor,
-                    leases,
-                })
+        self.shared()
+            .stream_ring()
+            .holding_back(chunk)
+            .map(|(e, cursor, leases)| Laggard {
+                pid: e.pid(),
+                next_chunk: cursor,
+                leases,
             })
             .collect()
     }
 
-    fn slot_free(s: &Shared, chunk: u64) -> bool {
-        s.stream_ring().slot_free(chunk)
+    /// Whether chunk `chunk`'s slot may be written now (the ring's rule; cheap: no `/proc` access).
+    fn slot_free(&self, chunk: u64) -> bool {
+        self.raw.stream_ring().slot_free(chunk)
     }
 
     /// Write `batches` (of one schema) as the next chunk, waiting until `deadline` for the slowest reader.
@@ -163,7 +154,7 @@ impl StreamWriterCore {
         let k = self.next;
         let slot = self.slot_of(k);
         // Give up chunk k - n for late joiners first, then look at the cursors.
-        shared.stream_ring().give_up_before(k);
+        self.raw.stream_ring().give_up_before(k);
         let info = loop {
             if let Some(waited) = self.wait_free(&shared, k, deadline)? {
                 self.raw.counters().count_timeout();
@@ -192,14 +183,14 @@ impl StreamWriterCore {
                 }
             }
         };
-        shared.stream_ring().publish(k);
+        self.raw.stream_ring().publish(k);
         self.next += 1;
         Ok(ChunkWrite::Written(info))
     }
 
     /// Wait until the slot is free. `Ok(None)`: free; `Ok(Some(waited))`: the deadline passed.
     fn wait_free(&self, s: &Shared, chunk: u64, deadline: Instant) -> Result<Option<Duration>> {
-        if Self::slot_free(s, chunk) {
+        if self.slot_free(chunk) {
             return Ok(None);
         }
         self.raw.counters().count_lease_wait();
@@ -215,13 +206,13 @@ impl StreamWriterCore {
         let r = s
             .release_notifier()
             .wait_until(&wait, || -> Result<Option<()>, Error> {
-                if Self::slot_free(s, chunk) {
+                if self.slot_free(chunk) {
                     return Ok(Some(()));
                 }
                 if last_reclaim.elapsed() >= RECLAIM_EVERY {
                     last_reclaim = Instant::now();
                     if !reclaim_dead_readers(s).is_empty() {
-                        return Ok(Self::slot_free(s, chunk).then_some(()));
+                        return Ok(self.slot_free(chunk).then_some(()));
                     }
                 }
                 Ok(None)
@@ -232,7 +223,7 @@ impl StreamWriterCore {
             Err(_) => {
                 // One last look for dead readers, so a deadline that passed just as one died does not fail.
                 reclaim_dead_readers(s);
-                if Self::slot_free(s, chunk) {
+                if self.slot_free(chunk) {
                     Ok(None)
                 } else {
                     Ok(Some(start.elapsed()))
@@ -244,7 +235,7 @@ impl StreamWriterCore {
     /// Readers attached and positioned (dead readers are reclaimed first, so they do not count).
     pub fn readers(&self) -> usize {
         reclaim_dead_readers(self.shared());
-        count_positioned(self.shared())
+        self.shared().stream_ring().positions().count()
     }
 
     /// Wait until at least `n` readers are attached, up to `timeout`; returns how many there are (fewer than `n`
@@ -264,7 +255,7 @@ impl StreamWriterCore {
             .release_notifier()
             .wait_until(&wait, || -> Result<Option<usize>, Error> {
                 reclaim_dead_readers(s);
-                let have = count_positioned(s);
+                let have = s.stream_ring().positions().count();
                 Ok((have >= n).then_some(have))
             });
         match r {
@@ -297,8 +288,7 @@ impl StreamWriterCore {
         self.finished = true;
         let end = self.next;
         let s = Arc::clone(self.shared());
-        s.stream_ring().finish(end);
-        s.set_state(state::FINISHED);
+        self.raw.finish_stream(end);
         if !linger.is_zero() {
             let wait = WaitOptions {
                 spin: SpinBudget(0),
@@ -312,14 +302,14 @@ impl StreamWriterCore {
                     // Readers of this very process are not waited for: one on this thread could not read on
                     // while the writer waits, and none of them needs the name any more.
                     let me = qadataswap_sync::process::current_pid();
-                    let behind = s.lease_table().registered_entries().any(|(_, e)| {
-                        let c = e.cursor().load(Ordering::Acquire);
-                        e.pid() != me && c != 0 && c != CURSOR_DETACHED && c < end
-                    });
+                    let behind = s
+                        .stream_ring()
+                        .positions()
+                        .any(|(e, c)| e.pid() != me && c < end);
                     Ok((!behind).then_some(()))
                 });
         }
-        self.raw.close_with(state::FINISHED)
+        self.raw.close_finished()
     }
 }
 
