@@ -7,6 +7,7 @@
 //! `decode_frame` (which means a check is missing). Every loop a target drives is bounded, so a target that does
 //! not return is a hang in the library.
 
+use std::ffi::CStr;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -331,5 +332,103 @@ pub fn snapshot_seeds(target: &str) -> Vec<Vec<u8>> {
         "segment" => segments,
         "frame" => out_frames,
         other => panic!("no snapshot seeds for target {other:?}"),
+    }
+}
+
+/// The input the current thread is running and where to keep it if the process must abort (raw parts, so that
+/// the allocator can read them without allocating).
+#[derive(Clone, Copy)]
+struct Running {
+    data: *const u8,
+    len: usize,
+    keep_at: *const libc::c_char,
+    dir: *const libc::c_char,
+}
+
+thread_local! {
+    static RUNNING: std::cell::Cell<Option<Running>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `f` with `data` registered as the input to keep at `keep_at` (creating the directory `dir`) if an
+/// allocation fails while `f` runs: what a fuzz harness installing [`KeepInputOnAbort`] as its global allocator
+/// wraps each input in. The registration ends with `f`, unwinding included.
+pub fn run_keeping_input<R>(data: &[u8], keep_at: &CStr, dir: &CStr, f: impl FnOnce() -> R) -> R {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            RUNNING.with(|c| c.set(None));
+        }
+    }
+    RUNNING.with(|c| {
+        c.set(Some(Running {
+            data: data.as_ptr(),
+            len: data.len(),
+            keep_at: keep_at.as_ptr(),
+            dir: dir.as_ptr(),
+        }))
+    });
+    let _clear = Clear;
+    f()
+}
+
+/// The system allocator, plus: when an allocation fails (arrow-ipc sizing a buffer from a hostile length; the
+/// process aborts next, no panic to catch), the input [`run_keeping_input`] registered is written to its file with
+/// plain system calls first. A test binary installs it with `#[global_allocator]`.
+#[derive(Debug)]
+pub struct KeepInputOnAbort;
+
+// SAFETY: every method forwards to `System` unchanged; the extra work on a failed allocation allocates nothing.
+unsafe impl std::alloc::GlobalAlloc for KeepInputOnAbort {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if p.is_null() {
+            keep_running_input();
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
+        if p.is_null() {
+            keep_running_input();
+        }
+        p
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        let p = unsafe { std::alloc::System.realloc(ptr, layout, new) };
+        if p.is_null() {
+            keep_running_input();
+        }
+        p
+    }
+}
+
+fn keep_running_input() {
+    let Some(r) = RUNNING.with(|c| c.get()) else {
+        return;
+    };
+    const SAY: &[u8] =
+        b"\nfuzz: an allocation failed (the process aborts next); the input is kept in new-crashes/\n";
+    // SAFETY: `r` was registered by `run_keeping_input` from a slice and two C strings borrowed for the whole of the
+    // run (the registration is cleared before they can be dropped, unwinding included); open/write/close get valid
+    // pointers and lengths and allocate nothing.
+    unsafe {
+        libc::write(2, SAY.as_ptr().cast(), SAY.len());
+        libc::mkdir(r.dir, 0o755);
+        let fd = libc::open(
+            r.keep_at,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            0o644,
+        );
+        if fd >= 0 {
+            libc::write(fd, r.data.cast(), r.len);
+            libc::close(fd);
+        }
     }
 }

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use arrow_ipc::{root_as_message, MessageHeader};
 use flatbuffers::Table;
 use qadataswap_arrow::format;
+use qadataswap_arrow::fuzzing as arrow_fuzzing;
 use qadataswap_arrow::golden::Lcg;
 use qadataswap_arrow::layout::{fnv1a64, READER_ENTRY_SIZE, SLOT_DESC_SIZE};
 use qadataswap_stream::fuzzing;
@@ -637,81 +638,11 @@ fn keep_crash(target: &str, what: &str, data: &[u8]) -> PathBuf {
     path
 }
 
-/// The input the current thread is running and where to keep it if the process must abort (raw parts, so that
-/// the allocator can read them without allocating).
-#[derive(Clone, Copy)]
-struct Running {
-    data: *const u8,
-    len: usize,
-    keep_at: *const libc::c_char,
-    dir: *const libc::c_char,
-}
-
-thread_local! {
-    static RUNNING: std::cell::Cell<Option<Running>> = const { std::cell::Cell::new(None) };
-}
-
-/// The system allocator, plus: when an allocation fails (arrow-ipc sizing a buffer from a hostile length; the
-/// process aborts next, no panic to catch), the input being run is written to `new-crashes/<target>-abort` with
-/// plain system calls first.
-struct KeepInputOnAbort;
-
-// SAFETY: every method forwards to `System` unchanged; the extra work on a failed allocation allocates nothing.
-unsafe impl std::alloc::GlobalAlloc for KeepInputOnAbort {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let p = unsafe { std::alloc::System.alloc(layout) };
-        if p.is_null() {
-            keep_running_input();
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
-        if p.is_null() {
-            keep_running_input();
-        }
-        p
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let p = unsafe { std::alloc::System.realloc(ptr, layout, new) };
-        if p.is_null() {
-            keep_running_input();
-        }
-        p
-    }
-}
-
+/// When an allocation fails (arrow-ipc sizing a buffer from a hostile length; the process aborts next, no panic to
+/// catch), the input being run is written to `new-crashes/<target>-abort` first (see
+/// `qadataswap_arrow::fuzzing::KeepInputOnAbort`).
 #[global_allocator]
-static ALLOCATOR: KeepInputOnAbort = KeepInputOnAbort;
-
-fn keep_running_input() {
-    let Some(r) = RUNNING.with(|c| c.get()) else {
-        return;
-    };
-    const SAY: &[u8] = b"\nfuzz: an allocation failed (the process aborts next); the input is kept in new-crashes/\n";
-    // SAFETY: `r` was set by `run_one` from a live Vec and CString that outlive the run (it clears `RUNNING`
-    // before they are dropped); open/write/close get valid pointers and lengths and allocate nothing.
-    unsafe {
-        libc::write(2, SAY.as_ptr().cast(), SAY.len());
-        libc::mkdir(r.dir, 0o755);
-        let fd = libc::open(
-            r.keep_at,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
-            0o644,
-        );
-        if fd >= 0 {
-            libc::write(fd, r.data.cast(), r.len);
-            libc::close(fd);
-        }
-    }
-}
+static ALLOCATOR: arrow_fuzzing::KeepInputOnAbort = arrow_fuzzing::KeepInputOnAbort;
 
 /// Aborts the process (after keeping the input) when no input finished for [`HANG_LIMIT`].
 struct Watchdog {
@@ -768,16 +699,9 @@ enum Outcome {
 
 fn run_one(target: &str, dog: &Watchdog, data: &[u8]) -> Outcome {
     dog.running(data);
-    RUNNING.with(|c| {
-        c.set(Some(Running {
-            data: data.as_ptr(),
-            len: data.len(),
-            keep_at: dog.abort_path.as_ptr(),
-            dir: dog.abort_dir.as_ptr(),
-        }))
+    let r = arrow_fuzzing::run_keeping_input(data, &dog.abort_path, &dog.abort_dir, || {
+        catch_unwind(AssertUnwindSafe(|| fuzzing::run(target, data)))
     });
-    let r = catch_unwind(AssertUnwindSafe(|| fuzzing::run(target, data)));
-    RUNNING.with(|c| c.set(None));
     let _ = dog.beat.send(());
     match r {
         Ok(n) => Outcome::Read(n),

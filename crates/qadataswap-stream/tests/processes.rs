@@ -10,11 +10,18 @@ use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch};
 use qadataswap_stream::{
     Config, Error, SharedDataStream, StreamReaderBuilder, StreamWriterBuilder,
 };
+use rustix::process::Signal;
 
 const ROLE: &str = "QADS_STREAM_ROLE";
 const NAME: &str = "QADS_STREAM_NAME";
 const ARG: &str = "QADS_STREAM_ARG";
 const WATCHDOG: Duration = Duration::from_secs(90);
+
+/// Send `sig` to our own child `pid` (rustix's safe kill(2)).
+fn signal(pid: i32, sig: Signal) {
+    let pid = rustix::process::Pid::from_raw(pid).expect("a child's pid is positive");
+    rustix::process::kill_process(pid, sig).expect("signal our own child");
+}
 
 fn writer(name: &str) -> StreamWriterBuilder {
     SharedDataStream::writer(name)
@@ -240,8 +247,7 @@ fn reader_process_killed_mid_stream_stops_holding_the_writer_back() {
     let pid = stalled.child.id();
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: plain kill(2) of our own child's pid.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        signal(pid as i32, Signal::KILL);
     });
     for seq in 4..=20 {
         w.write_chunk(&chunk(seq, 8)).unwrap();
@@ -278,8 +284,7 @@ fn writer_process_killed_mid_stream_is_reported_as_writer_died_after_the_drain()
     assert_eq!(expect_line(&mut writer, "WROTE"), "WROTE 5");
     let mut r = reader(&name).open().unwrap();
     let pid = writer.child.id();
-    // SAFETY: plain kill(2) of our own child's pid.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    signal(pid as i32, Signal::KILL);
     let _ = wait_exit(&mut writer);
     let mut seqs = Vec::new();
     let end = loop {
@@ -319,8 +324,7 @@ fn a_finished_stream_keeps_its_name_until_readers_of_other_processes_have_read_i
     expect_line(&mut child, "ATTACHED");
     // Stop the reader (attached, positioned at chunk 1) before it reads anything: finish must keep the name for it.
     let pid = child.child.id() as i32;
-    // SAFETY: plain kill(2) of our own child's pid.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    signal(pid, Signal::STOP);
     // SIGSTOP takes effect asynchronously: wait until every thread of the child is stopped.
     let stopped = || {
         std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
@@ -360,8 +364,7 @@ fn a_finished_stream_keeps_its_name_until_readers_of_other_processes_have_read_i
         .unwrap();
     let got: Vec<u64> = late.iter_chunks().map(|c| c.unwrap().seq()).collect();
     assert_eq!(got, [1, 2, 3]);
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    signal(pid, Signal::CONT);
     assert_eq!(expect_line(&mut child, "READ "), "READ 3");
     assert!(wait_exit(&mut child).success());
     finisher.join().unwrap();
