@@ -72,7 +72,9 @@ fn service_names(tag: &str) -> Result<(ServiceName, ServiceName), Error> {
 }
 
 fn node_name(role: &str, tag: &str) -> Result<NodeName, Error> {
-    Ok(NodeName::new(&format!("qadataswap-iceoryx2-bench-{role}-{tag}"))?)
+    Ok(NodeName::new(&format!(
+        "qadataswap-iceoryx2-bench-{role}-{tag}"
+    ))?)
 }
 
 struct Args {
@@ -243,7 +245,10 @@ fn run_publisher(quick: bool, json: Option<&str>) -> Result<(), Error> {
 
     println!("iceoryx2 0.10 publish-subscribe, loaned [u8] slice, hot (spin) receive, separate processes");
     println!("one-way latency, {WARMUP} warm-up + {measured} measured rounds per size, 10 us gap");
-    println!("{:>8}  {:>10}  {:>10}  {:>8}", "bytes", "p50", "p99", "samples");
+    println!(
+        "{:>8}  {:>10}  {:>10}  {:>8}",
+        "bytes", "p50", "p99", "samples"
+    );
     for r in &rows {
         println!(
             "{:>8}  {:>10}  {:>10}  {:>8}",

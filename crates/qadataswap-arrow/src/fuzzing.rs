@@ -191,7 +191,7 @@ pub fn frame_bytes(data: &[u8]) -> usize {
     fx.seq += 1;
     let seq = fx.seq;
     let slot = shared.slot_seq(0);
-    slot.begin_write(2 * seq - 1);
+    slot.begin_write(qadataswap_sync::ring::writing(seq));
     // SAFETY: slot 0 is `cap` bytes of this process's read-write mapping, data.len() <= cap, and no lease is held
     // on it: every frame read from it below is dropped before the next input is written.
     unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), shared.slot_ptr(0), data.len()) };
@@ -205,7 +205,7 @@ pub fn frame_bytes(data: &[u8]) -> usize {
         batches: 0,
         flags: 0,
     });
-    slot.commit(2 * seq);
+    slot.commit(qadataswap_sync::ring::committed(seq));
     shared.header().publish(seq, 0);
 
     let mut read = 0;

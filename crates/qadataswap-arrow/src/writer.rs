@@ -359,15 +359,6 @@ impl RawWriter {
         self.stats.snapshot()
     }
 
-    /// Close the segment as [`RawWriter`]'s drop does (state `closed`: readers learn the writer went without
-    /// finishing a stream): see `close_with`.
-    ///
-    /// # Errors
-    /// An unlink failure other than the name being gone or replaced.
-    pub fn close(&mut self) -> Result<()> {
-        self.close_with(state::CLOSED)
-    }
-
     /// A stream writer's end: store `stream_end = end` and the state `finished` (readers drain and see the end);
     /// the name stays until [`RawWriter::close_finished`].
     pub fn finish_stream(&self, end: u64) {

@@ -217,21 +217,7 @@ fn main() -> R<()> {
                 .open()?;
             let f = r.read()?;
             let map = r.attachment().shared().mapping();
-            let (mut inside, mut outside) = (0, 0);
-            for b in f.batches() {
-                for c in b.columns() {
-                    for (addr, len) in buffer_ranges(c.as_ref()) {
-                        if len == 0 {
-                            continue;
-                        }
-                        if map.contains(addr) && map.contains(addr + len - 1) {
-                            inside += 1;
-                        } else {
-                            outside += 1;
-                        }
-                    }
-                }
-            }
+            let (inside, outside) = count_buffers(f.batches(), map);
             dump(arg(3)?, f.schema(), f.batches())?;
             println!("READ seq={} batches={} rows={} zero_copy_buffers={inside} copied_buffers={outside}", f.seq(), f.batches().len(), f.num_rows());
             if outside != 0 {

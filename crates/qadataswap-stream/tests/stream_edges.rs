@@ -168,3 +168,34 @@ fn a_stream_head_and_tail_at_the_top_of_the_range_are_refused_as_a_protocol_erro
         other => panic!("expected a protocol error, got {other:?}"),
     }
 }
+
+#[test]
+fn a_writer_taking_over_a_stream_whose_head_is_at_the_top_of_the_range_is_refused_as_a_protocol_error(
+) {
+    watchdog(Duration::from_secs(60));
+    let n = name("top-writer");
+    let opts = WriterOptions {
+        size: 1 << 20,
+        num_buffers: 2,
+        spin: 0,
+        persistent: true,
+        ..WriterOptions::default()
+    };
+    let mut w = StreamWriterCore::create(&n, opts.clone()).unwrap();
+    assert!(matches!(
+        write(&mut w, 1, Duration::from_secs(5)),
+        ChunkWrite::Written(_)
+    ));
+    drop(w); // persistent: the name stays, the writer role is free
+    poke(&n, "stream_head", u64::MAX);
+    let mut w = StreamWriterCore::create(&n, opts).unwrap();
+    let (schema, b) = chunk(2);
+    match w.write_chunk(&schema, &[b], Instant::now() + Duration::from_secs(5)) {
+        Err(qadataswap_arrow::Error::Protocol { what, .. }) => {
+            assert!(what.contains("frame number"), "{what}")
+        }
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+    drop(w);
+    let _ = std::fs::remove_file(format!("{}/{n}", qadataswap_shm::SHM_DIR));
+}
